@@ -1,0 +1,463 @@
+"""The VSML RNN as an :class:`~vsml.learners.base.OnlineLearner` (SPEC §1–2), factorised kernels.
+
+Every weight w_ab of a network is a tiny LSTM with state (h_ab, c_ab) ∈ R^N × R^N; all LSTMs
+share one parameter set (the meta-parameters). A dense layer with A inputs and B outputs keeps its
+states flat as ``h, c: [batch, A·B, N]`` (cell index ``a·B + b``); a conv layer keeps one state
+per kernel entry, ``[batch, kh·kw·C_in·C_out, N]`` (index ``((i·kw + j)·C_in + ci)·C_out + co``),
+shared over spatial positions.
+
+Factorised tick (the "cost insight" of SPEC §1): the LSTM input is ``[fwd_in[a], bwd_in[b]]``, so
+``z_ab = U·fwd_in[a] + V·bwd_in[b] + R·h_ab + bias`` — two small matmuls per layer plus one
+``[cells, N] × [N, 4N]`` matmul — and, the message heads being linear, the reduction over the
+sending axis happens before the head: ``fwd_out[b] = W_f·mean_a h_ab + b_f``.
+
+Sub-RNN parameters (one set, or one per layer, plus optionally one set for the backward sweep)::
+
+    wx [2M, 4N]  (rows :M act on fwd_in, rows M: on bwd_in)   wh [N, 4N]   b [4N]
+    wf [N, M], bf [M]  (forward message head)     wb [N, M], bb [M]  (backward message head)
+    ln_f_scale, ln_f_bias, ln_b_scale, ln_b_bias [M]   (only with ``layer_norm``)
+
+Gate order in the 4N axis: input, forget, cell, output; i = σ(z_i − 5), f = σ(z_f + 5).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from vsml.config import ConfigError
+from vsml.learners.base import InputError, OnlineLearner, TaskSpec
+
+#: Channel of the last layer's forward message read out as the prediction (SPEC §2).
+OUTPUT_CHANNEL = 1
+#: Channel of the first layer's forward message that carries the input (SPEC §2).
+INPUT_CHANNEL = 0
+#: Channels of the last layer's backward input carrying the error and the fed label (SPEC §2).
+ERROR_CHANNEL, LABEL_CHANNEL = 0, 1
+#: Constant gate offsets so that a fresh cell keeps its state (SPEC §1).
+INPUT_GATE_OFFSET, FORGET_GATE_OFFSET = -5.0, 5.0
+LN_EPS = 1e-5
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSpec:
+    """A hidden layer. ``dense``: ``units`` outputs. ``conv``: ``channels`` outputs, square
+    ``kernel``, ``stride``, VALID padding. The output layer (dense, one unit per class) is implicit."""
+
+    kind: Literal["dense", "conv"] = "dense"
+    units: int = 0
+    channels: int = 0
+    kernel: int = 3
+    stride: int = 1
+
+    def __post_init__(self):
+        if self.kind == "dense" and self.units < 1:
+            raise ConfigError(f"dense layer needs units >= 1, got {self.units}")
+        if self.kind == "conv" and (self.channels < 1 or self.kernel < 1 or self.stride < 1):
+            raise ConfigError(f"conv layer needs channels, kernel, stride >= 1, got {self}")
+
+
+@dataclasses.dataclass(frozen=True)
+class VSMLConfig:
+    """Options of the VSML RNN (defaults as in SPEC §1–2)."""
+
+    state_size: int = 16  # N
+    message_size: int = 8  # M
+    micro_ticks: int = 2
+    hidden_layers: tuple[LayerSpec, ...] = ()
+    reduce: Literal["mean", "sum"] = "mean"
+    layer_norm: bool = False  # LayerNorm on every outgoing message
+    per_layer_rnn: bool = False  # one sub-RNN per layer instead of one shared by all
+    backward_pass: bool = False  # second sweep in reverse order with the fresh error
+    separate_backward_rnn: bool = False  # own sub-RNN(s) for that sweep (needs backward_pass)
+    label_feeding: bool = False  # feed one-hot y_{t-1} next to the error
+    init_c_fraction: float = 0.5  # fraction of c drawn at random per episode ("weights")
+    merge_fraction: float = 0.5  # fraction of h and c averaged over the batch before each step
+    output_bound: float = 100.0  # ŷ = bound·tanh(ŷ/bound); 0 disables
+
+    def __post_init__(self):
+        if self.state_size < 1 or self.message_size < 2:
+            raise ConfigError("state_size must be >= 1 and message_size >= 2 (input/label channels)")
+        if self.micro_ticks < 1:
+            raise ConfigError(f"micro_ticks must be >= 1, got {self.micro_ticks}")
+        if self.reduce not in ("mean", "sum"):
+            raise ConfigError(f"reduce must be 'mean' or 'sum', got {self.reduce!r}")
+        if self.separate_backward_rnn and not self.backward_pass:
+            raise ConfigError("separate_backward_rnn needs backward_pass: true")
+        for name in ("init_c_fraction", "merge_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.output_bound < 0:
+            raise ConfigError("output_bound must be >= 0")
+        seen_dense = False
+        for spec in self.hidden_layers:
+            if not isinstance(spec, LayerSpec):
+                raise ConfigError(f"hidden_layers entries must be LayerSpec, got {spec!r}")
+            if spec.kind == "conv" and seen_dense:
+                raise ConfigError("a conv layer cannot follow a dense layer")
+            seen_dense |= spec.kind == "dense"
+        object.__setattr__(self, "hidden_layers", tuple(self.hidden_layers))
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.hidden_layers) + 1
+
+
+# --------------------------------------------------------------------------------------------
+# Layer geometry (static, derived from the task)
+
+
+class DenseGeom(NamedTuple):
+    """Dense layer: A inputs, B outputs."""
+
+    a: int
+    b: int
+
+    @property
+    def cells(self) -> int:
+        return self.a * self.b
+
+    @property
+    def fan_in(self) -> int:
+        return self.a
+
+    @property
+    def in_units(self) -> int:
+        return self.a
+
+    @property
+    def out_units(self) -> int:
+        return self.b
+
+
+class ConvGeom(NamedTuple):
+    """Conv layer: input [h, w, cin], kernel k×k, stride s, output [ho, wo, cout] (VALID)."""
+
+    h: int
+    w: int
+    cin: int
+    k: int
+    s: int
+    cout: int
+
+    @property
+    def ho(self) -> int:
+        return (self.h - self.k) // self.s + 1
+
+    @property
+    def wo(self) -> int:
+        return (self.w - self.k) // self.s + 1
+
+    @property
+    def cells(self) -> int:
+        return self.k * self.k * self.cin * self.cout
+
+    @property
+    def fan_in(self) -> int:
+        return self.k * self.k * self.cin
+
+    @property
+    def in_units(self) -> int:
+        return self.h * self.w * self.cin
+
+    @property
+    def out_units(self) -> int:
+        return self.ho * self.wo * self.cout
+
+
+def layer_geometry(config: VSMLConfig, input_shape: tuple[int, ...], num_classes: int):
+    """Static geometry of every layer for a task; raises :class:`InputError` when impossible."""
+    geoms = []
+    shape = tuple(input_shape)
+    for idx, spec in enumerate(config.hidden_layers):
+        if spec.kind == "conv":
+            if len(shape) == 2:
+                shape = (*shape, 1)
+            if len(shape) != 3:
+                raise InputError(f"conv layer {idx} needs a [H, W] or [H, W, C] input, got input shape {shape}")
+            h, w, cin = shape
+            if spec.kernel > h or spec.kernel > w:
+                raise InputError(
+                    f"conv layer {idx}: kernel {spec.kernel}×{spec.kernel} is larger than its input {h}×{w}"
+                )
+            g = ConvGeom(h, w, cin, spec.kernel, spec.stride, spec.channels)
+            shape = (g.ho, g.wo, g.cout)
+        else:
+            g = DenseGeom(math.prod(shape), spec.units)
+            shape = (spec.units,)
+        geoms.append(g)
+    geoms.append(DenseGeom(math.prod(shape), num_classes))
+    return tuple(geoms)
+
+
+# --------------------------------------------------------------------------------------------
+# Sub-RNN parameters
+
+
+def init_cell_params(key: jax.Array, state_size: int, message_size: int, layer_norm: bool) -> dict:
+    """Parameters of one sub-RNN; truncated-normal weights with std 1/√fan_in, zero biases."""
+    n, m = state_size, message_size
+    k = jax.random.split(key, 4)
+
+    def tn(key, shape, fan_in):
+        return jax.random.truncated_normal(key, -2.0, 2.0, shape, jnp.float32) / math.sqrt(fan_in)
+
+    p = {
+        "wx": tn(k[0], (2 * m, 4 * n), 2 * m),
+        "wh": tn(k[1], (n, 4 * n), n),
+        "b": jnp.zeros((4 * n,), jnp.float32),
+        "wf": tn(k[2], (n, m), n),
+        "bf": jnp.zeros((m,), jnp.float32),
+        "wb": tn(k[3], (n, m), n),
+        "bb": jnp.zeros((m,), jnp.float32),
+    }
+    if layer_norm:
+        p |= {
+            "ln_f_scale": jnp.ones((m,), jnp.float32),
+            "ln_f_bias": jnp.zeros((m,), jnp.float32),
+            "ln_b_scale": jnp.ones((m,), jnp.float32),
+            "ln_b_bias": jnp.zeros((m,), jnp.float32),
+        }
+    return p
+
+
+def lstm_gates(z: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """LSTM nonlinearity. ``z: [..., 4N]`` pre-activations, ``c: [..., N]`` -> new ``(h, c)``."""
+    n = c.shape[-1]
+    zi, zf, zg, zo = z[..., :n], z[..., n : 2 * n], z[..., 2 * n : 3 * n], z[..., 3 * n :]
+    c = jax.nn.sigmoid(zf + FORGET_GATE_OFFSET) * c + jax.nn.sigmoid(zi + INPUT_GATE_OFFSET) * jnp.tanh(zg)
+    h = jax.nn.sigmoid(zo) * jnp.tanh(c)
+    return h, c
+
+
+def layer_norm(msg: jax.Array, scale: jax.Array, bias: jax.Array) -> jax.Array:
+    """LayerNorm over the message axis (last)."""
+    mu = msg.mean(-1, keepdims=True)
+    var = ((msg - mu) ** 2).mean(-1, keepdims=True)
+    return (msg - mu) * jax.lax.rsqrt(var + LN_EPS) * scale + bias
+
+
+def message_head(p: dict, h_reduced: jax.Array, count: float | jax.Array, direction: str, use_ln: bool):
+    """``W·h_reduced + count·b`` (then LayerNorm). ``count`` = 1 for mean reduction, else #senders."""
+    w, b = (p["wf"], p["bf"]) if direction == "f" else (p["wb"], p["bb"])
+    msg = h_reduced @ w + count * b
+    if use_ln:
+        msg = layer_norm(msg, p[f"ln_{direction}_scale"], p[f"ln_{direction}_bias"])
+    return msg
+
+
+# --------------------------------------------------------------------------------------------
+# Factorised layer kernels (batched: leading axis = batch)
+
+
+def dense_layer(p, h, c, fwd_in, bwd_in, geom: DenseGeom, config: VSMLConfig):
+    """All micro ticks of a dense layer.
+
+    ``h, c: [batch, A·B, N]``, ``fwd_in: [batch, A, M]``, ``bwd_in: [batch, B, M]`` ->
+    ``(h, c, fwd_out [batch, B, M], bwd_out [batch, A, M])``.
+    """
+    a, b = geom
+    batch, _, n = h.shape
+    m = config.message_size
+    u = fwd_in @ p["wx"][:m]  # [batch, A, 4N]
+    v = bwd_in @ p["wx"][m:] + p["b"]  # [batch, B, 4N]
+    uv = (u[:, :, None, :] + v[:, None, :, :]).reshape(batch, a * b, 4 * n)
+    for _ in range(config.micro_ticks):
+        h, c = lstm_gates(h @ p["wh"] + uv, c)
+    h3 = h.reshape(batch, a, b, n)
+    mean = config.reduce == "mean"
+    h_to_b = h3.mean(1) if mean else h3.sum(1)  # [batch, B, N]
+    h_to_a = h3.mean(2) if mean else h3.sum(2)  # [batch, A, N]
+    fwd_out = message_head(p, h_to_b, 1.0 if mean else a, "f", config.layer_norm)
+    bwd_out = message_head(p, h_to_a, 1.0 if mean else b, "b", config.layer_norm)
+    return h, c, fwd_out, bwd_out
+
+
+def conv_patches(x: jax.Array, geom: ConvGeom) -> jax.Array:
+    """``x: [batch, H, W, C, F]`` -> ``[batch, Ho, Wo, k, k, C, F]`` (VALID, stride s)."""
+    k, s, ho, wo = geom.k, geom.s, geom.ho, geom.wo
+    rows = []
+    for i in range(k):
+        cols = [x[:, i : i + s * (ho - 1) + 1 : s, j : j + s * (wo - 1) + 1 : s] for j in range(k)]
+        rows.append(jnp.stack(cols, axis=3))
+    return jnp.stack(rows, axis=3)
+
+
+def conv_unpatch(patches: jax.Array, geom: ConvGeom) -> jax.Array:
+    """Adjoint of :func:`conv_patches`: ``[batch, Ho, Wo, k, k, C, F]`` -> ``[batch, H, W, C, F]`` (sum)."""
+    k, s, ho, wo = geom.k, geom.s, geom.ho, geom.wo
+    batch, f = patches.shape[0], patches.shape[-1]
+    out = jnp.zeros((batch, geom.h, geom.w, geom.cin, f), patches.dtype)
+    for i in range(k):
+        for j in range(k):
+            out = out.at[:, i : i + s * (ho - 1) + 1 : s, j : j + s * (wo - 1) + 1 : s].add(patches[:, :, :, i, j])
+    return out
+
+
+def conv_layer(p, h, c, fwd_in, bwd_in, geom: ConvGeom, config: VSMLConfig):
+    """All micro ticks of a conv layer; states are shared over positions (averaged after each tick).
+
+    ``h, c: [batch, k·k·Cin·Cout, N]``, ``fwd_in: [batch, H·W·Cin, M]``, ``bwd_in: [batch, Ho·Wo·Cout, M]``
+    -> ``(h, c, fwd_out [batch, Ho·Wo·Cout, M], bwd_out [batch, H·W·Cin, M])``.
+    Mean reduction divides by the nominal fan (k·k·Cin forward, k·k·Cout backward).
+    """
+    g = geom
+    batch, cells, n = h.shape
+    m = config.message_size
+    kin = g.k * g.k * g.cin
+    p_ = g.ho * g.wo
+    u = fwd_in.reshape(batch, g.h, g.w, g.cin, m) @ p["wx"][:m]  # [batch, H, W, Cin, 4N]
+    up = conv_patches(u, g).reshape(batch, p_, kin, 1, 4 * n)
+    v = (bwd_in @ p["wx"][m:] + p["b"]).reshape(batch, p_, 1, g.cout, 4 * n)
+    uv = (up + v).reshape(batch, p_, cells, 4 * n)
+    for _ in range(config.micro_ticks):
+        z = (h @ p["wh"])[:, None] + uv  # [batch, P, cells, 4N]
+        hp, cp = lstm_gates(z, c[:, None])
+        h, c = hp.mean(1), cp.mean(1)
+    hp = hp.reshape(batch, p_, kin, g.cout, n)
+    mean = config.reduce == "mean"
+    h_to_out = hp.mean(2) if mean else hp.sum(2)  # [batch, P, Cout, N]
+    fwd_out = message_head(p, h_to_out, 1.0 if mean else kin, "f", config.layer_norm)
+    h_to_in = hp.sum(3).reshape(batch, g.ho, g.wo, g.k, g.k, g.cin, n)
+    h_to_in = conv_unpatch(h_to_in, g)  # [batch, H, W, Cin, N] sums over senders
+    kout = g.k * g.k * g.cout
+    counts = conv_unpatch(jnp.ones((1, g.ho, g.wo, g.k, g.k, g.cin, 1), h.dtype), g) * g.cout
+    if mean:
+        h_to_in, counts = h_to_in / kout, counts / kout
+    bwd_out = message_head(p, h_to_in, counts, "b", config.layer_norm)
+    return h, c, fwd_out.reshape(batch, p_ * g.cout, m), bwd_out.reshape(batch, g.in_units, m)
+
+
+# --------------------------------------------------------------------------------------------
+# The learner
+
+
+def bound_output(y: jax.Array, bound: float) -> jax.Array:
+    return bound * jnp.tanh(y / bound) if bound > 0 else y
+
+
+def error_message(logits, y, num_classes: int, message_size: int, label_feeding: bool):
+    """Backward input of the last layer: ``[batch, C, M]`` with softmax(ŷ)−y in channel 0 (and y in 1)."""
+    onehot = jax.nn.one_hot(y, num_classes, dtype=jnp.float32)
+    err = jax.nn.softmax(logits, axis=-1) - onehot
+    msg = jnp.zeros((*logits.shape, message_size), jnp.float32).at[..., ERROR_CHANNEL].set(err)
+    if label_feeding:
+        msg = msg.at[..., LABEL_CHANNEL].set(onehot)
+    return msg
+
+
+def input_message(x: jax.Array, message_size: int) -> jax.Array:
+    """``x: [batch, *shape]`` -> ``[batch, prod(shape), M]`` with x in channel 0."""
+    flat = x.reshape(x.shape[0], -1).astype(jnp.float32)
+    return jnp.zeros((*flat.shape, message_size), jnp.float32).at[..., INPUT_CHANNEL].set(flat)
+
+
+def merge_batch(x: jax.Array, fraction: float) -> jax.Array:
+    """Average the first ``fraction`` of the last axis over the batch (axis 0)."""
+    k = int(round(x.shape[-1] * fraction))
+    if k == 0 or x.shape[0] == 1:
+        return x
+    shared = jnp.broadcast_to(x[..., :k].mean(0, keepdims=True), x[..., :k].shape)
+    return jnp.concatenate([shared, x[..., k:]], axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class VSML(OnlineLearner):
+    """The VSML RNN learner.
+
+    State pytree: ``{"h": (per layer [batch, cells, N]), "c": (…), "bwd": (per layer [batch, out_units, M])}``
+    where ``bwd[k]`` is what layer k receives as backward input at the next step (layer k+1's last
+    backward message; for the last layer the pending error message).
+    """
+
+    config: VSMLConfig = VSMLConfig()
+
+    # kernels; the reference implementation overrides these two
+    def _dense(self, p, h, c, fwd_in, bwd_in, geom):
+        return dense_layer(p, h, c, fwd_in, bwd_in, geom, self.config)
+
+    def _conv(self, p, h, c, fwd_in, bwd_in, geom):
+        return conv_layer(p, h, c, fwd_in, bwd_in, geom, self.config)
+
+    # ---- parameters and state
+
+    def init_params(self, key: jax.Array) -> dict:
+        cfg = self.config
+        n_rnn = cfg.num_layers if cfg.per_layer_rnn else 1
+        k_f, k_b = jax.random.split(key)
+
+        def group(key):
+            return tuple(
+                init_cell_params(k, cfg.state_size, cfg.message_size, cfg.layer_norm)
+                for k in jax.random.split(key, n_rnn)
+            )
+
+        params = {"rnn": group(k_f)}
+        if cfg.separate_backward_rnn:
+            params["bwd_rnn"] = group(k_b)
+        return params
+
+    def check_task(self, task: TaskSpec) -> None:
+        layer_geometry(self.config, task.input_shape, task.num_classes)
+
+    def init_state(self, params, key, task: TaskSpec) -> dict:
+        cfg = self.config
+        geoms = layer_geometry(cfg, task.input_shape, task.num_classes)
+        n, n_rand = cfg.state_size, int(round(cfg.state_size * cfg.init_c_fraction))
+        hs, cs, bwd = [], [], []
+        for g, k in zip(geoms, jax.random.split(key, len(geoms))):
+            rand = jax.random.truncated_normal(k, -2.0, 2.0, (g.cells, n_rand), jnp.float32) / math.sqrt(g.fan_in)
+            c = jnp.concatenate([rand, jnp.zeros((g.cells, n - n_rand), jnp.float32)], -1)
+            cs.append(jnp.broadcast_to(c, (task.batch_size, g.cells, n)))
+            hs.append(jnp.zeros((task.batch_size, g.cells, n), jnp.float32))
+            bwd.append(jnp.zeros((task.batch_size, g.out_units, cfg.message_size), jnp.float32))
+        return {"h": tuple(hs), "c": tuple(cs), "bwd": tuple(bwd)}
+
+    # ---- one step
+
+    def _geoms_from(self, x, state):
+        num_classes = state["bwd"][-1].shape[1]
+        return layer_geometry(self.config, x.shape[1:], num_classes)
+
+    def _rnn(self, params, k: int, backward: bool = False):
+        group = params["bwd_rnn"] if backward and self.config.separate_backward_rnn else params["rnn"]
+        return group[k if self.config.per_layer_rnn else 0]
+
+    def _layer(self, params, k, geom, h, c, fwd_in, bwd_in, backward=False):
+        p = self._rnn(params, k, backward)
+        if isinstance(geom, ConvGeom):
+            return self._conv(p, h, c, fwd_in, bwd_in, geom)
+        return self._dense(p, h, c, fwd_in, bwd_in, geom)
+
+    def predict(self, params, state, x):
+        cfg = self.config
+        geoms = self._geoms_from(x, state)
+        hs = [merge_batch(h, cfg.merge_fraction) for h in state["h"]]
+        cs = [merge_batch(c, cfg.merge_fraction) for c in state["c"]]
+        bwd = list(state["bwd"])
+        msg = input_message(x, cfg.message_size)
+        for k, g in enumerate(geoms):
+            bwd_in = jnp.zeros_like(bwd[k]) if cfg.backward_pass else bwd[k]
+            hs[k], cs[k], msg, bwd_out = self._layer(params, k, g, hs[k], cs[k], msg, bwd_in)
+            if k > 0 and not cfg.backward_pass:
+                bwd[k - 1] = bwd_out
+        logits = bound_output(msg[..., OUTPUT_CHANNEL], cfg.output_bound)
+        return {"h": tuple(hs), "c": tuple(cs), "bwd": tuple(bwd)}, logits
+
+    def update(self, params, state, x, logits, y):
+        cfg = self.config
+        err = error_message(logits, y, logits.shape[-1], cfg.message_size, cfg.label_feeding)
+        if not cfg.backward_pass:
+            return {**state, "bwd": (*state["bwd"][:-1], err)}
+        geoms = self._geoms_from(x, state)
+        hs, cs = list(state["h"]), list(state["c"])
+        msg = err
+        for k in reversed(range(len(geoms))):
+            g = geoms[k]
+            fwd_zero = jnp.zeros((msg.shape[0], g.in_units, cfg.message_size), jnp.float32)
+            hs[k], cs[k], _, msg = self._layer(params, k, g, hs[k], cs[k], fwd_zero, msg, backward=True)
+        return {**state, "h": tuple(hs), "c": tuple(cs)}
