@@ -44,69 +44,71 @@ def _finish(p, msgs, direction, use_ln):
 
 
 def reference_dense(p, h, c, fwd_in, bwd_in, geom: DenseGeom, config):
-    """Same contract as :func:`vsml.learners.vsml.dense_layer`, one example at a time."""
+    """Same contract as :func:`vsml.learners.vsml.dense_layer` (per example, vmapped over the batch)."""
+    return jax.vmap(lambda *a: _reference_dense_one(p, *a, geom, config))(h, c, fwd_in, bwd_in)
+
+
+def _reference_dense_one(p, h, c, fwd_in, bwd_in, geom: DenseGeom, config):
     a, b = geom
     n, m = config.state_size, config.message_size
     red = jnp.mean if config.reduce == "mean" else jnp.sum
-    outs = []
-    for e in range(h.shape[0]):
-        he, ce = h[e].reshape(a, b, n), c[e].reshape(a, b, n)
-        inp = jnp.concatenate(
-            [jnp.broadcast_to(fwd_in[e][:, None, :], (a, b, m)), jnp.broadcast_to(bwd_in[e][None, :, :], (a, b, m))],
-            axis=-1,
-        )
-        for _ in range(config.micro_ticks):
-            he, ce = lstm_cell(p, inp, he, ce)
-        per_cell_f = he @ p["wf"] + p["bf"]  # [A, B, M]
-        per_cell_b = he @ p["wb"] + p["bb"]
-        fwd = _finish(p, red(per_cell_f, axis=0), "f", config.layer_norm)
-        bwd = _finish(p, red(per_cell_b, axis=1), "b", config.layer_norm)
-        outs.append((he.reshape(a * b, n), ce.reshape(a * b, n), fwd, bwd))
-    return tuple(jnp.stack(x) for x in zip(*outs))
+    he, ce = h.reshape(a, b, n), c.reshape(a, b, n)
+    inp = jnp.concatenate(
+        [jnp.broadcast_to(fwd_in[:, None, :], (a, b, m)), jnp.broadcast_to(bwd_in[None, :, :], (a, b, m))],
+        axis=-1,
+    )
+    for _ in range(config.micro_ticks):
+        he, ce = lstm_cell(p, inp, he, ce)
+    per_cell_f = he @ p["wf"] + p["bf"]  # [A, B, M]
+    per_cell_b = he @ p["wb"] + p["bb"]
+    fwd = _finish(p, red(per_cell_f, axis=0), "f", config.layer_norm)
+    bwd = _finish(p, red(per_cell_b, axis=1), "b", config.layer_norm)
+    return he.reshape(a * b, n), ce.reshape(a * b, n), fwd, bwd
 
 
 def reference_conv(p, h, c, fwd_in, bwd_in, geom: ConvGeom, config):
-    """Same contract as :func:`vsml.learners.vsml.conv_layer`, looping over examples and positions."""
+    """Same contract as :func:`vsml.learners.vsml.conv_layer`, looping over output positions."""
+    return jax.vmap(lambda *a: _reference_conv_one(p, *a, geom, config))(h, c, fwd_in, bwd_in)
+
+
+def _reference_conv_one(p, h, c, fwd_in, bwd_in, geom: ConvGeom, config):
     g = geom
     n, m = config.state_size, config.message_size
     kin, kout = g.k * g.k * g.cin, g.k * g.k * g.cout
     mean = config.reduce == "mean"
-    outs = []
-    for e in range(h.shape[0]):
-        x = fwd_in[e].reshape(g.h, g.w, g.cin, m)
-        err = bwd_in[e].reshape(g.ho, g.wo, g.cout, m)
-        he = h[e].reshape(g.k, g.k, g.cin, g.cout, n)
-        ce = c[e].reshape(g.k, g.k, g.cin, g.cout, n)
-        for _ in range(config.micro_ticks):
-            new_h, new_c = [], []
-            for oy in range(g.ho):
-                for ox in range(g.wo):
-                    patch = x[oy * g.s : oy * g.s + g.k, ox * g.s : ox * g.s + g.k]  # [k, k, Cin, M]
-                    inp = jnp.concatenate(
-                        [
-                            jnp.broadcast_to(patch[:, :, :, None, :], (g.k, g.k, g.cin, g.cout, m)),
-                            jnp.broadcast_to(err[oy, ox][None, None, None], (g.k, g.k, g.cin, g.cout, m)),
-                        ],
-                        axis=-1,
-                    )
-                    hp, cp = lstm_cell(p, inp, he, ce)
-                    new_h.append(hp)
-                    new_c.append(cp)
-            he, ce = jnp.mean(jnp.stack(new_h), 0), jnp.mean(jnp.stack(new_c), 0)
-        fwd = jnp.zeros((g.ho, g.wo, g.cout, m))
-        bwd = jnp.zeros((g.h, g.w, g.cin, m))
-        for idx, hp in enumerate(new_h):  # last tick's per-position states
-            oy, ox = divmod(idx, g.wo)
-            per_cell_f = hp @ p["wf"] + p["bf"]  # [k, k, Cin, Cout, M]
-            per_cell_b = hp @ p["wb"] + p["bb"]
-            fwd = fwd.at[oy, ox].set(per_cell_f.sum((0, 1, 2)) / (kin if mean else 1))
-            bwd = bwd.at[oy * g.s : oy * g.s + g.k, ox * g.s : ox * g.s + g.k].add(per_cell_b.sum(3))
-        if mean:
-            bwd = bwd / kout
-        fwd = _finish(p, fwd, "f", config.layer_norm)
-        bwd = _finish(p, bwd, "b", config.layer_norm)
-        outs.append((he.reshape(-1, n), ce.reshape(-1, n), fwd.reshape(-1, m), bwd.reshape(-1, m)))
-    return tuple(jnp.stack(x) for x in zip(*outs))
+    x = fwd_in.reshape(g.h, g.w, g.cin, m)
+    err = bwd_in.reshape(g.ho, g.wo, g.cout, m)
+    he = h.reshape(g.k, g.k, g.cin, g.cout, n)
+    ce = c.reshape(g.k, g.k, g.cin, g.cout, n)
+    for _ in range(config.micro_ticks):
+        new_h, new_c = [], []
+        for oy in range(g.ho):
+            for ox in range(g.wo):
+                patch = x[oy * g.s : oy * g.s + g.k, ox * g.s : ox * g.s + g.k]  # [k, k, Cin, M]
+                inp = jnp.concatenate(
+                    [
+                        jnp.broadcast_to(patch[:, :, :, None, :], (g.k, g.k, g.cin, g.cout, m)),
+                        jnp.broadcast_to(err[oy, ox][None, None, None], (g.k, g.k, g.cin, g.cout, m)),
+                    ],
+                    axis=-1,
+                )
+                hp, cp = lstm_cell(p, inp, he, ce)
+                new_h.append(hp)
+                new_c.append(cp)
+        he, ce = jnp.mean(jnp.stack(new_h), 0), jnp.mean(jnp.stack(new_c), 0)
+    fwd = jnp.zeros((g.ho, g.wo, g.cout, m))
+    bwd = jnp.zeros((g.h, g.w, g.cin, m))
+    for idx, hp in enumerate(new_h):  # last tick's per-position states
+        oy, ox = divmod(idx, g.wo)
+        per_cell_f = hp @ p["wf"] + p["bf"]  # [k, k, Cin, Cout, M]
+        per_cell_b = hp @ p["wb"] + p["bb"]
+        fwd = fwd.at[oy, ox].set(per_cell_f.sum((0, 1, 2)) / (kin if mean else 1))
+        bwd = bwd.at[oy * g.s : oy * g.s + g.k, ox * g.s : ox * g.s + g.k].add(per_cell_b.sum(3))
+    if mean:
+        bwd = bwd / kout
+    fwd = _finish(p, fwd, "f", config.layer_norm)
+    bwd = _finish(p, bwd, "b", config.layer_norm)
+    return he.reshape(-1, n), ce.reshape(-1, n), fwd.reshape(-1, m), bwd.reshape(-1, m)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,6 +28,7 @@ from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from vsml.config import ConfigError
 from vsml.learners.base import InputError, OnlineLearner, TaskSpec
@@ -277,25 +278,28 @@ def dense_layer(p, h, c, fwd_in, bwd_in, geom: DenseGeom, config: VSMLConfig):
     return h, c, fwd_out, bwd_out
 
 
+def _patch_index(geom: ConvGeom):
+    """Static gather indices: rows ``[Ho, 1, k, 1]`` and columns ``[1, Wo, 1, k]`` of each patch entry."""
+    k, s = geom.k, geom.s
+    rows = (np.arange(geom.ho)[:, None] * s + np.arange(k)[None, :])[:, None, :, None]
+    cols = (np.arange(geom.wo)[:, None] * s + np.arange(k)[None, :])[None, :, None, :]
+    return rows, cols
+
+
 def conv_patches(x: jax.Array, geom: ConvGeom) -> jax.Array:
-    """``x: [batch, H, W, C, F]`` -> ``[batch, Ho, Wo, k, k, C, F]`` (VALID, stride s)."""
-    k, s, ho, wo = geom.k, geom.s, geom.ho, geom.wo
-    rows = []
-    for i in range(k):
-        cols = [x[:, i : i + s * (ho - 1) + 1 : s, j : j + s * (wo - 1) + 1 : s] for j in range(k)]
-        rows.append(jnp.stack(cols, axis=3))
-    return jnp.stack(rows, axis=3)
+    """``x: [batch, H, W, C, F]`` -> ``[batch, Ho, Wo, k, k, C, F]`` (VALID, stride s), one gather."""
+    rows, cols = _patch_index(geom)
+    return x[:, rows, cols]
 
 
 def conv_unpatch(patches: jax.Array, geom: ConvGeom) -> jax.Array:
-    """Adjoint of :func:`conv_patches`: ``[batch, Ho, Wo, k, k, C, F]`` -> ``[batch, H, W, C, F]`` (sum)."""
-    k, s, ho, wo = geom.k, geom.s, geom.ho, geom.wo
-    batch, f = patches.shape[0], patches.shape[-1]
-    out = jnp.zeros((batch, geom.h, geom.w, geom.cin, f), patches.dtype)
-    for i in range(k):
-        for j in range(k):
-            out = out.at[:, i : i + s * (ho - 1) + 1 : s, j : j + s * (wo - 1) + 1 : s].add(patches[:, :, :, i, j])
-    return out
+    """Adjoint of :func:`conv_patches` (sums overlapping entries), one scatter-add."""
+    rows, cols = _patch_index(geom)
+    flat = np.broadcast_to(rows * geom.w + cols, (geom.ho, geom.wo, geom.k, geom.k)).reshape(-1)
+    batch, c, f = patches.shape[0], patches.shape[-2], patches.shape[-1]
+    out = jnp.zeros((batch, geom.h * geom.w, c, f), patches.dtype)
+    out = out.at[:, flat].add(patches.reshape(batch, -1, c, f))
+    return out.reshape(batch, geom.h, geom.w, c, f)
 
 
 def conv_layer(p, h, c, fwd_in, bwd_in, geom: ConvGeom, config: VSMLConfig):
