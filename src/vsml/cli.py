@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. micro_ticks=3")
     run.set_defaults(func=_cmd_run)
+
+    from vsml.data import cli as data_cli
+
+    data_cli.register(sub)
     return parser
 
 

@@ -1,0 +1,426 @@
+"""Episode sampling: a key -> a meta-batch of online-learning episodes, inside ``jit``.
+
+    sampler = EpisodeSampler(SamplerConfig(datasets=("mnist",), steps=500, projection="episode"))
+    xs, ys = sampler.sample(key, 128)   # xs [128, 500, 1, 784] float32, ys [128, 500, 1] int32
+
+Construction loads each dataset split once (see :mod:`vsml.data.registry`), applies the static
+preprocessing (grayscale, resize, normalisation, padding, fixed class subsets) and keeps the whole
+split on device. ``sample`` is a pure function of ``(key, num_episodes)``: per episode it draws a
+dataset of the mixture, a class subset and label order, the examples, and the per-episode input
+permutation/projection, all from the key. It works under ``jit``/``vmap``; inside your own ``jit``
+pass the sampler as an argument (it is a pytree whose leaves are the device arrays), so the data
+are not baked into the compiled program as constants.
+
+Members of a mixture must share one input shape after preprocessing: give ``image_size`` (and/or
+``pad_to``) when their native sizes differ, and keep ``grayscale=True`` to mix RGB with grayscale.
+
+Episode layouts:
+
+- stream (default): ``steps`` examples, each an independent draw from the episode's classes
+  (uniform over examples, or over classes with ``balanced=True``);
+- few-shot (``fewshot=FewShotConfig(ways, shots, queries)``): ``ways * shots`` labelled examples
+  (``shots`` distinct examples of each of ``ways`` random classes, in random order) followed by
+  ``queries`` held-back examples of those classes; labels are a random assignment of 0..ways-1.
+  The last ``queries`` steps are the queries (score them with a "last step(s) only" objective).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from functools import partial
+from typing import Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vsml.data import registry, transforms
+from vsml.data.integrity import DataError
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """One member of a dataset mixture. ``split`` may be sliced (``"test[:80%]"``); ``classes`` keeps
+    only those classes, relabelled to 0..k-1 in the given order; ``weight`` is its sampling weight."""
+
+    name: str
+    split: str = "train"
+    weight: float = 1.0
+    classes: tuple[int, ...] | None = None
+
+    def __post_init__(self):
+        if not (self.weight > 0 and math.isfinite(self.weight)):
+            raise DataError(f"dataset '{self.name}': weight must be positive, got {self.weight}")
+        if self.classes is not None:
+            object.__setattr__(self, "classes", tuple(int(c) for c in self.classes))
+            if len(self.classes) < 2:
+                raise DataError(f"dataset '{self.name}': a class subset needs at least 2 classes, got {self.classes}")
+
+
+@dataclasses.dataclass(frozen=True)
+class FewShotConfig:
+    """N-way K-shot episodes: ``ways * shots`` labelled examples, then ``queries`` query examples."""
+
+    ways: int = 5
+    shots: int = 1
+    queries: int = 1
+
+    def __post_init__(self):
+        if self.ways < 2 or self.shots < 1 or self.queries < 0:
+            raise DataError(f"few-shot needs ways >= 2, shots >= 1, queries >= 0; got {self}")
+
+    @property
+    def steps(self) -> int:
+        return self.ways * self.shots + self.queries
+
+
+Mode = Literal["none", "episode", "fixed"]
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerConfig:
+    """What episodes look like. Shapes: ``xs [episodes, steps, batch_size, *input_shape]``.
+
+    - ``datasets``: names or :class:`DatasetSpec` s (a weighted mixture when several).
+    - ``steps``: episode length T (default 500; few-shot: ``ways*shots+queries``, may be omitted).
+    - ``image_size`` ``(h, w)``: resize every image (bilinear, antialiased); ``pad_to`` ``(h, w)``:
+      centre-pad afterwards with the value of a black (0) pixel.
+    - ``grayscale``: RGB -> luma; ``normalize``: ``(x - mean) / std`` with the dataset's statistics.
+    - ``flatten``: inputs ``[h*w*c]`` instead of ``[h, w, c]`` (projection always flattens).
+    - ``num_classes``: classes per episode, a random subset relabelled 0..k-1 (``None``: all of the
+      member's classes, labels unchanged unless ``permute_classes``); ``permute_classes``: random
+      label order per episode; ``balanced``: draw classes uniformly instead of examples uniformly.
+    - ``output_classes``: pad the class count reported to learners (>= any episode's classes).
+    - ``projection``: ``"episode"`` draws a Glorot-uniform ``[D, projection_dim]`` matrix per episode,
+      ``"fixed"`` one for all (NumPy, from ``seed``); ``permutation``: the same for a pixel permutation.
+    """
+
+    datasets: tuple[DatasetSpec | str, ...] = (DatasetSpec("mnist"),)
+    steps: int | None = None
+    batch_size: int = 1
+    image_size: tuple[int, int] | None = None
+    pad_to: tuple[int, int] | None = None
+    grayscale: bool = True
+    normalize: bool = True
+    flatten: bool = False
+    num_classes: int | None = None
+    output_classes: int | None = None
+    permute_classes: bool = False
+    balanced: bool = False
+    projection: Mode = "none"
+    projection_dim: int | None = None
+    permutation: Mode = "none"
+    seed: int = 0
+    fewshot: FewShotConfig | None = None
+    data_dir: str | None = None
+    verify: bool = True
+
+    def __post_init__(self):
+        specs = self.datasets if isinstance(self.datasets, (tuple, list)) else (self.datasets,)
+        specs = tuple(DatasetSpec(s) if isinstance(s, str) else s for s in specs)
+        if not specs:
+            raise DataError("a sampler needs at least one dataset")
+        object.__setattr__(self, "datasets", specs)
+        for name in ("image_size", "pad_to"):
+            v = getattr(self, name)
+            if v is not None:
+                v = tuple(int(d) for d in v)
+                if len(v) != 2 or min(v) < 1:
+                    raise DataError(f"{name} must be (height, width) with positive sizes, got {v}")
+                object.__setattr__(self, name, v)
+        if self.fewshot is not None:
+            if self.steps is not None and self.steps != self.fewshot.steps:
+                raise DataError(f"few-shot episodes have ways*shots+queries = {self.fewshot.steps} steps, but steps={self.steps}")
+            if self.num_classes is not None and self.num_classes != self.fewshot.ways:
+                raise DataError(f"few-shot episodes have {self.fewshot.ways} classes (ways), but num_classes={self.num_classes}")
+        if self.episode_steps < 1 or self.batch_size < 1:
+            raise DataError(f"steps and batch_size must be >= 1, got {self.episode_steps} and {self.batch_size}")
+        if self.num_classes is not None and self.num_classes < 2:
+            raise DataError(f"num_classes must be >= 2, got {self.num_classes}")
+        for name in ("projection", "permutation"):
+            if getattr(self, name) not in ("none", "episode", "fixed"):
+                raise DataError(f"{name} must be 'none', 'episode' or 'fixed', got {getattr(self, name)!r}")
+        if self.projection_dim is not None and (self.projection == "none" or self.projection_dim < 1):
+            raise DataError("projection_dim needs projection='episode' or 'fixed' and a positive size")
+
+    @property
+    def episode_steps(self) -> int:
+        if self.fewshot is not None:
+            return self.fewshot.steps
+        return 500 if self.steps is None else self.steps
+
+
+class _Tables(NamedTuple):
+    """Device arrays (pytree leaves). ``N`` examples of all members, ``M`` members, ``C`` max classes."""
+
+    data: jax.Array  # [N, *stored_shape] uint8 or float32
+    scale: jax.Array  # [M] float32: x = data * scale + shift
+    shift: jax.Array  # [M]
+    order: jax.Array  # [N] int32: example indices grouped by (member, class)
+    start: jax.Array  # [M, C] int32: first position of each class in ``order``
+    count: jax.Array  # [M, C] int32: examples per class (0 for absent / ineligible classes)
+    num_classes: jax.Array  # [M] int32
+    logits: jax.Array  # [M] float32 log mixture weights
+    projection: jax.Array | None  # [D, D'] for projection="fixed"
+    permutation: jax.Array | None  # [D] for permutation="fixed"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Static:
+    steps: int
+    batch: int
+    members: int
+    max_classes: int
+    slots: int  # classes per episode (labels are slot indices)
+    all_classes: bool  # num_classes=None in stream mode
+    permute_classes: bool
+    balanced: bool
+    stored_shape: tuple[int, ...]
+    flatten: bool
+    projection: str
+    projection_dim: int
+    permutation: str
+    fewshot: tuple[int, int, int] | None
+    max_count: int
+
+
+def _prepare_member(spec: DatasetSpec, cfg: SamplerConfig):
+    """Load one member and apply the static preprocessing. Returns (data, labels, classes, scale, shift)."""
+    split = registry.load(spec.name, spec.split, data_dir=cfg.data_dir, verify=cfg.verify)
+    images, labels, num_classes = split.images, split.labels, split.num_classes
+    if spec.classes is not None:
+        bad = [c for c in spec.classes if not 0 <= c < num_classes]
+        if bad:
+            raise DataError(f"dataset '{spec.name}': classes {bad} out of range [0, {num_classes})")
+        images, labels = transforms.select_classes(images, labels, spec.classes)
+        num_classes = len(spec.classes)
+    x = images
+    if cfg.grayscale and x.shape[-1] == 3:
+        x = transforms.grayscale(x)
+    if cfg.image_size is not None and tuple(x.shape[1:3]) != cfg.image_size:
+        x = transforms.resize(x, cfg.image_size)
+    scale, shift = (1 / 255.0 if x.dtype == np.uint8 else 1.0), 0.0
+    pad_value = 0.0  # a black pixel, in the units stored
+    if cfg.normalize:
+        mean, std = split.mean, split.std
+        if mean is None or std is None or x.shape[-1] != 1:  # statistics computed from this split
+            unit = transforms.to_unit(x)
+            mean, std = float(unit.mean()), float(unit.std())
+        if x.dtype == np.uint8:  # keep uint8 on device; normalise after the gather
+            scale, shift = 1.0 / (255.0 * std), -mean / std
+        else:
+            x = transforms.normalize(x, mean, std)
+            pad_value = -mean / std
+    if cfg.pad_to is not None:
+        x = transforms.pad_to(x, cfg.pad_to, value=pad_value)
+    return x, np.asarray(labels, np.int32), num_classes, scale, shift
+
+
+@jax.tree_util.register_pytree_node_class
+class EpisodeSampler:
+    """Builds device tables from a :class:`SamplerConfig`; ``sample(key, n)`` -> ``(xs, ys)``.
+
+    Attributes: ``config``, ``input_shape`` (one example), ``num_classes`` (label range for learners),
+    ``steps``, ``batch_size``, ``query_steps`` (few-shot: trailing query steps, else 0).
+    """
+
+    def __init__(self, config: SamplerConfig):
+        cfg = config
+        parts = [_prepare_member(spec, cfg) for spec in cfg.datasets]
+        shapes = {tuple(p[0].shape[1:]) for p in parts}
+        if len(shapes) > 1:
+            detail = ", ".join(f"{s.name}: {list(p[0].shape[1:])}" for s, p in zip(cfg.datasets, parts))
+            raise DataError(f"mixture members must share one input shape after preprocessing ({detail}); "
+                            "set image_size (and/or pad_to), and grayscale=True to mix RGB with grayscale")
+        if any(p[0].dtype != np.uint8 for p in parts):  # mixed storage: materialise floats
+            parts = [(p[0].astype(np.float32) * np.float32(p[3]) + np.float32(p[4]), p[1], p[2], 1.0, 0.0)
+                     if p[0].dtype == np.uint8 else p for p in parts]
+        need = cfg.fewshot.shots + cfg.fewshot.queries if cfg.fewshot else 1
+        max_c = max(p[2] for p in parts)
+        M = len(parts)
+        start = np.zeros((M, max_c), np.int32)
+        count = np.zeros((M, max_c), np.int32)
+        orders, offset = [], 0
+        for m, ((x, labels, C, _, _), spec) in enumerate(zip(parts, cfg.datasets)):
+            orders.append(np.argsort(labels, kind="stable").astype(np.int32) + offset)
+            cnt = np.bincount(labels, minlength=C)
+            start[m, :C] = offset + np.concatenate([[0], np.cumsum(cnt)[:-1]])
+            count[m, :C] = np.where(cnt >= need, cnt, 0)
+            eligible = int((count[m] > 0).sum())
+            want = cfg.fewshot.ways if cfg.fewshot else (cfg.num_classes or 1)
+            if eligible < want:
+                what = f"with at least {need} examples " if cfg.fewshot else ""
+                raise DataError(f"dataset '{spec.name}' split '{spec.split}' has {eligible} classes {what}"
+                                f"but episodes need {want}")
+            offset += len(labels)
+        slots = cfg.fewshot.ways if cfg.fewshot else (cfg.num_classes or max_c)
+        out_classes = slots
+        if cfg.output_classes is not None:
+            if cfg.output_classes < slots:
+                raise DataError(f"output_classes={cfg.output_classes} is smaller than the {slots} classes of an episode")
+            out_classes = cfg.output_classes
+        stored = tuple(parts[0][0].shape[1:])
+        d = int(np.prod(stored))
+        proj_dim = cfg.projection_dim or d
+        rng = np.random.default_rng(cfg.seed)  # "fixed" transforms: NumPy, the same everywhere
+        limit = math.sqrt(6.0 / (d + proj_dim))  # Glorot-uniform
+        fixed_w = rng.uniform(-limit, limit, (d, proj_dim)).astype(np.float32) if cfg.projection == "fixed" else None
+        fixed_perm = rng.permutation(d).astype(np.int32) if cfg.permutation == "fixed" else None
+        weights = np.asarray([s.weight for s in cfg.datasets], np.float64)
+        self.tables = _Tables(
+            data=jnp.asarray(np.concatenate([p[0] for p in parts])),
+            scale=jnp.asarray([p[3] for p in parts], jnp.float32),
+            shift=jnp.asarray([p[4] for p in parts], jnp.float32),
+            order=jnp.asarray(np.concatenate(orders)),
+            start=jnp.asarray(start),
+            count=jnp.asarray(count),
+            num_classes=jnp.asarray([p[2] for p in parts], jnp.int32),
+            logits=jnp.asarray(np.log(weights / weights.sum()), jnp.float32),
+            projection=None if fixed_w is None else jnp.asarray(fixed_w),
+            permutation=None if fixed_perm is None else jnp.asarray(fixed_perm),
+        )
+        self.static = _Static(
+            steps=cfg.episode_steps, batch=cfg.batch_size, members=M, max_classes=max_c, slots=slots,
+            all_classes=cfg.fewshot is None and cfg.num_classes is None,
+            permute_classes=cfg.permute_classes, balanced=cfg.balanced, stored_shape=stored,
+            flatten=cfg.flatten, projection=cfg.projection, projection_dim=proj_dim, permutation=cfg.permutation,
+            fewshot=(cfg.fewshot.ways, cfg.fewshot.shots, cfg.fewshot.queries) if cfg.fewshot else None,
+            max_count=int(count.max()),
+        )
+        self.config = cfg
+        self.num_classes = out_classes
+
+    # pytree protocol: leaves are the device tables; everything else is static
+    def tree_flatten(self):
+        return (self.tables,), (self.config, self.static, self.num_classes)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        obj = cls.__new__(cls)
+        obj.config, obj.static, obj.num_classes = aux
+        (obj.tables,) = children
+        return obj
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        s = self.static
+        if s.projection != "none":
+            return (s.projection_dim,)
+        return (int(np.prod(s.stored_shape)),) if s.flatten else s.stored_shape
+
+    @property
+    def steps(self) -> int:
+        return self.static.steps
+
+    @property
+    def batch_size(self) -> int:
+        return self.static.batch
+
+    @property
+    def query_steps(self) -> int:
+        return self.static.fewshot[2] if self.static.fewshot else 0
+
+    def sample(self, key: jax.Array, num_episodes: int) -> tuple[jax.Array, jax.Array]:
+        """``xs [num_episodes, steps, batch, *input_shape]`` float32, ``ys [num_episodes, steps, batch]`` int32."""
+        return _sample(self.tables, key, int(num_episodes), self.static)
+
+    def sample_episode(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """One episode, equal to ``sample(key, 1)[0]``: ``xs [steps, batch, *input_shape]``, ``ys [steps, batch]``."""
+        xs, ys = _sample(self.tables, key, 1, self.static)
+        return xs[0], ys[0]
+
+    def __repr__(self) -> str:
+        names = "+".join(f"{d.name}:{d.split}" for d in self.config.datasets)
+        return (f"EpisodeSampler({names}, steps={self.steps}, batch={self.batch_size}, "
+                f"input_shape={self.input_shape}, num_classes={self.num_classes})")
+
+
+@partial(jax.jit, static_argnums=(2, 3))
+def _sample(tables: _Tables, key, num_episodes: int, static: _Static):
+    # All randomness of an episode comes from one uniform vector (one threefry call keeps compile
+    # times low); an episode-wise projection draws its matrices from a second key.
+    u = jax.random.uniform(key, (num_episodes, _num_uniforms(static)))
+    if static.projection == "episode":
+        d = int(np.prod(static.stored_shape))
+        w = jax.random.uniform(jax.random.split(key)[1], (num_episodes, d, static.projection_dim))
+        limit = jnp.sqrt(6.0 / (d + static.projection_dim))  # Glorot-uniform
+        return jax.vmap(lambda u, w: _episode(tables, u, (2 * w - 1) * limit, static))(u, w)
+    return jax.vmap(lambda u: _episode(tables, u, None, static))(u)
+
+
+def _layout(s: _Static) -> dict[str, tuple[int, ...]]:
+    """Shapes of the uniform draws of one episode (sliced, in order, from one vector)."""
+    T, B = s.steps, s.batch
+    shapes = {"member": (1,), "classes": (s.max_classes,)}
+    if s.fewshot is None:
+        shapes |= {"labels": (T, B), "examples": (T, B)}
+    else:
+        ways, shots, queries = s.fewshot
+        shapes |= {"examples": (B, ways, s.max_count), "order": (B, ways * shots), "labels": (B, queries)}
+    if s.permutation == "episode":
+        shapes["permutation"] = (int(np.prod(s.stored_shape)),)
+    return shapes
+
+
+def _num_uniforms(s: _Static) -> int:
+    return sum(int(np.prod(shape)) for shape in _layout(s).values())
+
+
+def _episode(t: _Tables, u_flat, proj, s: _Static):
+    """One episode from ``u_flat [_num_uniforms]`` uniforms (and ``proj [D, D']`` when episode-wise)."""
+    u, offset = {}, 0
+    for name, shape in _layout(s).items():
+        size = int(np.prod(shape))
+        u[name] = u_flat[offset : offset + size].reshape(shape)
+        offset += size
+    T, B, C = s.steps, s.batch, s.max_classes
+    if s.members > 1:  # inverse-CDF draw of the mixture member
+        cdf = jnp.cumsum(jnp.exp(t.logits))
+        m = jnp.minimum(jnp.searchsorted(cdf, u["member"][0] * cdf[-1], side="right"), s.members - 1)
+    else:
+        m = 0
+    count, start = t.count[m], t.start[m]
+    ids = jnp.arange(C)
+    # slots: the episode's classes; a step's label is the index of its class's slot
+    if s.all_classes:
+        if s.permute_classes:  # random order of the member's own classes; absent classes last
+            slots = jnp.argsort(jnp.where(ids < t.num_classes[m], u["classes"], 2.0))
+        else:
+            slots = ids
+    else:  # random subset of eligible classes, in random or ascending order
+        slots = jnp.argsort(jnp.where(count > 0, u["classes"], 2.0))[: s.slots]
+        if not (s.permute_classes or s.fewshot):
+            slots = jnp.sort(slots)
+    slot_count = count[slots]
+    if s.fewshot is None:
+        w = (slot_count > 0).astype(jnp.float32) if s.balanced else slot_count.astype(jnp.float32)
+        cdf = jnp.cumsum(w)
+        labels = jnp.minimum(jnp.searchsorted(cdf, u["labels"] * cdf[-1], side="right"), s.slots - 1)
+        n = slot_count[labels]
+        offsets = jnp.minimum(jnp.floor(u["examples"] * n).astype(jnp.int32), n - 1)
+    else:
+        ways, shots, queries = s.fewshot
+        r = jnp.where(jnp.arange(s.max_count) < slot_count[None, :, None], u["examples"], -1.0)
+        _, picks = jax.lax.top_k(r, shots + queries)  # [B, ways, shots+queries] distinct offsets per class
+        shuffle = jnp.argsort(u["order"], axis=1)  # random order of the labelled examples
+        sup_labels = jnp.take_along_axis(jnp.broadcast_to(jnp.repeat(jnp.arange(ways), shots), (B, ways * shots)), shuffle, 1)
+        sup_offsets = jnp.take_along_axis(picks[:, :, :shots].reshape(B, ways * shots), shuffle, 1)
+        q_labels = jnp.minimum(jnp.floor(u["labels"] * ways).astype(jnp.int32), ways - 1)
+        held_back = picks[:, :, shots:].transpose(0, 2, 1)  # [B, queries, ways]
+        q_offsets = jnp.take_along_axis(held_back, q_labels[:, :, None], 2)[..., 0]  # query j: j-th held-back example
+        labels = jnp.concatenate([sup_labels, q_labels], 1).T  # [T, B]
+        offsets = jnp.concatenate([sup_offsets, q_offsets], 1).T
+    idx = t.order[start[slots[labels]] + offsets]
+    x = t.data[idx].astype(jnp.float32) * t.scale[m] + t.shift[m]  # [T, B, *stored]
+    d = int(np.prod(s.stored_shape))
+    if s.permutation != "none" or s.projection != "none" or s.flatten:
+        x = x.reshape(T, B, d)
+        if s.permutation != "none":
+            perm = t.permutation if s.permutation == "fixed" else jnp.argsort(u["permutation"])
+            x = x[..., perm]
+            if s.projection == "none" and not s.flatten:
+                x = x.reshape(T, B, *s.stored_shape)
+        if s.projection != "none":
+            x = x @ (t.projection if s.projection == "fixed" else proj)
+    return x, labels.astype(jnp.int32)
