@@ -54,8 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_cmd_run)
 
     from vsml.data import cli as data_cli
+    from vsml.eval import cli as eval_cli
 
     data_cli.register(sub)
+    eval_cli.register(sub)
     return parser
 
 

@@ -1,0 +1,234 @@
+"""``vsml evaluate`` and ``vsml introspect`` sub-commands (argparse wiring only).
+
+The main CLI calls ``register(subparsers)`` and then ``args.func(args)``; each ``func`` returns an
+exit code and turns expected errors (bad learner/dataset/options) into a one-line message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_LEARNERS = ["sgd", "adam"]
+
+
+class _CliError(Exception):
+    pass
+
+
+def _add_learner_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-l", "--learner", action="append", default=None, metavar="NAME[:k=v,...]",
+        help="learner from the registry with options, e.g. 'adam:lr=3e-4,layers=2' (repeatable; default: sgd, adam)",
+    )
+    p.add_argument("--checkpoint", action="append", default=[], metavar="PATH", help="a saved/shipped learning algorithm (repeatable)")
+
+
+def _add_episode_args(p: argparse.ArgumentParser, episodes: int, steps: int, datasets: list[str]) -> None:
+    p.add_argument("-d", "--dataset", action="append", default=None, help=f"dataset name (repeatable; default: {', '.join(datasets)})")
+    p.add_argument("-n", "--episodes", type=int, default=episodes, help=f"episodes per dataset (default {episodes})")
+    p.add_argument("-T", "--steps", type=int, default=steps, help=f"steps per episode (default {steps})")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0, help="seed of the episodes and of the learners' per-episode keys")
+    p.add_argument("--split", default="test", help="dataset split to draw episodes from (default test)")
+    p.add_argument("--classes", type=int, default=None, help="random class subset of this size per episode")
+    p.add_argument("--resize", type=int, default=None, help="resize images to SxS (e.g. 14, 21, 32, 48)")
+    p.add_argument("--grayscale", action="store_true", help="convert colour images to one channel")
+    p.add_argument("--permute", action="store_true", help="random pixel permutation per episode")
+    p.add_argument("--project", action="store_true", help="random Glorot-uniform projection of the input per episode")
+    p.add_argument("--data-dir", default=None, help="data directory (default $VSML_DATA_DIR)")
+    p.add_argument("--chunk", type=int, default=None, help="episodes run in parallel (default: all)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def register(subparsers) -> None:
+    """Add the ``evaluate`` and ``introspect`` sub-commands to an argparse ``subparsers`` object."""
+    ev = subparsers.add_parser(
+        "evaluate", help="meta-test learners on online episodes: CSV curves, markdown table, plots, JSON",
+        description="Run learners on the same online episodes (test split) and report per-step curves and summary figures with 95% CIs.",
+    )
+    _add_learner_args(ev)
+    _add_episode_args(ev, episodes=10, steps=1000, datasets=["digits"])
+    ev.add_argument("-o", "--out", default="runs/evaluate", help="output folder (curves.csv, table.md, curves.png)")
+    ev.add_argument("--json", default=None, metavar="PATH", help="also write every figure of the table as JSON")
+    ev.add_argument("--tune-lr", action="store_true", help="pick SGD/Adam learning rates per dataset on separate tuning episodes")
+    ev.add_argument("--tune-episodes", type=int, default=4, help="tuning episodes per dataset (default 4)")
+    ev.add_argument("--smooth", type=int, default=None, help="running-mean window of the plotted curves")
+    ev.add_argument("--no-plot", action="store_true")
+    ev.set_defaults(func=cmd_evaluate)
+
+    it = subparsers.add_parser(
+        "introspect", help="fast association (p(correct) vs examples seen per class) and per-step state norms",
+        description="Measure fast association and dump per-step state norms of learners.",
+    )
+    _add_learner_args(it)
+    _add_episode_args(it, episodes=20, steps=60, datasets=["digits"])
+    it.add_argument("--max-shots", type=int, default=10)
+    it.add_argument("--norm-steps", type=int, default=100, help="steps of the state-norm episode (0: skip)")
+    it.add_argument("-o", "--out", default="runs/introspect")
+    it.add_argument("--json", default=None, metavar="PATH")
+    it.set_defaults(func=cmd_introspect)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def load_checkpoint(path: str):
+    """``(learner, params)`` of a saved LA via ``vsml.checkpoint.load_learner(path)`` (the lead's module)."""
+    if not Path(path).exists():
+        raise _CliError(f"checkpoint not found: {path}")
+    try:
+        mod = importlib.import_module("vsml.checkpoint")
+        loader = mod.load_learner
+    except (ImportError, AttributeError):
+        raise _CliError("loading checkpoints needs vsml.checkpoint.load_learner(path) -> (learner, params), which is not available") from None
+    return loader(path)
+
+
+def build_learners(args) -> dict:
+    """``label -> (learner, params)`` from ``--learner`` specs and ``--checkpoint`` paths."""
+    from vsml.learners.registry import make_learner, parse_learner_spec
+
+    specs = args.learner if args.learner is not None else ([] if args.checkpoint else DEFAULT_LEARNERS)
+    out = {}
+    for spec in specs:
+        name, options = parse_learner_spec(spec)
+        out[spec] = (make_learner(name, options), None)
+    for path in args.checkpoint:
+        label = Path(path).stem
+        while label in out:
+            label += "'"
+        out[label] = load_checkpoint(path)
+    return out
+
+
+def _episode_options(args, episodes=None, split=None):
+    from vsml.eval.evaluate import EpisodeOptions
+
+    return EpisodeOptions(
+        episodes=episodes or args.episodes, steps=args.steps, batch_size=args.batch_size, split=split or args.split,
+        classes=args.classes, resize=args.resize, grayscale=args.grayscale, permute=args.permute, project=args.project,
+    )
+
+
+def _run(fn, args) -> int:
+    from vsml.config import ConfigError
+    from vsml.eval.evaluate import EvalError
+    from vsml.learners.base import InputError
+
+    try:
+        return fn(args)
+    except (_CliError, ConfigError, EvalError, InputError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+def cmd_evaluate(args) -> int:
+    return _run(_evaluate, args)
+
+
+def _tuning_split(dataset: str, split: str, data_dir) -> str:
+    """The split tuning episodes come from: ``train`` when the dataset has it locally, else ``split``."""
+    from vsml.data import registry as data_registry
+    from vsml.data.integrity import DataError
+
+    try:
+        data_registry.load(dataset, "train", data_dir=data_dir)
+        return "train"
+    except (DataError, OSError):
+        return split
+
+
+def _evaluate(args) -> int:
+    from vsml.eval import report as rep
+    from vsml.eval.evaluate import EvalReport, evaluate, make_episodes
+
+    learners = build_learners(args)
+    datasets = list(dict.fromkeys(args.dataset or ["digits"]))
+    opts = _episode_options(args)
+    progress = not args.no_progress
+    report = EvalReport([], {"seed": args.seed, "datasets": {}})
+    for d in datasets:  # one dataset in memory at a time
+        episodes = {d: make_episodes(d, opts, args.seed, data_dir=args.data_dir)}
+        tune = None
+        if args.tune_lr:
+            # Tuning episodes: another seed, and the train split when it exists; never the reported episodes.
+            t_opts = _episode_options(args, args.tune_episodes, _tuning_split(d, args.split, args.data_dir))
+            tune = {d: make_episodes(d, t_opts, args.seed + 1_000_003, data_dir=args.data_dir)}
+        part = evaluate(learners, episodes, seed=args.seed, tune=tune, chunk=args.chunk, progress=progress)
+        report.results.extend(part.results)
+        report.meta["learners"] = part.meta["learners"]
+        report.meta["datasets"].update(part.meta["datasets"])
+        for name, lrs in part.meta.get("tuned_lr", {}).items():
+            report.meta.setdefault("tuned_lr", {}).setdefault(name, {}).update(lrs)
+        del episodes, tune
+    report.meta["options"] = {k: v for k, v in vars(args).items() if k != "func"}
+    paths = rep.write_all(report, args.out, json_path=args.json, plot=not args.no_plot, smooth=args.smooth)
+    rep.print_table(report)
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def cmd_introspect(args) -> int:
+    return _run(_introspect, args)
+
+
+def _introspect(args) -> int:
+    import jax
+    import numpy as np
+
+    from vsml.eval.evaluate import episode_keys, make_episodes
+    from vsml.eval.introspect import fast_association, state_norms
+    from vsml.eval.plots import plot_fast_association, plot_state_norms
+
+    learners = build_learners(args)
+    dataset = (args.dataset or ["digits"])[0]
+    opts = _episode_options(args)
+    eps = make_episodes(dataset, opts, args.seed, data_dir=args.data_dir)
+    keys = episode_keys(args.seed, eps.n_episodes)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    assoc, norms = {}, {}
+    for label, (learner, params) in learners.items():
+        if params is None:
+            params = learner.init_params(jax.random.PRNGKey(args.seed))
+        assoc[label] = fast_association(learner, params, eps, keys, args.max_shots, chunk=args.chunk)
+        if args.norm_steps > 0:
+            t = min(args.norm_steps, eps.steps)
+            norms[label] = state_norms(learner, params, keys[0], eps.xs[0, :t], eps.ys[0, :t], int(eps.num_classes))
+    plot_fast_association(assoc, out / "fast_association.png", title=f"fast association on {dataset} ({eps.num_classes}-way)")
+    print(f"fast association on {dataset}: p(correct class) at its next occurrence after k labelled examples")
+    for label, r in assoc.items():
+        probs = ", ".join(f"{k}:{p:.2f}" for k, p in zip(r["shots"], r["prob_mean"]))
+        print(f"  {label:>12}: one-shot p = {r['one_shot_prob']:.3f}   [{probs}]")
+    payload = {"dataset": dataset, "num_classes": int(eps.num_classes), "episodes": eps.n_episodes, "steps": eps.steps, "fast_association": assoc}
+    if norms:
+        plot_state_norms(norms, out / "state_norms.png")
+        payload["state_norms"] = {k: {"leaves": names, "norms": np.asarray(v).tolist()} for k, (names, v) in norms.items()}
+        print(f"state norms: {out / 'state_norms.png'}")
+    print(f"fast association plot: {out / 'fast_association.png'}")
+    json_path = Path(args.json) if args.json else out / "introspect.json"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(payload, indent=1, default=float) + "\n")
+    print(f"json: {json_path}")
+    return 0
+
+
+def main(argv=None) -> int:
+    """Stand-alone entry point (``python -m vsml.eval.cli evaluate ...``)."""
+    parser = argparse.ArgumentParser(prog="vsml")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,106 @@
+"""Summary statistics with 95 % confidence intervals over episodes.
+
+Intervals are Student-t intervals of the mean over independent episodes:
+``mean ± t_{0.975, E-1} · sd / sqrt(E)`` (zero width for a single episode).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Estimate(NamedTuple):
+    """Mean with a two-sided confidence interval ``[lo, hi]`` over ``n`` episodes."""
+
+    mean: float
+    lo: float
+    hi: float
+    n: int
+
+    @property
+    def half_width(self) -> float:
+        return (self.hi - self.lo) / 2
+
+    def as_dict(self) -> dict:
+        return {"mean": self.mean, "ci_low": self.lo, "ci_high": self.hi, "n": self.n}
+
+
+def t_quantile(n: int, confidence: float = 0.95) -> float:
+    """Two-sided Student-t quantile for ``n`` samples (``n - 1`` degrees of freedom)."""
+    if n < 2:
+        return 0.0
+    from scipy.stats import t
+
+    return float(t.ppf(0.5 + confidence / 2, n - 1))
+
+
+def mean_ci(values, confidence: float = 0.95) -> Estimate:
+    """``values [E]`` (one number per episode) -> :class:`Estimate`."""
+    v = np.asarray(values, np.float64).reshape(-1)
+    if v.size == 0:
+        raise ValueError("mean_ci needs at least one value")
+    mean = float(v.mean())
+    if v.size < 2:
+        return Estimate(mean, mean, mean, 1)
+    half = t_quantile(v.size, confidence) * float(v.std(ddof=1)) / math.sqrt(v.size)
+    return Estimate(mean, mean - half, mean + half, int(v.size))
+
+
+def curve_ci(values, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``values [E, T]`` -> ``(mean, lo, hi)``, each ``[T]``: a pointwise interval over episodes."""
+    v = np.asarray(values, np.float64)
+    if v.ndim != 2 or v.shape[0] == 0:
+        raise ValueError(f"curve_ci needs values of shape [episodes, T], got {v.shape}")
+    mean = v.mean(axis=0)
+    if v.shape[0] < 2:
+        return mean, mean.copy(), mean.copy()
+    half = t_quantile(v.shape[0], confidence) * v.std(axis=0, ddof=1) / math.sqrt(v.shape[0])
+    return mean, mean - half, mean + half
+
+
+def smooth(values, window: int) -> np.ndarray:
+    """Trailing running mean along the last axis (``window`` steps; shorter at the start)."""
+    v = np.asarray(values, np.float64)
+    if window <= 1:
+        return v
+    c = np.cumsum(v, axis=-1)
+    out = c.copy()
+    out[..., window:] = c[..., window:] - c[..., :-window]
+    counts = np.minimum(np.arange(1, v.shape[-1] + 1), window)
+    return out / counts
+
+
+# Figures of the summary table, in column order, with their column headers.
+METRIC_LABELS = {
+    "online_acc": "online acc",
+    "first_100_acc": "acc first 100",
+    "first_1000_acc": "acc first 1000",
+    "final_acc": "final acc (last 100)",
+    "online_loss": "online loss",
+}
+
+
+def episode_summaries(correct, loss) -> dict[str, np.ndarray]:
+    """Per-episode figures from ``correct, loss [E, T]`` (batch already averaged).
+
+    Returns ``{'online_acc', 'first_100_acc', 'first_1000_acc', 'final_acc', 'online_loss'}``,
+    each ``[E]``; windows longer than the episode are omitted.
+    """
+    correct = np.asarray(correct, np.float64)
+    loss = np.asarray(loss, np.float64)
+    t = correct.shape[1]
+    out = {"online_acc": correct.mean(1)}
+    for w in (100, 1000):
+        if t >= w:
+            out[f"first_{w}_acc"] = correct[:, :w].mean(1)
+    out["final_acc"] = correct[:, -min(100, t) :].mean(1)
+    out["online_loss"] = loss.mean(1)
+    return out
+
+
+def summarize(correct, loss, confidence: float = 0.95) -> dict[str, Estimate]:
+    """:func:`episode_summaries` reduced to :class:`Estimate` over episodes."""
+    return {k: mean_ci(v, confidence) for k, v in episode_summaries(correct, loss).items()}

@@ -1,0 +1,106 @@
+"""PNG figures (matplotlib, Agg backend): learning curves, fast association, state norms."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from vsml.eval.metrics import curve_ci, smooth as running_mean
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def default_window(steps: int) -> int:
+    """Running-mean window for a curve of ``steps`` points (~5 % of the episode, 1..100)."""
+    return max(1, min(100, steps // 20))
+
+
+def plot_learning_curves(report, path: str | Path, *, smooth: int | None = None, confidence: float = 0.95, log_x: bool = False) -> Path:
+    """One panel per dataset; per learner the running-mean accuracy over steps with a CI band.
+
+    Each episode's per-step accuracy is smoothed with a trailing window of ``smooth`` steps
+    (default :func:`default_window`), then the band is the pointwise interval over episodes.
+    """
+    plt = _plt()
+    datasets = report.datasets
+    cols = 2 if len(datasets) == 4 else min(3, len(datasets))
+    rows = math.ceil(len(datasets) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
+    for ax, dname in zip(axes.flat, datasets):
+        for r in report.results:
+            if r.dataset != dname:
+                continue
+            w = smooth or default_window(r.correct.shape[1])
+            mean, lo, hi = curve_ci(running_mean(r.correct, w), confidence)
+            steps = np.arange(1, len(mean) + 1)
+            (line,) = ax.plot(steps, 100 * mean, label=r.learner, lw=1.4)
+            ax.fill_between(steps, np.clip(100 * lo, 0, 100), np.clip(100 * hi, 0, 100), color=line.get_color(), alpha=0.2, lw=0)
+        ax.set_title(dname)
+        ax.set_xlabel("step (examples seen)")
+        ax.set_ylabel("online accuracy (%)")
+        if log_x:
+            ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    for ax in list(axes.flat)[len(datasets) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_fast_association(results: dict, path: str | Path, title: str = "fast association") -> Path:
+    """``results``: learner -> dict with ``shots``, ``prob_mean``, ``prob_lo``, ``prob_hi`` (see introspect)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for name, r in results.items():
+        shots = np.asarray(r["shots"])
+        (line,) = ax.plot(shots, r["prob_mean"], marker="o", ms=3, label=name)
+        ax.fill_between(shots, r["prob_lo"], r["prob_hi"], color=line.get_color(), alpha=0.2, lw=0)
+    ax.set_xlabel("labelled examples of the class seen before")
+    ax.set_ylabel("p(correct class) at its next occurrence")
+    ax.set_title(title)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_state_norms(norms: dict, path: str | Path, title: str = "state norms") -> Path:
+    """``norms``: learner -> ``(leaf_names, values [T + 1, n_leaves])``; one panel per learner."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(norms), figsize=(4.6 * len(norms), 3.4), squeeze=False)
+    for ax, (name, (leaves, values)) in zip(axes.flat, norms.items()):
+        values = np.asarray(values)
+        steps = np.arange(values.shape[0])
+        for i, leaf in enumerate(leaves):
+            ax.plot(steps, values[:, i], label=leaf, lw=1.2)
+        ax.set_title(f"{name}: {title}")
+        ax.set_xlabel("step (0 = initial state)")
+        ax.set_ylabel("L2 norm")
+        ax.set_yscale("symlog", linthresh=1e-3)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

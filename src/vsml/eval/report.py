@@ -1,0 +1,137 @@
+"""Outputs of an evaluation: per-step CSV, markdown table, JSON and a rich console table."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+from vsml.eval.evaluate import EvalReport
+from vsml.eval.metrics import METRIC_LABELS, curve_ci
+
+
+def summary_rows(report: EvalReport, confidence: float = 0.95) -> list[dict]:
+    """One row per (learner, dataset): ``{'learner', 'dataset', 'episodes', 'steps', <metric>: Estimate}``."""
+    rows = []
+    for r in report.results:
+        row = {"learner": r.learner, "dataset": r.dataset, "episodes": r.correct.shape[0], "steps": r.correct.shape[1]}
+        row.update(r.summary(confidence))
+        if "tuned_lr" in r.info:
+            row["tuned_lr"] = r.info["tuned_lr"]
+        rows.append(row)
+    return rows
+
+
+def _metrics_present(rows) -> list[str]:
+    return [m for m in METRIC_LABELS if any(m in row for row in rows)]
+
+
+def _fmt(est, percent: bool) -> str:
+    if est is None:
+        return "—"
+    scale = 100.0 if percent else 1.0
+    digits = 1 if percent else 3
+    return f"{est.mean * scale:.{digits}f} ± {est.half_width * scale:.{digits}f}"
+
+
+def markdown_table(report: EvalReport, confidence: float = 0.95) -> str:
+    """Markdown table: accuracies in % (mean ± 95 % CI half-width over episodes), loss in nats."""
+    rows = summary_rows(report, confidence)
+    metrics = _metrics_present(rows)
+    header = ["dataset", "learner"] + [METRIC_LABELS[m] + (" (%)" if m.endswith("_acc") else "") for m in metrics]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * len(metrics)) + "|"]
+    for row in sorted(rows, key=lambda r: (report.datasets.index(r["dataset"]), report.learners.index(r["learner"]))):
+        name = row["learner"] + (f" = {row['tuned_lr']:g}" if "tuned_lr" in row else "")
+        cells = [row["dataset"], name] + [_fmt(row.get(m), m.endswith("_acc")) for m in metrics]
+        lines.append("| " + " | ".join(cells) + " |")
+    e = {r["episodes"] for r in rows}
+    note = f"\nMean ± half-width of the {int(confidence * 100)} % t-interval over {', '.join(map(str, sorted(e)))} episodes; final = last 100 steps."
+    return "\n".join(lines) + "\n" + note + "\n"
+
+
+def report_json(report: EvalReport, confidence: float = 0.95) -> dict:
+    """Every figure of the table as plain JSON (means, CI bounds, n), plus the settings."""
+    out = {"meta": report.meta, "confidence": confidence, "results": []}
+    for row in summary_rows(report, confidence):
+        entry = {k: v for k, v in row.items() if k in ("learner", "dataset", "episodes", "steps", "tuned_lr")}
+        entry["metrics"] = {m: row[m].as_dict() for m in METRIC_LABELS if m in row}
+        out["results"].append(entry)
+    return _finite(out)
+
+
+def _finite(obj):
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:
+        return _finite(obj.item())
+    return obj
+
+
+def write_json(report: EvalReport, path: str | Path, confidence: float = 0.95) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report_json(report, confidence), indent=2) + "\n")
+    return path
+
+
+def write_curves_csv(report: EvalReport, path: str | Path, confidence: float = 0.95) -> Path:
+    """Per-step curves: ``learner,dataset,step,acc_mean,acc_lo,acc_hi,loss_mean,loss_lo,loss_hi,episodes``.
+
+    ``step`` counts from 1; bounds are pointwise t-intervals over episodes.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["learner", "dataset", "step", "acc_mean", "acc_lo", "acc_hi", "loss_mean", "loss_lo", "loss_hi", "episodes"])
+        for r in report.results:
+            am, al, ah = curve_ci(r.correct, confidence)
+            lm, ll, lh = curve_ci(r.loss, confidence)
+            e = r.correct.shape[0]
+            for t in range(len(am)):
+                w.writerow([r.learner, r.dataset, t + 1] + [f"{v:.6g}" for v in (am[t], al[t], ah[t], lm[t], ll[t], lh[t])] + [e])
+    return path
+
+
+def print_table(report: EvalReport, confidence: float = 0.95, console=None) -> None:
+    """Print the summary table with rich."""
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = summary_rows(report, confidence)
+    metrics = _metrics_present(rows)
+    table = Table(title=f"online learning, mean ± {int(confidence * 100)} % CI over episodes")
+    table.add_column("dataset")
+    table.add_column("learner")
+    for m in metrics:
+        table.add_column(METRIC_LABELS[m] + (" %" if m.endswith("_acc") else ""), justify="right")
+    for row in rows:
+        name = row["learner"] + (f" = {row['tuned_lr']:g}" if "tuned_lr" in row else "")
+        table.add_row(row["dataset"], name, *[_fmt(row.get(m), m.endswith("_acc")) for m in metrics])
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # files/pipes: do not wrap the table at 80 columns
+            console = Console(width=160)
+    console.print(table)
+
+
+def write_all(report: EvalReport, out_dir: str | Path, *, json_path=None, plot: bool = True, smooth: int | None = None, confidence=0.95) -> dict[str, Path]:
+    """Write ``curves.csv``, ``table.md``, ``curves.png`` (and JSON if ``json_path``) under ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": write_curves_csv(report, out_dir / "curves.csv", confidence)}
+    table = out_dir / "table.md"
+    table.write_text(markdown_table(report, confidence))
+    paths["table"] = table
+    if plot:
+        from vsml.eval.plots import plot_learning_curves
+
+        paths["plot"] = plot_learning_curves(report, out_dir / "curves.png", smooth=smooth, confidence=confidence)
+    if json_path is not None:
+        paths["json"] = write_json(report, json_path, confidence)
+    return paths

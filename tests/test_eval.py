@@ -1,0 +1,179 @@
+"""Tests of the meta-test evaluation: metrics, reproducibility, outputs, CLI, introspection."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from vsml.eval import report as rep
+from vsml.eval.evaluate import EpisodeOptions, Episodes, EvalError, episode_keys, evaluate, make_episodes
+from vsml.eval.introspect import fast_association_from_logits, shots_seen, state_norms
+from vsml.eval.metrics import curve_ci, mean_ci, smooth, summarize
+from vsml.learners.registry import make_learner
+
+
+def _toy(e=3, t=40, seed=0, classes=3, dim=6):
+    rng = np.random.default_rng(seed)
+    protos = rng.normal(size=(classes, dim)).astype(np.float32)
+    ys = rng.integers(0, classes, size=(e, t, 1)).astype(np.int32)
+    xs = protos[ys] + 0.3 * rng.normal(size=(*ys.shape, dim)).astype(np.float32)
+    return Episodes(xs, ys, classes)
+
+
+def test_mean_ci_matches_t_interval():
+    est = mean_ci([1.0, 2.0, 3.0, 4.0])
+    # t_{0.975, 3} = 3.182446; sd = 1.290994; half = 3.182446 * 1.290994 / 2
+    assert est.mean == pytest.approx(2.5)
+    assert est.half_width == pytest.approx(3.182446 * 1.290994 / 2, rel=1e-5)
+    assert mean_ci([0.7]).lo == mean_ci([0.7]).hi == 0.7
+    m, lo, hi = curve_ci(np.array([[0.0, 1.0], [1.0, 1.0]]))
+    np.testing.assert_allclose(m, [0.5, 1.0])
+    assert lo[1] == hi[1] == 1.0 and lo[0] < 0.5 < hi[0]
+    np.testing.assert_allclose(smooth(np.array([1.0, 0.0, 1.0, 1.0]), 2), [1.0, 0.5, 0.5, 1.0])
+
+
+def test_summary_windows():
+    correct = np.zeros((2, 200))
+    correct[:, 100:] = 1.0
+    s = summarize(correct, np.ones((2, 200)))
+    assert s["first_100_acc"].mean == 0.0 and s["final_acc"].mean == 1.0
+    assert s["online_acc"].mean == pytest.approx(0.5)
+    assert "first_1000_acc" not in s
+
+
+def test_evaluate_is_reproducible_and_uses_the_same_episodes():
+    eps = _toy()
+    learners = {"sgd": (make_learner("sgd", {"lr": 0.1}), None), "hebbian": (make_learner("hebbian"), None)}
+    r1 = evaluate(learners, {"toy": eps}, seed=3)
+    r2 = evaluate(learners, {"toy": eps}, seed=3)
+    for a, b in zip(r1.results, r2.results):
+        np.testing.assert_array_equal(a.correct, b.correct)
+        np.testing.assert_array_equal(a.loss, b.loss)
+    assert r1.get("sgd", "toy").correct.shape == (3, 40)
+    # another seed gives other initial weights
+    r3 = evaluate({"sgd": learners["sgd"]}, {"toy": eps}, seed=4)
+    assert not np.array_equal(r3.results[0].loss, r1.get("sgd", "toy").loss)
+    # chunking does not change the numbers
+    r4 = evaluate({"sgd": learners["sgd"]}, {"toy": eps}, seed=3, chunk=2)
+    np.testing.assert_allclose(r4.results[0].loss, r1.get("sgd", "toy").loss, rtol=1e-6)
+    np.testing.assert_array_equal(np.asarray(episode_keys(3, 2)), np.asarray(episode_keys(3, 2)))
+
+
+def test_make_episodes_is_deterministic_with_invariance_options():
+    opts = EpisodeOptions(episodes=2, steps=30, classes=3, permute=True)
+    a = make_episodes("digits", opts, seed=1)
+    b = make_episodes("digits", opts, seed=1)
+    np.testing.assert_array_equal(a.xs, b.xs)
+    np.testing.assert_array_equal(a.ys, b.ys)
+    assert a.xs.shape == (2, 30, 1, 8, 8, 1) and a.num_classes == 3 and a.ys.max() < 3
+    c = make_episodes("digits", EpisodeOptions(episodes=2, steps=30, classes=3), seed=1)
+    np.testing.assert_array_equal(c.ys, a.ys)  # same examples, only the pixels are permuted
+    np.testing.assert_allclose(np.sort(c.xs[0, 0].ravel()), np.sort(a.xs[0, 0].ravel()))
+    r = make_episodes("digits", EpisodeOptions(episodes=1, steps=5, resize=14, project=True), seed=0)
+    assert r.xs.shape == (1, 5, 1, 14, 14, 1) and r.num_classes == 10
+    with pytest.raises(EvalError, match="unknown dataset|not registered|Unknown|unknown"):
+        make_episodes("no_such_set", opts)
+    with pytest.raises(EvalError, match="classes"):
+        make_episodes("digits", EpisodeOptions(episodes=1, steps=5, classes=11))
+
+
+def test_report_outputs(tmp_path):
+    eps = _toy(t=120)
+    report = evaluate({"sgd": (make_learner("sgd", {"lr": 0.1}), None)}, {"toy": eps}, seed=0)
+    paths = rep.write_all(report, tmp_path, json_path=tmp_path / "r.json")
+    rows = list(csv.DictReader(open(paths["csv"])))
+    assert len(rows) == 120 and rows[0]["step"] == "1" and rows[0]["learner"] == "sgd"
+    table = paths["table"].read_text()
+    assert "| toy | sgd |" in table and "acc first 100" in table
+    data = json.loads(paths["json"].read_text())
+    m = data["results"][0]["metrics"]
+    assert set(m) >= {"online_acc", "first_100_acc", "final_acc", "online_loss"}
+    s = report.results[0].summary()
+    assert m["online_acc"]["mean"] == pytest.approx(s["online_acc"].mean)
+    assert paths["plot"].stat().st_size > 1000
+
+
+def test_evaluate_tunes_backprop_learning_rate_on_separate_episodes():
+    eps, tune = _toy(seed=0), _toy(seed=1)
+    report = evaluate({"sgd": (make_learner("sgd"), None)}, {"toy": eps}, seed=0, tune={"toy": tune}, tune_lrs={"sgd": (1e-4, 0.3)})
+    assert report.learners == ["sgd", "sgd (tuned lr)"]
+    assert "tuned_lr" not in report.results[0].info
+    assert report.get("sgd (tuned lr)", "toy").info["tuned_lr"] == 0.3
+    assert report.meta["tuned_lr"] == {"sgd (tuned lr)": {"toy": 0.3}}
+    assert "| toy | sgd (tuned lr) = 0.3 |" in rep.markdown_table(report)
+
+
+def test_evaluate_errors():
+    with pytest.raises(EvalError, match="no learners"):
+        evaluate({}, {"toy": _toy()})
+    bad = Episodes(np.zeros((2, 5, 1, 3)), np.zeros((2, 4, 1), np.int32), 3)
+    with pytest.raises(EvalError, match="ys must have shape"):
+        evaluate({"sgd": (make_learner("sgd"), None)}, {"bad": bad})
+    big = Episodes(np.zeros((1, 2, 1, 30, 30)), np.zeros((1, 2, 1), np.int32), 3)
+    with pytest.raises(EvalError, match="cannot run dataset 'big'.*input_size"):
+        evaluate({"hebbian": (make_learner("hebbian"), None)}, {"big": big})
+
+
+def test_shots_and_fast_association():
+    ys = np.array([[[0], [1], [0], [0], [1]]])
+    np.testing.assert_array_equal(shots_seen(ys, 2)[0, :, 0], [0, 0, 1, 2, 1])
+    logits = np.zeros((1, 5, 1, 2))
+    logits[0, 2, 0] = [np.log(3.0), 0.0]  # p(class 0) = 0.75 after one example of class 0
+    logits[0, 4, 0] = [0.0, np.log(3.0)]  # p(class 1) = 0.75 after one example of class 1
+    r = fast_association_from_logits(logits, ys, 2)
+    assert r["shots"] == [0, 1, 2]
+    assert r["one_shot_prob"] == pytest.approx(0.75)
+    assert r["prob_mean"][0] == pytest.approx(0.5)
+
+
+def test_state_norms_work_for_any_learner():
+    eps = _toy(e=1, t=10)
+    learner = make_learner("adam", {"lr": 0.1})
+    names, norms = state_norms(learner, {}, jax.random.PRNGKey(0), eps.xs[0], eps.ys[0], 3)
+    assert norms.shape == (11, len(names)) and any("net" in n for n in names)
+    assert np.all(np.isfinite(norms))
+    w = names.index(next(n for n in names if "net" in n and "'w'" in n))
+    assert norms[-1, w] != norms[0, w]
+
+
+def _parser():
+    from vsml.eval import cli
+
+    parser = argparse.ArgumentParser(prog="vsml")
+    cli.register(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def test_cli_evaluate_and_introspect(tmp_path, capsys):
+    parser = _parser()
+    args = parser.parse_args(
+        ["evaluate", "-l", "sgd:lr=0.1", "-d", "digits", "-n", "2", "-T", "20", "--classes", "5", "--no-progress",
+         "-o", str(tmp_path / "ev"), "--json", str(tmp_path / "ev.json"), "--no-plot"]
+    )
+    assert args.func(args) == 0
+    data = json.loads((tmp_path / "ev.json").read_text())
+    assert data["results"][0]["learner"] == "sgd:lr=0.1" and data["results"][0]["episodes"] == 2
+    first = data["results"][0]["metrics"]["online_acc"]["mean"]
+    assert args.func(args) == 0  # rerun: identical numbers
+    assert json.loads((tmp_path / "ev.json").read_text())["results"][0]["metrics"]["online_acc"]["mean"] == first
+    args = parser.parse_args(["introspect", "-l", "sgd", "-n", "2", "-T", "15", "--classes", "3", "--norm-steps", "5", "-o", str(tmp_path / "in")])
+    assert args.func(args) == 0
+    out = json.loads((tmp_path / "in" / "introspect.json").read_text())
+    assert "sgd" in out["fast_association"] and len(out["state_norms"]["sgd"]["norms"]) == 6
+    assert (tmp_path / "in" / "fast_association.png").exists()
+    args = parser.parse_args(["evaluate", "-l", "sgdd", "-n", "1", "-T", "5", "-o", str(tmp_path / "x")])
+    assert args.func(args) == 2
+    assert "unknown learner 'sgdd'" in capsys.readouterr().err
+
+
+def test_showcase_runs(tmp_path):
+    from vsml.eval.showcase import run_showcase
+
+    report = run_showcase(tmp_path, episodes=2, steps=20, baselines=("sgd",), progress=False)
+    assert report.learners == ["sgd"]
+    assert (tmp_path / "curves.png").exists() and (tmp_path / "results.json").exists()
