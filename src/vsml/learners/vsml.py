@@ -232,11 +232,9 @@ def matmul(x: jax.Array, w: jax.Array) -> jax.Array:
 
 
 def sum_axis1(x: jax.Array) -> jax.Array:
-    """``x [batch, K, ...]`` -> ``[batch, ...]``: sum over axis 1 as a contraction with ones
-    (XLA:CPU reduces over a major axis many times slower than it multiplies)."""
-    batch, k = x.shape[:2]
-    ones = jnp.ones((k,), x.dtype)
-    return jnp.stack([ones @ x[i].reshape(k, -1) for i in range(batch)]).reshape(batch, *x.shape[2:])
+    """``x [batch, K, ...]`` -> ``[batch, ...]``: sum over axis 1 as one contraction with ones
+    (XLA:CPU reduces over a major axis ~2.5× slower than it multiplies)."""
+    return jnp.tensordot(jnp.ones((x.shape[1],), x.dtype), x, axes=([0], [1]))
 
 
 @jax.custom_vjp
