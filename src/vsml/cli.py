@@ -37,11 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true")
     run.set_defaults(func=_cmd_run)
 
+    from vsml.cloning import cli as clone_cli
     from vsml.data import cli as data_cli
     from vsml.eval import cli as eval_cli
 
     data_cli.register(sub)
     eval_cli.register(sub)
+    clone_cli.register(sub)
     return parser
 
 

@@ -1,0 +1,82 @@
+"""Evaluate cloned LAs against real online SGD on the same online episodes (docs/results.md).
+
+    VSML_DATA_DIR=/work/shared/data python -m vsml.cloning.evaluate \\
+        --la cloned_sgd_1layer --la cloned_sgd_hidden -d mnist -d fashion_mnist \\
+        -n 16 -T 2000 --seed 0 -o docs/results/cloning
+
+For every LA (name or .npz path) and dataset (test split) it runs, on identical episodes and keys:
+``<LA>`` — the cloned VSML RNN, no further training; ``sgd`` — :class:`~vsml.learners.backprop.Backprop`
+(online SGD with biases, same learning rate and architecture); ``sgd-nobias`` — the reference
+per-cell LA (:class:`~vsml.cloning.reference.ReferenceBackprop`, ``use_bias=False``), i.e. exactly
+what was cloned. Writes ``results.json``, ``curves.csv``, ``curves.png`` and ``table.md`` to the
+output folder (tables and curves via :mod:`vsml.eval`) and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+
+def learners_for(la: str):
+    """``{label: (learner, params)}`` for one LA: the clone and its two SGD references."""
+    from vsml import pretrained
+    from vsml.cloning.reference import ReferenceBackprop
+    from vsml.learners.backprop import Backprop
+    from vsml.learners.vsml import VSML
+
+    config, params = pretrained.load(la)
+    meta = pretrained.info(la).get("meta", {})
+    lr = float(meta.get("clone_config", {}).get("lr", 0.01))
+    hidden = tuple(spec.units for spec in config.hidden_layers)
+    if len(hidden) > 1:
+        raise ValueError(f"{la}: the SGD comparison supports at most one hidden layer, got {hidden}")
+    tag = f"{Path(la).stem}"
+    arch = f"{len(hidden) + 1}L" + (f"-h{hidden[0]}" if hidden else "")
+    return {
+        tag: (VSML(config), params),
+        f"sgd {arch} lr={lr:g}": (Backprop(optimizer="sgd", lr=lr, layers=len(hidden) + 1, hidden=hidden[0] if hidden else 160), {}),
+        f"sgd-nobias {arch} lr={lr:g}": (ReferenceBackprop(lr=lr, hidden=hidden, use_bias=False), {}),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(prog="python -m vsml.cloning.evaluate", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--la", action="append", required=True, help="LA name or .npz path (repeatable)")
+    ap.add_argument("-d", "--dataset", action="append", default=None, help="dataset (repeatable; default mnist, fashion_mnist)")
+    ap.add_argument("-n", "--episodes", type=int, default=16)
+    ap.add_argument("-T", "--steps", type=int, default=2000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--chunk", type=int, default=8, help="episodes per vmapped batch")
+    ap.add_argument("-o", "--out", default="runs/clone_eval")
+    args = ap.parse_args(argv)
+
+    from vsml.eval.evaluate import EpisodeOptions, evaluate, make_episodes
+    from vsml.eval.report import markdown_table, write_all
+
+    datasets = args.dataset or ["mnist", "fashion_mnist"]
+    opts = EpisodeOptions(episodes=args.episodes, steps=args.steps, split="test")
+    eps = {d: make_episodes(d, opts, seed=args.seed) for d in datasets}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    learners = {}
+    for la in args.la:
+        learners |= learners_for(la)
+    t0 = time.time()
+    report = evaluate(learners, eps, seed=args.seed, chunk=args.chunk, progress=True)
+    wall = time.time() - t0
+    report.meta["command"] = "python -m vsml.cloning.evaluate " + " ".join(shlex.quote(a) for a in argv)
+    report.meta["wall_clock_s"] = round(wall, 1)
+    paths = write_all(report, out, json_path=out / "results.json")
+    table = markdown_table(report)
+    print(table)
+    print(f"wall clock {wall:.0f} s; wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,231 @@
+"""Backprop in forward mode: the per-cell reference LA, cloning machinery, shipped cloned LAs."""
+
+import argparse
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from vsml import pretrained
+from vsml.cloning import reference as ref
+from vsml.cloning.clone import CloneConfig, CloneStage, run_clone, vsml_config
+from vsml.config import ConfigError
+from vsml.learners.backprop import Backprop
+from vsml.learners.base import run_episode, run_episodes
+from vsml.learners.vsml import VSML
+
+
+def _stream(seed=0, t=40, d=12, c=4, batch=1):
+    rng = np.random.default_rng(seed)
+    xs = rng.normal(size=(t, batch, d)).astype(np.float32)
+    ys = rng.integers(0, c, size=(t, batch)).astype(np.int32)
+    return xs, ys, c
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. the reference LA reproduces online SGD
+
+
+@pytest.mark.parametrize("hidden", [(), (7,)])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_reference_equals_online_sgd(hidden, batch):
+    xs, ys, c = _stream(batch=batch)
+    key = jax.random.PRNGKey(3)
+    r = run_episode(ref.ReferenceBackprop(lr=0.1, hidden=hidden), {}, key, xs, ys, c)
+    s = run_episode(Backprop(optimizer="sgd", lr=0.1, layers=len(hidden) + 1, hidden=7), {}, key, xs, ys, c)
+    np.testing.assert_allclose(np.asarray(r.logits), np.asarray(s.logits), rtol=1e-5, atol=2e-6)
+    assert float(jnp.abs(s.logits).max()) > 1.0  # the weights really moved
+
+
+def test_reference_without_bias_equals_autodiff_sgd():
+    xs, ys, c = _stream(seed=1, t=12, d=9)
+    learner = ref.ReferenceBackprop(lr=0.05, hidden=(5,), use_bias=False)
+    state = learner.init_state({}, jax.random.PRNGKey(0), ref.TaskSpec((9,), c))
+    w1, w2 = state["w"]
+
+    def loss(ws, x, y):
+        logits = jnp.tanh(x @ ws[0]) @ ws[1]
+        return -jax.nn.log_softmax(logits)[0, y[0]]
+
+    ws = (w1, w2)
+    for x, y in zip(xs, ys):
+        state, logits = learner.predict({}, state, jnp.asarray(x))
+        np.testing.assert_allclose(np.asarray(logits), np.asarray(jnp.tanh(x @ ws[0]) @ ws[1]), rtol=1e-5, atol=1e-6)
+        state = learner.update({}, state, jnp.asarray(x), logits, jnp.asarray(y))
+        g = jax.grad(loss)(ws, x, y)
+        ws = tuple(w - 0.05 * gw for w, gw in zip(ws, g))
+    for a, b in zip(state["w"], ws):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+
+
+def test_reference_messages_are_per_cell_backprop():
+    """Summed per-cell messages = layer outputs (forward) and ∂L/∂(pre-activation below) (backward)."""
+    xs, ys, c = _stream(seed=2, t=1, d=6)
+    learner = ref.ReferenceBackprop(lr=0.1, hidden=(5,), use_bias=False)
+    state = learner.init_state({}, jax.random.PRNGKey(1), ref.TaskSpec((6,), c))
+    w1, w2 = state["w"]
+    x, y = jnp.asarray(xs[0]), jnp.asarray(ys[0])
+    state, logits = learner.predict({}, state, x)
+    fwd1, fwd2 = state["msg_fwd"]
+    assert fwd1.shape == (1, 6, 5, 8)
+    np.testing.assert_allclose(np.asarray(fwd1[..., 1].sum(1)), np.asarray(x @ w1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(fwd2[..., 1].sum(1)), np.asarray(logits), rtol=1e-5, atol=1e-6)
+    assert float(jnp.abs(fwd1[..., [0, *range(2, 8)]]).max()) == 0.0  # one channel only
+    state = learner.update({}, state, x, logits, y)
+    z = x @ w1
+    dz = jax.grad(lambda z: -jax.nn.log_softmax(jnp.tanh(z) @ w2)[0, y[0]])(z)
+    np.testing.assert_allclose(np.asarray(state["msg_bwd"][1][..., 0].sum(2)), np.asarray(dz), rtol=1e-5, atol=1e-6)
+
+
+def test_reference_rejects_bad_kind_and_options():
+    with pytest.raises(ValueError, match="cell kind"):
+        ref.cell_forward(jnp.ones(2), jnp.ones(2), "relu", 8)
+    with pytest.raises(ValueError, match="lr"):
+        ref.ReferenceBackprop(lr=0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. cloning machinery (tiny sizes)
+
+TINY = dict(batch=8, stages=(CloneStage(4, 3, 0.5),), eval_seq_len=6, val_seq_len=6, checkpoint_every=2)
+
+
+def test_cell_tick_is_the_deployment_kernel():
+    from vsml.cloning.clone import cell_tick
+    from vsml.learners.vsml import DenseGeom, VSMLConfig, dense_layer
+
+    cfg = VSMLConfig(reduce="sum")
+    p = VSML(cfg).init_params(jax.random.PRNGKey(0))["rnn"][0]
+    k = jax.random.split(jax.random.PRNGKey(1), 4)
+    h, c = jax.random.normal(k[0], (5, 1, 16)), jax.random.normal(k[1], (5, 1, 16))
+    f, b = jax.random.normal(k[2], (5, 1, 8)), jax.random.normal(k[3], (5, 1, 8))
+    want = dense_layer(p, h, c, f, b, DenseGeom(1, 1), cfg)
+    got = cell_tick(p, h[:, 0], c[:, 0], f[:, 0], b[:, 0], cfg.micro_ticks)
+    for w, g in zip(want, got):
+        np.testing.assert_allclose(np.asarray(w[:, 0]), np.asarray(g), rtol=1e-5, atol=1e-6)
+
+
+def test_handcrafted_cell_follows_reference():
+    """The hand-constructed start of cloning already tracks backprop over a long stream."""
+    from vsml.cloning.clone import evaluate_cells
+    from vsml.cloning.handcrafted import handcrafted_cell
+
+    cc = CloneConfig(hidden=(3,))
+    params = {"rnn": (handcrafted_cell("linear"), handcrafted_cell("tanh"))}
+    d = {k: float(v) for k, v in evaluate_cells(cc, params, jax.random.PRNGKey(0), 300, batch=64).items()}
+    for kind in ("linear", "tanh"):
+        assert d[f"{kind}_fwd_rel"] < 0.08 and d[f"{kind}_bwd_rel"] < 0.08, d
+        assert d[f"{kind}_upd_rel"] < 0.02 and d[f"{kind}_w_rel"] < 0.01, d
+    with pytest.raises(ValueError, match="state_size"):
+        handcrafted_cell("linear", state_size=8)
+
+
+def test_clone_config_validation():
+    with pytest.raises(ConfigError):
+        CloneConfig(name="a/b")
+    with pytest.raises(ConfigError):
+        CloneConfig(train_kinds=("tanh",))  # no tanh layer without hidden layers
+    with pytest.raises(ConfigError):
+        CloneConfig(stages=())
+    cfg = vsml_config(CloneConfig(hidden=(4,)))
+    assert cfg.reduce == "sum" and cfg.backward_pass and cfg.per_layer_rnn
+    assert CloneConfig(hidden=(4,)).kinds == ("linear", "tanh")
+
+
+def test_clone_run_save_load_and_resume(tmp_path):
+    cc = CloneConfig(name="tiny", hidden=(3,), **TINY)  # same config as the CLI test: one compilation
+    full = run_clone(cc, tmp_path / "a", progress=False, log=lambda *_: None)
+    assert full.name == "tiny.npz" and full.with_suffix(".json").is_file()
+    config, params = pretrained.load(full)
+    assert config == vsml_config(cc) and len(params["rnn"]) == 2
+    meta = pretrained.info(full)["meta"]
+    assert meta["seed"] == 0 and "wall_clock_s" in meta and meta["clone_config"]["hidden"] == [3]
+    # interrupted after 2 iterations, then resumed: identical result
+    assert run_clone(cc, tmp_path / "b", progress=False, log=lambda *_: None, stop_after=2) is None
+    with np.load(tmp_path / "b" / "tiny.ckpt.npz") as z:
+        assert int(z["iteration"]) == 2
+    resumed = run_clone(cc, tmp_path / "b", resume=True, progress=False, log=lambda *_: None)
+    _, p2 = pretrained.load(resumed)
+    for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(p2)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # the cloned LA runs as a VSML learner on a task of another size
+    xs, ys, c = _stream(t=5, d=7, c=3)
+    res = run_episode(VSML(config), params, jax.random.PRNGKey(0), xs, ys, c)
+    assert np.all(np.isfinite(np.asarray(res.logits)))
+
+
+def test_clone_resume_without_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="checkpoint"):
+        run_clone(CloneConfig(name="tiny", hidden=(3,), **TINY), tmp_path, resume=True, progress=False)
+
+
+def test_clone_cli_register(tmp_path, capsys):
+    from vsml.cloning import cli
+
+    parser = argparse.ArgumentParser()
+    cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["clone", "--out", str(tmp_path), "--no-progress", "name=tiny", "batch=8", "hidden=[3]",
+                              "stages=[{iterations: 4, seq_len: 3, reset_prob: 0.5}]", "eval_seq_len=6", "val_seq_len=6", "checkpoint_every=2"])
+    assert args.func(args) == 0
+    assert (tmp_path / "tiny.npz").is_file()
+    meta = json.loads((tmp_path / "tiny.json").read_text())["meta"]
+    assert meta["command"].startswith("vsml clone")
+    args = parser.parse_args(["clone", "--out", str(tmp_path), "nonsense_key=1"])
+    assert args.func(args) == 2
+    assert "nonsense_key" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# pretrained loading errors
+
+
+def test_pretrained_errors(tmp_path):
+    with pytest.raises(pretrained.PretrainedError, match="unknown LA"):
+        pretrained.load("no_such_la")
+    with pytest.raises(pretrained.PretrainedError, match="does not exist"):
+        pretrained.load(tmp_path / "missing.npz")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip file")
+    with pytest.raises(pretrained.PretrainedError, match="sidecar"):
+        pretrained.load(bad)
+    cfg = vsml_config(CloneConfig())
+    params = VSML(cfg).init_params(jax.random.PRNGKey(0))
+    good = pretrained.save(tmp_path / "good.npz", cfg, params, {"seed": 0})
+    bad.with_suffix(".json").write_text(good.with_suffix(".json").read_text())
+    with pytest.raises(pretrained.PretrainedError, match="corrupt"):
+        pretrained.load(bad)
+    with np.load(good) as z:
+        arrays = {k: z[k] for k in z.files if k != "rnn.0.wh"}
+    np.savez(bad, **arrays)
+    with pytest.raises(pretrained.PretrainedError, match="lacks"):
+        pretrained.load(bad)
+    bad.with_suffix(".json").write_text("{")
+    with pytest.raises(pretrained.PretrainedError, match="JSON"):
+        pretrained.load(bad)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. shipped cloned LAs learn the embedded digits data online
+
+
+SHIPPED = [n for n in pretrained.names() if n.startswith("cloned_")]
+
+
+def test_cloned_las_are_shipped():
+    assert {"cloned_sgd_1layer", "cloned_sgd_hidden"} <= set(SHIPPED)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_la_learns_digits(name):
+    from vsml.eval.evaluate import EpisodeOptions, episode_keys, make_episodes
+
+    config, params = pretrained.load(name)
+    meta = pretrained.info(name)["meta"]
+    assert meta["command"].startswith("vsml clone") and "seed" in meta
+    eps = make_episodes("digits", EpisodeOptions(episodes=4, steps=400), seed=0)
+    res = run_episodes(VSML(config), params, episode_keys(0, 4), eps.xs, eps.ys, eps.num_classes)
+    correct = np.asarray(res.correct)[:, :, 0]
+    late = correct[:, -150:].mean()
+    assert late > 0.6, f"{name}: accuracy over the last 150 of 400 steps {late:.2f} (chance 0.1)"
