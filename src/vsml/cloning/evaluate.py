@@ -1,6 +1,6 @@
 """Evaluate cloned LAs against real online SGD on the same online episodes (docs/results.md).
 
-    VSML_DATA_DIR=/work/shared/data python -m vsml.cloning.evaluate \\
+    VSML_DATA_DIR=/path/to/data python -m vsml.cloning.evaluate \\
         --la cloned_sgd_1layer --la cloned_sgd_hidden -d mnist -d fashion_mnist \\
         -n 16 -T 2000 --seed 0 -o docs/results/cloning
 
