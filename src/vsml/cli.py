@@ -40,10 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     from vsml.cloning import cli as clone_cli
     from vsml.data import cli as data_cli
     from vsml.eval import cli as eval_cli
+    from vsml.meta import cli as meta_cli
 
     data_cli.register(sub)
     eval_cli.register(sub)
     clone_cli.register(sub)
+    meta_cli.register(sub)
     return parser
 
 

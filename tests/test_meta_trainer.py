@@ -1,0 +1,101 @@
+"""MetaTrainer end to end on tiny configs: gradient, ES, curriculum, resume after a crash, guards, CLI."""
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import jax
+
+from vsml.checkpoint import CheckpointError, load_learner
+from vsml.meta.trainer import MetaTrainer, MetaTrainingError, meta_config_from_dict
+
+from _meta_support import tiny_config
+
+SRC = str(Path(__file__).parents[1] / "src")
+
+
+def _leaves(tree):
+    return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
+
+
+def test_resume_after_crash_is_bit_identical(tmp_path):
+    over = {"iterations": 12, "curriculum": [{"classes": 2, "steps": 5, "iterations": 4}, {}]}
+    straight = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "a", **over))).run()
+    cfg_path = tmp_path / "b.yaml"
+    cfg_path.write_text(yaml.safe_dump(tiny_config(tmp_path / "b", **over)))
+    env = {**os.environ, "VSML_META_CRASH_AFTER": "6", "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-m", "vsml.meta.cli", str(cfg_path), "--no-progress"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 17, proc.stderr[-2000:]
+    assert (tmp_path / "b" / "checkpoints" / "ckpt_00000006.npz").is_file()
+    assert not (tmp_path / "b" / "learner.npz").exists()
+    cfg_b = meta_config_from_dict(yaml.safe_load(cfg_path.read_text()))
+    with pytest.raises(CheckpointError, match="--resume"):
+        MetaTrainer(cfg_b).run()  # never overwrites an existing run
+    resumed = MetaTrainer(cfg_b).run(resume=True)
+    for a, b in zip(_leaves(straight.params), _leaves(resumed.params)):
+        np.testing.assert_array_equal(a, b)
+    assert [r["loss"] for r in straight.history[6:]] == [r["loss"] for r in resumed.history]
+    assert straight.history[-1]["stage"] == 1
+    learner, params = load_learner(tmp_path / "b")
+    for a, b in zip(_leaves(params), _leaves(resumed.params)):
+        np.testing.assert_array_equal(a, b)
+    la_learner, la_params = load_learner(tmp_path / "b" / "la.npz")  # vsml.pretrained LA format
+    assert la_learner == learner
+    for a, b in zip(_leaves(la_params), _leaves(resumed.params)):
+        np.testing.assert_array_equal(a, b)
+    metrics = (tmp_path / "b" / "metrics.csv").read_text().splitlines()
+    assert metrics[0].startswith("iteration") and [int(r.split(",")[0]) for r in metrics[1:]] == list(range(1, 13))
+    # A changed config is refused on resume.
+    changed = meta_config_from_dict(tiny_config(tmp_path / "b", **{**over, "seed": 1}))
+    with pytest.raises(CheckpointError, match="different config"):
+        MetaTrainer(changed).run(resume=True)
+
+
+def test_es_with_eval_and_init_from_run(tmp_path):
+    first = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "g", iterations=2))).run()
+    cfg = tiny_config(tmp_path / "es", method="es", iterations=3, init=str(tmp_path / "g"),
+                      learner={"name": "vsml", "from_init": True},  # learner config read from the init run
+                      eval={"every": 3, "episodes": 2, "steps": 8, "first": 4, "last": 4,
+                            "datasets": [{"name": "digits", "split": "test"}]},
+                      log={"progress": True, "tensorboard": True, "every": 1})
+    res = MetaTrainer(meta_config_from_dict(cfg)).run()
+    assert all(r["finite"] for r in res.history) and len(res.history) == 3
+    assert not np.allclose(_leaves(res.params)[0], _leaves(first.params)[0])
+    ev = (tmp_path / "es" / "eval.csv").read_text().splitlines()
+    assert ev[1].startswith("3,digits:test,")
+    assert list((tmp_path / "es" / "tb").iterdir())
+    learner, _ = load_learner(tmp_path / "es")
+    assert learner.config.state_size == 4
+
+
+def test_nonfinite_streak_stops(tmp_path, monkeypatch):
+    cfg = meta_config_from_dict(tiny_config(tmp_path / "n", iterations=10, max_nonfinite=3))
+    trainer = MetaTrainer(cfg)
+    monkeypatch.setattr(trainer, "init_params", lambda: jax.tree_util.tree_map(
+        lambda x: np.full(np.shape(x), np.nan, np.float32), trainer.learner.init_params(jax.random.PRNGKey(0))))
+    with pytest.raises(MetaTrainingError, match="3 non-finite meta-steps in a row"):
+        trainer.run()
+
+
+def test_cli_register_and_errors(tmp_path, capsys):
+    from vsml.meta import cli
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    cli.register(sub)
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(yaml.safe_dump(tiny_config(tmp_path / "c")))
+    args = parser.parse_args(["meta-train", str(cfg_path), "gradient.lrr=1", "--no-progress"])
+    assert args.func(args) == 2
+    assert "gradient.lrr" in capsys.readouterr().err
+    args = parser.parse_args(["meta-train", str(cfg_path), "iterations=1", "--print-config"])
+    assert args.func(args) == 0 and "iterations: 1" in capsys.readouterr().out
+    args = parser.parse_args(["meta-train", str(tmp_path / "missing.yaml")])
+    assert args.func(args) == 2
