@@ -1,0 +1,28 @@
+"""Every shipped LA that is not a cloned-SGD one (those are tested in test_cloning.py) loads and
+learns held-out digits online clearly above chance."""
+
+import jax
+import numpy as np
+import pytest
+
+from vsml import pretrained
+from vsml.eval.evaluate import EpisodeOptions, make_episodes
+from vsml.learners.base import run_episodes
+from vsml.learners.vsml import VSML
+
+META = [n for n in pretrained.names() if not n.startswith("cloned_")]
+
+
+def test_meta_trained_la_is_shipped():
+    assert "meta_digits" in META
+    assert "meta-train" in pretrained.info("meta_digits")["meta"]["command"]
+
+
+@pytest.mark.parametrize("name", META)
+def test_meta_trained_la_learns_heldout_digits(name):
+    config, params = pretrained.load(name)
+    eps = make_episodes("digits", EpisodeOptions(episodes=4, steps=150), seed=1)
+    keys = jax.random.split(jax.random.PRNGKey(0), 4)
+    res = run_episodes(VSML(config), params, keys, eps.xs, eps.ys, eps.num_classes)
+    acc = np.asarray(res.correct)
+    assert acc[:, 100:].mean() > 0.5, acc[:, 100:].mean()  # chance is 0.1
