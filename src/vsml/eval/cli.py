@@ -77,15 +77,15 @@ def register(subparsers) -> None:
 
 
 def load_checkpoint(path: str):
-    """``(learner, params)`` of a saved LA via ``vsml.checkpoint.load_learner(path)`` (the lead's module)."""
-    if not Path(path).exists():
-        raise _CliError(f"checkpoint not found: {path}")
+    """``(learner, params)`` of a run folder, checkpoint, LA file or shipped LA name
+    (``vsml.checkpoint.load_learner``); its errors become one-line CLI errors."""
+    from vsml.checkpoint import CheckpointError, load_learner
+    from vsml.pretrained import PretrainedError
+
     try:
-        mod = importlib.import_module("vsml.checkpoint")
-        loader = mod.load_learner
-    except (ImportError, AttributeError):
-        raise _CliError("loading checkpoints needs vsml.checkpoint.load_learner(path) -> (learner, params), which is not available") from None
-    return loader(path)
+        return load_learner(path)
+    except (CheckpointError, PretrainedError, FileNotFoundError) as e:
+        raise _CliError(f"cannot load checkpoint {path}: {e}") from None
 
 
 def build_learners(args) -> dict:
