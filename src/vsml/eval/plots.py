@@ -53,6 +53,10 @@ def plot_learning_curves(report, path: str | Path, *, smooth: int | None = None,
         ax.legend(fontsize=8, loc="lower right")
     for ax in list(axes.flat)[len(datasets) :]:
         ax.axis("off")
+    return _save(plt, fig, path)
+
+
+def _save(plt, fig, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,12 +79,7 @@ def plot_fast_association(results: dict, path: str | Path, title: str = "fast as
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_state_norms(norms: dict, path: str | Path, title: str = "state norms") -> Path:
@@ -98,9 +97,4 @@ def plot_state_norms(norms: dict, path: str | Path, title: str = "state norms") 
         ax.set_yscale("symlog", linthresh=1e-3)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
