@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from vsml.learners._common import (
+    check_positive,
     check_fixed_size,
     dense_init,
     error_signal,
@@ -57,9 +58,7 @@ class FWM(OnlineLearner):
     num_outputs: int = 10
 
     def __post_init__(self):
-        for name in ("hidden", "mem_size", "reads", "input_size", "num_outputs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_positive(self, "hidden", "mem_size", "reads", "input_size", "num_outputs")
 
     def check_task(self, task: TaskSpec) -> None:
         check_fixed_size("fwm", task, self.input_size, self.num_outputs)
@@ -126,9 +125,7 @@ class DeltaFWP(OnlineLearner):
     num_outputs: int = 10
 
     def __post_init__(self):
-        for name in ("key_size", "input_size", "num_outputs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_positive(self, "key_size", "input_size", "num_outputs")
 
     def check_task(self, task: TaskSpec) -> None:
         check_fixed_size("delta_fwp", task, self.input_size, self.num_outputs)

@@ -19,7 +19,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from vsml.learners._common import check_fixed_size, dense_init, error_signal, flatten_pad, lstm_init, lstm_step, pad_last
+from vsml.learners._common import check_positive, check_fixed_size, dense_init, error_signal, flatten_pad, lstm_init, lstm_step, pad_last
 from vsml.learners.base import OnlineLearner, TaskSpec
 
 
@@ -30,9 +30,7 @@ class MetaRNN(OnlineLearner):
     num_outputs: int = 10
 
     def __post_init__(self):
-        for name in ("hidden", "input_size", "num_outputs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        check_positive(self, "hidden", "input_size", "num_outputs")
 
     def check_task(self, task: TaskSpec) -> None:
         check_fixed_size("meta_rnn", task, self.input_size, self.num_outputs)
