@@ -24,8 +24,11 @@ def _leaves(tree):
     return [np.asarray(x) for x in jax.tree_util.tree_leaves(tree)]
 
 
-def test_resume_after_crash_is_bit_identical(tmp_path):
-    over = {"iterations": 12, "curriculum": [{"classes": 2, "steps": 5, "iterations": 4}, {}]}
+@pytest.mark.parametrize("boundary", [4, 6], ids=["stage-change-inside-segment", "checkpoint-on-stage-boundary"])
+def test_resume_after_crash_is_bit_identical(tmp_path, boundary):
+    # The run is killed right after the checkpoint of iteration 6; the curriculum advances after
+    # iteration 4 (before the crash) or exactly at 6 (the checkpoint holds the new stage, EMA reset).
+    over = {"iterations": 12, "curriculum": [{"classes": 2, "steps": 5, "iterations": boundary}, {}]}
     straight = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "a", **over))).run()
     cfg_path = tmp_path / "b.yaml"
     cfg_path.write_text(yaml.safe_dump(tiny_config(tmp_path / "b", **over)))
