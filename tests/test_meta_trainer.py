@@ -102,3 +102,22 @@ def test_cli_register_and_errors(tmp_path, capsys):
     assert args.func(args) == 0 and "iterations: 1" in capsys.readouterr().out
     args = parser.parse_args(["meta-train", str(tmp_path / "missing.yaml")])
     assert args.func(args) == 2
+
+
+@pytest.mark.parametrize("name,method", [(n, "gradient") for n in ("meta_rnn", "hebbian", "fwm", "delta_fwp")]
+                         + [("meta_rnn", "es"), ("fwm", "es")])
+def test_meta_learned_baselines_meta_train(tmp_path, name, method):
+    """The MetaTrainer drives every baseline that has meta-parameters, by gradient and by ES."""
+    cfg = tiny_config(tmp_path / name, iterations=2, method=method, learner={"name": name, "options": {}},
+                      checkpoint={"every": 2, "keep": 1})
+    trainer = MetaTrainer(meta_config_from_dict(cfg))
+    before = _leaves(trainer.init_params())
+    result = trainer.run()
+    assert all(np.isfinite(r["loss"]) and r["finite"] for r in result.history)
+    after = _leaves(result.params)
+    assert [a.shape for a in after] == [b.shape for b in before]
+    assert any(not np.array_equal(a, b) for a, b in zip(after, before))
+    learner, params = load_learner(tmp_path / name)
+    assert type(learner).__name__ == type(trainer.learner).__name__
+    for a, b in zip(_leaves(params), after):
+        np.testing.assert_array_equal(a, b)

@@ -1,0 +1,40 @@
+"""Every YAML config shipped in configs/ parses into its typed config, with every curriculum stage's
+sampler config and the learner buildable (no data files are read)."""
+
+from pathlib import Path
+
+import pytest
+
+from vsml.cloning.clone import CloneConfig, vsml_config
+from vsml.config import from_dict, load_yaml
+from vsml.learners.vsml import VSML
+from vsml.meta.curriculum import Curriculum
+from vsml.meta.trainer import _learner_record, load_meta_config
+from vsml.learners.registry import make_learner
+
+CONFIGS = Path(__file__).parents[1] / "configs"
+META = sorted(CONFIGS.glob("meta_*.yaml"))
+CLONE = sorted(CONFIGS.glob("clone_*.yaml"))
+
+
+def test_configs_are_found():
+    assert len(META) >= 10 and len(CLONE) >= 2
+
+
+@pytest.mark.parametrize("path", META, ids=[p.stem for p in META])
+def test_meta_config_is_valid(path):
+    cfg = load_meta_config(path)
+    assert cfg.iterations >= 1
+    curriculum = Curriculum(tuple(cfg.curriculum), cfg.curriculum_ema)
+    for stage in range(len(curriculum.stages)):
+        sampler = curriculum.sampler_config(cfg.data, stage)
+        assert sampler.datasets
+    spec = _learner_record(cfg.init) if cfg.learner.from_init else {"name": cfg.learner.name,
+                                                                      "options": dict(cfg.learner.options)}
+    make_learner(spec["name"], dict(spec["options"]))
+
+
+@pytest.mark.parametrize("path", CLONE, ids=[p.stem for p in CLONE])
+def test_clone_config_is_valid(path):
+    cc = from_dict(CloneConfig, load_yaml(path))
+    VSML(vsml_config(cc))
