@@ -5,8 +5,8 @@ All are generated from fixed seeds with NumPy's PCG64, so they are identical eve
 - ``digits``: 1,797 images ``[8, 8, 1]`` (pixel values 0..16, returned as float32 in [0, 1]),
   10 classes. A fixed permutation (seed 0) puts the first 1,347 in ``train`` and the last 450 in
   ``test`` (sklearn's default 75/25 proportion).
-- ``random``: 20 Gaussian ``[28, 28, 1]`` images with uniformly random labels in 0..9 (pure
-  memorisation). ``train`` and ``test`` are two independent draws (seeds 1 and 2).
+- ``random``: 20 Gaussian ``[28, 28, 1]`` images with random labels, each of the 10 classes
+  twice in a random order (pure memorisation; every class present, so 10-way episodes work). ``train`` and ``test`` are two independent draws (seeds 1 and 2).
 - ``sum``: ``[28, 28, 1]`` images ``m + z`` with ``m ~ U[-1, 1]`` per image and ``z`` standard normal
   truncated to [-2, 2]; label ``1[sum(x) >= 0]``. ``train`` 10,000 images (seed 3), ``test``
   2,000 (seed 4).
@@ -38,10 +38,10 @@ def digits(split: str) -> tuple[np.ndarray, np.ndarray]:
 
 @functools.lru_cache(maxsize=None)
 def random_task(split: str) -> tuple[np.ndarray, np.ndarray]:
-    """20 standard-normal ``[28, 28, 1]`` float32 images and random labels in 0..9."""
+    """20 standard-normal ``[28, 28, 1]`` float32 images; labels: each of 0..9 twice, randomly placed."""
     rng = np.random.default_rng(_SEEDS[("random", split)])
     images = rng.standard_normal((RANDOM_SIZE, 28, 28, 1)).astype(np.float32)
-    labels = rng.integers(0, 10, RANDOM_SIZE).astype(np.int64)
+    labels = rng.permutation(np.arange(RANDOM_SIZE) % 10).astype(np.int64)
     return images, labels
 
 
