@@ -21,7 +21,10 @@ def test_meta_trained_la_is_shipped():
 @pytest.mark.parametrize("name", META)
 def test_meta_trained_la_learns_heldout_digits(name):
     config, params = pretrained.load(name)
-    eps = make_episodes("digits", EpisodeOptions(episodes=4, steps=150), seed=1)
+    # LAs with a summed reduction are tied to the input size they were meta-trained at (like an
+    # SGD learning rate to the input scale): show them the digits at that size.
+    resize = (pretrained.info(name)["meta"].get("input_size") or [None])[0]
+    eps = make_episodes("digits", EpisodeOptions(episodes=4, steps=150, resize=resize), seed=1)
     keys = jax.random.split(jax.random.PRNGKey(0), 4)
     res = run_episodes(VSML(config), params, keys, eps.xs, eps.ys, eps.num_classes)
     acc = np.asarray(res.correct)
