@@ -30,32 +30,11 @@ AUTHORS = {"es_forward": 8.6e6, "gradient_value_and_grad": 1.26e6}
 AUTHORS_BARE_CELL = 19.5e6  # SPEC §8: bare LSTM-cell tick over 7,840 cells when the authors' figures were taken
 
 
-def bare_cell_rate(repeats: int, ticks: int = 1000) -> float:
-    """Cell-ticks/s of a bare LSTM-cell tick (matmul + gates) over 7,840 cells in ``lax.scan``."""
-    import jax
-    import jax.numpy as jnp
+def bare_cell_rate(repeats: int) -> float:
+    """Cell-ticks/s of the bare LSTM-cell tick over 7,840 cells (``inner_loop.py``'s floor measurement)."""
+    from inner_loop import child  # benchmarks/ is on sys.path when this file runs as a script
 
-    from vsml.learners.vsml import lstm_gates
-
-    key = jax.random.PRNGKey(0)
-    wh = jax.random.normal(key, (N, 4 * N)) / 4
-    z0 = jax.random.normal(key, (A * B, 4 * N))
-
-    @jax.jit
-    def run(h, c):
-        def body(hc, _):
-            return lstm_gates(hc[0] @ wh + z0, hc[1]), None
-
-        return jax.lax.scan(body, (h, c), None, length=ticks)[0]
-
-    h = jnp.zeros((A * B, N))
-    jax.block_until_ready(run(h, h))
-    best = float("inf")
-    for _ in range(max(repeats, 3)):
-        t = time.perf_counter()
-        jax.block_until_ready(run(h, h))
-        best = min(best, time.perf_counter() - t)
-    return A * B * ticks / best
+    return child("bare_cell", "factorised", 500, max(repeats, 3))["cell_ticks_per_s"]
 
 
 def main(argv=None) -> int:

@@ -6,7 +6,8 @@ All are generated from fixed seeds with NumPy's PCG64, so they are identical eve
   10 classes. A fixed permutation (seed 0) puts the first 1,347 in ``train`` and the last 450 in
   ``test`` (sklearn's default 75/25 proportion).
 - ``random``: 20 Gaussian ``[28, 28, 1]`` images with random labels, each of the 10 classes
-  twice in a random order (pure memorisation; every class present, so 10-way episodes work). ``train`` and ``test`` are two independent draws (seeds 1 and 2).
+  twice in a random order (pure memorisation; every class present, so 10-way episodes work).
+  ``train`` and ``test`` are two independent draws (seeds 1 and 2).
 - ``sum``: ``[28, 28, 1]`` images ``m + z`` with ``m ~ U[-1, 1]`` per image and ``z`` standard normal
   truncated to [-2, 2]; label ``1[sum(x) >= 0]``. ``train`` 10,000 images (seed 3), ``test``
   2,000 (seed 4).
