@@ -44,14 +44,13 @@ def measure(path: str, repeats: int) -> dict:
     import jax
     import numpy as np
 
+    from vsml.meta import distributed as dist
     from vsml.meta.trainer import MetaTrainer, load_meta_config
 
     cfg = load_meta_config(path, ["log.progress=false", "log.tensorboard=false", "log.csv=false"])
     trainer = MetaTrainer(cfg, out_dir=Path("/tmp") / "vsml_meta_configs_bench" / cfg.name, log=lambda m: None)
     params = trainer.init_params()
     opt_state = jax.tree_util.tree_map(np.asarray, trainer.optimizer.init(params))
-    from vsml.meta import distributed as dist
-
     params, opt_state = dist.replicate(params, trainer.mesh), dist.replicate(opt_state, trainer.mesh)
     iters = stage_iterations(cfg)
     stages = []
