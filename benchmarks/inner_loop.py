@@ -7,7 +7,7 @@ Measures, each in a fresh process (so peak RSS is that measurement's own):
 for the library's factorised implementation and for the plain per-cell reference implementation,
 plus a bare LSTM-cell tick over the same 7,840 cells (the XLA floor). Throughput is reported in
 cell-ticks/s = cells × micro ticks × steps × batch / seconds, with ratios to the reference timed in
-this run, to the bare-cell floor and to the authors' implementation (SPEC §8).
+this run, to the bare-cell floor and to the authors' implementation (measured on this machine; docs/benchmarks.md).
 
     python benchmarks/inner_loop.py [--steps 300] [--repeats 5] [--json results.json] [--quick]
 """

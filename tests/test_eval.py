@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from vsml.eval import report as rep
-from vsml.eval.evaluate import EpisodeOptions, Episodes, EvalError, episode_keys, evaluate, make_episodes
+from vsml.data import DataError, DatasetSpec, Episodes, SamplerConfig, draw_episodes
+from vsml.eval.evaluate import EvalError, episode_keys, evaluate
 from vsml.eval.introspect import fast_association_from_logits, shots_seen, state_norms
 from vsml.eval.metrics import curve_ci, mean_ci, smooth, summarize
 from vsml.learners.registry import make_learner
@@ -61,25 +62,49 @@ def test_evaluate_is_reproducible_and_uses_the_same_episodes():
     # chunking does not change the numbers
     r4 = evaluate({"sgd": learners["sgd"]}, {"toy": eps}, seed=3, chunk=2)
     np.testing.assert_allclose(r4.results[0].loss, r1.get("sgd", "toy").loss, rtol=1e-6)
-    np.testing.assert_array_equal(np.asarray(episode_keys(3, 2)), np.asarray(episode_keys(3, 2)))
+    assert not np.array_equal(np.asarray(episode_keys(3, 2)), np.asarray(episode_keys(4, 2)))
 
 
-def test_make_episodes_is_deterministic_with_invariance_options():
-    opts = EpisodeOptions(episodes=2, steps=30, classes=3, permute=True)
-    a = make_episodes("digits", opts, seed=1)
-    b = make_episodes("digits", opts, seed=1)
+def test_draw_episodes_is_deterministic_with_invariance_options():
+    cfg = SamplerConfig(datasets=(DatasetSpec("digits", "test"),), steps=30, num_classes=3, permutation="episode")
+    a = draw_episodes(cfg, 1, 2)
+    b = draw_episodes(cfg, 1, 2)
     np.testing.assert_array_equal(a.xs, b.xs)
     np.testing.assert_array_equal(a.ys, b.ys)
     assert a.xs.shape == (2, 30, 1, 8, 8, 1) and a.num_classes == 3 and a.ys.max() < 3
-    c = make_episodes("digits", EpisodeOptions(episodes=2, steps=30, classes=3), seed=1)
+    c = draw_episodes(SamplerConfig(datasets=(DatasetSpec("digits", "test"),), steps=30, num_classes=3), 1, 2)
     np.testing.assert_array_equal(c.ys, a.ys)  # same examples, only the pixels are permuted
     np.testing.assert_allclose(np.sort(c.xs[0, 0].ravel()), np.sort(a.xs[0, 0].ravel()))
-    r = make_episodes("digits", EpisodeOptions(episodes=1, steps=5, resize=14, project=True), seed=0)
-    assert r.xs.shape == (1, 5, 1, 14, 14, 1) and r.num_classes == 10
-    with pytest.raises(EvalError, match="unknown dataset|not registered|Unknown|unknown"):
-        make_episodes("no_such_set", opts)
-    with pytest.raises(EvalError, match="classes"):
-        make_episodes("digits", EpisodeOptions(episodes=1, steps=5, classes=11))
+    r = draw_episodes(SamplerConfig(datasets=(DatasetSpec("digits", "test"),), steps=5, image_size=(14, 14),
+                                    projection="episode"), 0, 1)
+    assert r.xs.shape == (1, 5, 1, 196) and r.num_classes == 10
+    with pytest.raises(DataError, match="unknown dataset"):
+        draw_episodes(SamplerConfig(datasets=("no_such_set",)), 0, 1)
+    with pytest.raises(DataError, match="classes"):
+        draw_episodes(SamplerConfig(datasets=("digits",), num_classes=11), 0, 1)
+
+
+def test_cli_options_map_onto_the_sampler_and_training_meta_test_is_the_same_experiment(tmp_path):
+    """``vsml evaluate`` and the meta-test inside training draw identical episodes for identical settings."""
+    from vsml.eval import cli
+    from vsml.meta.trainer import MetaTrainer, meta_config_from_dict
+    from _meta_support import tiny_config
+
+    args = _parser().parse_args(["evaluate", "-d", "digits", "-n", "3", "-T", "12", "--classes", "3", "--seed", "7",
+                                 "--resize", "6", "--project", "--sampler", "balanced=true"])
+    scfg = cli.sampler_config(args, "digits")
+    assert (scfg.num_classes, scfg.image_size, scfg.projection, scfg.permutation, scfg.balanced) == (3, (6, 6), "episode", "none", True)
+    cli_eps = cli.episodes_for(args, "digits")
+    trainer = MetaTrainer(meta_config_from_dict(tiny_config(
+        tmp_path / "t", data={"datasets": [{"name": "digits"}], "steps": 5, "num_classes": 3, "image_size": [6, 6],
+                              "projection": "episode", "balanced": True},
+        eval={"every": 1, "episodes": 3, "steps": 12, "seed": 7, "datasets": [{"name": "digits", "split": "test"}]})))
+    (label, tcfg), = trainer.eval_configs().items()
+    train_eps = draw_episodes(tcfg, 7, 3)
+    np.testing.assert_array_equal(train_eps.xs.reshape(cli_eps.xs.shape), cli_eps.xs)
+    np.testing.assert_array_equal(train_eps.ys, cli_eps.ys)
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["evaluate", "--permutation", "sometimes"])
 
 
 def test_report_outputs(tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vsml import pretrained
-from vsml.eval.evaluate import EpisodeOptions, make_episodes
+from vsml.data.episodes import DatasetSpec, SamplerConfig, draw_episodes
 from vsml.learners.base import run_episodes
 from vsml.learners.vsml import VSML
 
@@ -24,7 +24,8 @@ def test_meta_trained_la_learns_heldout_digits(name):
     # LAs with a summed reduction are tied to the input size they were meta-trained at (like an
     # SGD learning rate to the input scale): show them the digits at that size.
     resize = (pretrained.info(name)["meta"].get("input_size") or [None])[0]
-    eps = make_episodes("digits", EpisodeOptions(episodes=4, steps=150, resize=resize), seed=1)
+    size = None if resize is None else (resize, resize)
+    eps = draw_episodes(SamplerConfig(datasets=(DatasetSpec("digits", "test"),), steps=150, image_size=size), 1, 4)
     keys = jax.random.split(jax.random.PRNGKey(0), 4)
     res = run_episodes(VSML(config), params, keys, eps.xs, eps.ys, eps.num_classes)
     acc = np.asarray(res.correct)

@@ -26,6 +26,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    """Rewrite checkpoints / learners / LAs of earlier vsml versions in the current artifact format."""
+    from vsml import artifacts
+
+    for src in args.paths:
+        out = artifacts.convert(src, args.out if len(args.paths) == 1 and args.out else None)
+        print(f"{src} -> {out} ({artifacts.load(out).kind}, format version {artifacts.VERSION})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vsml", description="Variable Shared Meta Learning in JAX")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -36,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="runs/showcase", help="folder for the table, curves (CSV, PNG) and JSON")
     run.add_argument("--no-progress", action="store_true")
     run.set_defaults(func=_cmd_run)
+    conv = sub.add_parser("convert", help="rewrite checkpoints / learner files of earlier vsml versions in the current format")
+    conv.add_argument("paths", nargs="+", help="artifact files (.npz) to convert in place")
+    conv.add_argument("-o", "--out", default=None, help="write here instead (one input only)")
+    conv.set_defaults(func=_cmd_convert)
 
     from vsml.cloning import cli as clone_cli
     from vsml.data import cli as data_cli

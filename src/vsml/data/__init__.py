@@ -7,11 +7,13 @@
 """
 
 from vsml.data.download import download as download_dataset
-from vsml.data.episodes import DatasetSpec, EpisodeSampler, FewShotConfig, SamplerConfig
+from vsml.data.episodes import (DatasetSpec, EpisodeSampler, Episodes, EpisodeTask, FewShotConfig, SamplerConfig,
+                                draw_episodes, episodes_key)
 from vsml.data.integrity import DataError, FileSpec
 from vsml.data.registry import REGISTRY, DatasetInfo, Split, data_dir, get_info, load, names, status
 
 __all__ = [
-    "DataError", "DatasetInfo", "DatasetSpec", "EpisodeSampler", "FewShotConfig", "FileSpec", "REGISTRY",
-    "SamplerConfig", "Split", "data_dir", "download_dataset", "get_info", "load", "names", "status",
+    "DataError", "DatasetInfo", "DatasetSpec", "EpisodeSampler", "Episodes", "EpisodeTask", "FewShotConfig", "FileSpec", "REGISTRY",
+    "SamplerConfig", "Split", "data_dir", "download_dataset", "draw_episodes", "episodes_key", "get_info", "load", "names",
+    "status",
 ]

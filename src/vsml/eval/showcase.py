@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vsml.eval.evaluate import EpisodeOptions, EvalReport, evaluate, make_episodes
+from vsml.data.episodes import DatasetSpec, SamplerConfig, draw_episodes
+from vsml.eval.evaluate import EvalReport, evaluate
 from vsml.eval.report import print_table, write_all
 from vsml.learners.registry import make_learner
 
@@ -36,7 +37,7 @@ def run_showcase(
     entries = dict(learners or {})
     for name in baselines:
         entries.setdefault(name, (make_learner(name), None))
-    eps = make_episodes("digits", EpisodeOptions(episodes=episodes, steps=steps), seed)
+    eps = draw_episodes(SamplerConfig(datasets=(DatasetSpec("digits", "test"),), steps=steps), seed, episodes)
     report = evaluate(entries, {"digits": eps}, seed=seed, progress=progress)
     out_dir = Path(out_dir)
     paths = write_all(report, out_dir, json_path=out_dir / "results.json")

@@ -96,6 +96,19 @@ def make_learner(name: str, config: dict | None = None) -> OnlineLearner:
         raise ConfigError(f"learner '{name}': {e}") from None
 
 
+def learner_from_record(record: dict) -> OnlineLearner:
+    """The learner of a stored ``{"name", "options"}`` record (an artifact's ``meta["learner"]``).
+
+    Records are written with every option, so options missing from a record predate them; for
+    VSML they take the values that version computed with (``vsml.learners.vsml``'s legacy
+    semantics), never today's defaults, so a stored LA keeps its numbers.
+    """
+    if not isinstance(record, dict) or "name" not in record:
+        raise ConfigError(f"not a learner record: {record!r}")
+    options = dict(record.get("options") or {})
+    return make_learner(record["name"], options)
+
+
 def _number(value):
     """YAML 1.1 reads '3e-4' as a string; accept it as a float."""
     if isinstance(value, str):
