@@ -202,3 +202,15 @@ def test_showcase_runs(tmp_path):
     report = run_showcase(tmp_path, episodes=2, steps=20, baselines=("sgd",), progress=False)
     assert report.learners == ["sgd"]
     assert (tmp_path / "curves.png").exists() and (tmp_path / "results.json").exists()
+
+
+def test_cli_evaluates_your_own_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("VSML_CACHE_DIR", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    path = tmp_path / "mine.npz"
+    np.savez(path, images=rng.normal(size=(60, 5)).astype(np.float32), labels=rng.integers(0, 3, 60))
+    args = _parser().parse_args(["evaluate", "-l", "sgd", "-d", str(path), "-n", "2", "-T", "10", "--no-progress",
+                                 "--no-plot", "-o", str(tmp_path / "ev"), "--json", str(tmp_path / "ev.json")])
+    assert args.func(args) == 0
+    res = json.loads((tmp_path / "ev.json").read_text())["results"][0]
+    assert res["dataset"] == str(path) and res["steps"] == 10

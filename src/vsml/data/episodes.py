@@ -13,6 +13,8 @@ are not baked into the compiled program as constants.
 
 Members of a mixture must share one input shape after preprocessing: give ``image_size`` (and/or
 ``pad_to``) when their native sizes differ, and keep ``grayscale=True`` to mix RGB with grayscale.
+Feature vectors ``[N, F]`` (tables, see :mod:`vsml.data.userdata`) skip the image steps and are
+normalised per feature; ``image_size``/``pad_to`` are refused for them.
 
 A stream episode is two draws: ``sample_task(key)`` (member, classes and their labels,
 permutation, projection: an :class:`EpisodeTask`) and ``sample_steps(task, key, T)`` (T independent
@@ -202,6 +204,8 @@ def _prepare_member(spec: DatasetSpec, cfg: SamplerConfig):
         images, labels = transforms.select_classes(images, labels, spec.classes)
         num_classes = len(spec.classes)
     x = images
+    if x.ndim == 2:  # feature vectors [N, F] (a table): no image preprocessing
+        return _prepare_features(spec, cfg, split, x, labels, num_classes)
     if cfg.grayscale and x.shape[-1] == 3:
         x = transforms.grayscale(x)
     if cfg.image_size is not None and tuple(x.shape[1:3]) != cfg.image_size:
@@ -213,6 +217,9 @@ def _prepare_member(spec: DatasetSpec, cfg: SamplerConfig):
         if mean is None or std is None or x.shape[-1] != 1:  # statistics computed from this split
             unit = transforms.to_unit(x)
             mean, std = float(unit.mean()), float(unit.std())
+            if not std > 0:
+                raise DataError(f"dataset '{spec.name}' split '{spec.split}': every pixel has the same value, "
+                                "so it cannot be normalised (std 0); set normalize=False")
         if x.dtype == np.uint8:  # keep uint8 on device; normalise after the gather
             scale, shift = 1.0 / (255.0 * std), -mean / std
         else:
@@ -221,6 +228,23 @@ def _prepare_member(spec: DatasetSpec, cfg: SamplerConfig):
     if cfg.pad_to is not None:
         x = transforms.pad_to(x, cfg.pad_to, value=pad_value)
     return x, np.asarray(labels, np.int32), num_classes, scale, shift
+
+
+def _prepare_features(spec: DatasetSpec, cfg: SamplerConfig, split, x, labels, num_classes):
+    """Feature vectors ``[N, F]``: normalised per feature (``(x - mean_f) / std_f`` from the split, a
+    constant feature gives 0), or with the split's published scalar ``mean``/``std`` when it has them."""
+    for option in ("image_size", "pad_to"):
+        if getattr(cfg, option) is not None:
+            raise DataError(f"dataset '{spec.name}' holds feature vectors [N, {x.shape[1]}] (a table), not images: "
+                            f"{option} does not apply; remove it (projection_dim changes the input size)")
+    x = transforms.to_unit(x)
+    if cfg.normalize:
+        if split.mean is not None and split.std is not None:
+            x = transforms.normalize(x, split.mean, split.std)
+        else:
+            mean, std = x.mean(axis=0, dtype=np.float64), x.std(axis=0, dtype=np.float64)
+            x = ((x - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)
+    return x, np.asarray(labels, np.int32), num_classes, 1.0, 0.0
 
 
 @jax.tree_util.register_pytree_node_class

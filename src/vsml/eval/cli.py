@@ -51,6 +51,8 @@ def _add_episode_args(p: argparse.ArgumentParser, episodes: int, steps: int, dat
     p.add_argument("--sampler", action="append", default=[], metavar="KEY=VALUE",
                    help="any other SamplerConfig field, e.g. balanced=true or 'pad_to=[32, 32]' (repeatable)")
     p.add_argument("--data-dir", default=None, help="data directory (default $VSML_DATA_DIR)")
+    p.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="skip the checksum / fingerprint check of dataset files (SamplerConfig.verify)")
     p.add_argument("--chunk", type=int, default=None, help="episodes run in parallel (default: all)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -122,7 +124,7 @@ def sampler_config(args, dataset: str, split: str | None = None):
     from vsml.data.episodes import SamplerConfig
 
     data = {"datasets": [{"name": dataset, "split": split or args.split}], "steps": args.steps,
-            "batch_size": args.batch_size, "data_dir": args.data_dir}
+            "batch_size": args.batch_size, "data_dir": args.data_dir, "verify": args.verify}
     for cli_name in ("num_classes", "grayscale", "permutation", "projection"):
         if getattr(args, cli_name) is not None:
             data[cli_name] = getattr(args, cli_name)
