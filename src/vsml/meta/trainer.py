@@ -43,6 +43,8 @@ from vsml.meta.es import ESConfig
 from vsml.meta.gradient import GradientConfig
 from vsml.meta.objective import MetaProblem, ObjectiveConfig
 from vsml.meta.optimizer import METHODS, MetaState, make_meta_optimizer
+from vsml.meta.pes import PESConfig
+from vsml.meta.tbptt import TBPTTConfig
 from vsml.runlog import RunLogger
 
 #: Config sections that may differ between a run and the checkpoint it resumes.
@@ -128,6 +130,8 @@ class MetaConfig:
     objective: ObjectiveConfig = ObjectiveConfig()
     gradient: GradientConfig = GradientConfig()
     es: ESConfig = ESConfig()
+    pes: PESConfig = PESConfig()
+    tbptt: TBPTTConfig = TBPTTConfig()
     eval: EvalConfig = EvalConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     log: LogConfig = LogConfig()
