@@ -214,3 +214,31 @@ def test_cli_evaluates_your_own_file(tmp_path, monkeypatch):
     assert args.func(args) == 0
     res = json.loads((tmp_path / "ev.json").read_text())["results"][0]
     assert res["dataset"] == str(path) and res["steps"] == 10
+
+
+def test_oracle_and_paired_differences():
+    from vsml.eval.compare import oracle_backprop, oracle_from_curves, paired_differences
+
+    # the oracle takes, per figure, the configuration best on that figure
+    a, b = np.zeros((2, 200)), np.zeros((2, 200))
+    a[:, :100], b[:, 100:] = 1.0, 1.0  # a is better early, b late
+    o = oracle_from_curves("toy", {"a": (a, np.ones_like(a)), "b": (b, np.zeros_like(b))})
+    assert o.best["first_100_acc"][0] == "a" and o.best["final_acc"][0] == "b" and o.best["online_loss"][0] == "b"
+    eps = _toy(e=3, t=30)
+    oracles = oracle_backprop({"toy": eps}, seed=0, lrs={"sgd": (0.01, 0.3), "adam": (1e-3,)})
+    assert len(oracles["toy"].scores) == 6  # 3 rates x {linear, 160-tanh}
+    report = evaluate({"sgd": (make_learner("sgd", {"lr": 0.3}), None), "adam": (make_learner("adam"), None)},
+                      {"toy": eps}, seed=0)
+    report.oracles, report.reference = oracles, "oracle"
+    rows = paired_differences(report, "oracle", oracles)
+    sgd = report.get("sgd", "toy").summary()["online_acc"].mean
+    row = next(r for r in rows if r["learner"] == "sgd")
+    assert row["online_acc"].mean == pytest.approx(sgd - oracles["toy"].summary()["online_acc"].mean)
+    assert row["online_acc"].mean <= 1e-9  # nothing beats the oracle that contains it
+    vs_adam = paired_differences(report, "adam")
+    assert [r["learner"] for r in vs_adam] == ["sgd"]
+    table = rep.markdown_table(report)
+    assert "oracle best backprop" in table and "Paired differences: learner − oracle best backprop" in table
+    one = evaluate({"sgd": (make_learner("sgd"), None), "adam": (make_learner("adam"), None)}, {"t": _toy(e=1)}, seed=0)
+    r1 = paired_differences(one, "adam")[0]["online_acc"]
+    assert np.isnan(r1.lo) and r1.n == 1  # undefined with one episode

@@ -69,6 +69,11 @@ def register(subparsers) -> None:
     ev.add_argument("--json", default=None, metavar="PATH", help="also write every figure of the table as JSON")
     ev.add_argument("--tune-lr", action="store_true", help="pick SGD/Adam learning rates per dataset on separate tuning episodes")
     ev.add_argument("--tune-episodes", type=int, default=4, help="tuning episodes per dataset (default 4)")
+    ev.add_argument("--oracle-backprop", action="store_true",
+                    help="add the 'oracle best backprop' row: per figure the best of SGD/Adam x {linear, 160-tanh} x a "
+                         "learning-rate grid, chosen on the reported episodes themselves (favours backprop)")
+    ev.add_argument("--reference", default=None, metavar="LEARNER|oracle",
+                    help="report paired differences (learner - reference, same episodes, 95%% CI); 'oracle' implies --oracle-backprop")
     ev.add_argument("--smooth", type=int, default=None, help="running-mean window of the plotted curves")
     ev.add_argument("--no-plot", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
@@ -189,6 +194,10 @@ def _evaluate(args) -> int:
             tune = {d: episodes_for(args, d, n=args.tune_episodes, split=_tuning_split(d, args.split, args.data_dir),
                                     seed=args.seed + 1_000_003)}
         part = evaluate(learners, episodes, seed=args.seed, tune=tune, chunk=args.chunk, progress=progress)
+        if args.oracle_backprop or args.reference == "oracle":
+            from vsml.eval.compare import oracle_backprop
+
+            report.oracles.update(oracle_backprop(episodes, seed=args.seed, chunk=args.chunk, progress=progress))
         report.results.extend(part.results)
         report.meta["learners"] = part.meta["learners"]
         report.meta["datasets"].update(part.meta["datasets"])
@@ -196,6 +205,11 @@ def _evaluate(args) -> int:
             report.meta.setdefault("tuned_lr", {}).setdefault(name, {}).update(lrs)
         del episodes, tune
     report.meta["options"] = {k: v for k, v in vars(args).items() if k != "func"}
+    if args.reference is not None:
+        if args.reference != "oracle" and args.reference not in report.learners:
+            raise _CliError(f"--reference {args.reference!r} is not one of the evaluated learners ({', '.join(report.learners)}) "
+                            "or 'oracle'")
+        report.reference = args.reference
     paths = rep.write_all(report, args.out, json_path=args.json, plot=not args.no_plot, smooth=args.smooth)
     rep.print_table(report)
     for kind, path in paths.items():

@@ -107,10 +107,13 @@ class Curves:
 
 @dataclasses.dataclass
 class EvalReport:
-    """All :class:`Curves` of an evaluation plus its settings (``meta``)."""
+    """All :class:`Curves` of an evaluation plus its settings (``meta``); optionally the oracle
+    best backprop per dataset and the reference of paired differences (:mod:`vsml.eval.compare`)."""
 
     results: list[Curves]
     meta: dict = dataclasses.field(default_factory=dict)
+    oracles: dict = dataclasses.field(default_factory=dict)  # dataset -> compare.Oracle
+    reference: str | None = None  # learner name or "oracle": report paired differences against it
 
     def get(self, learner: str, dataset: str) -> Curves:
         for r in self.results:
