@@ -113,3 +113,18 @@ def test_persistent_estimators_refuse_what_they_cannot_do(tmp_path):
                       objective={"kind": "last"})
     with pytest.raises(ConfigError, match="mean online loss"):
         MetaTrainer(meta_config_from_dict(cfg)).run()
+
+
+@pytest.mark.parametrize("method", ["gradient", "pes"])
+def test_task_families_train_together(tmp_path, method):
+    """Several input sizes and class counts in every meta-step (one parameter set)."""
+    over = {"method": method, "iterations": 2, "objective": {"normalize": True},
+            "families": [{"num_classes": 2, "image_size": [4, 4]}, {"num_classes": 3}],
+            "pes": {"population": 2, "lifetime": {"truncation": 4, "min_length": 4, "max_length": 8}, "chunk": None}}
+    trainer = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / method, **over)))
+    problem = trainer.problem(0)
+    assert [t.input_shape for t in problem.tasks] == [(16,), (64,)] and [t.num_classes for t in problem.tasks] == [2, 3]
+    result = trainer.run()
+    assert all(np.isfinite(r["loss"]) and r["finite"] for r in result.history)
+    with pytest.raises(ConfigError, match="families\\[0\\]"):
+        MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "bad", families=[{"num_clases": 2}]))).problem(0)

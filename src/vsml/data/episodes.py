@@ -102,6 +102,8 @@ class SamplerConfig:
     - ``output_classes``: pad the class count reported to learners (>= any episode's classes).
     - ``projection``: ``"episode"`` draws a Glorot-uniform ``[D, projection_dim]`` matrix per episode,
       ``"fixed"`` one for all (NumPy, from ``seed``); ``permutation``: the same for a pixel permutation.
+    - ``input_scale`` ``(lo, hi)``: multiply an episode's inputs (after normalisation, before the
+      projection) by a factor drawn log-uniformly in ``[lo, hi]`` (robustness to the input scale).
     """
 
     datasets: tuple[DatasetSpec | str, ...] = (DatasetSpec("mnist"),)
@@ -119,6 +121,7 @@ class SamplerConfig:
     projection: Mode = "none"
     projection_dim: int | None = None
     permutation: Mode = "none"
+    input_scale: tuple[float, float] | None = None  # per episode, inputs times a factor log-uniform in [lo, hi]
     seed: int = 0
     fewshot: FewShotConfig | None = None
     data_dir: str | None = None
@@ -151,6 +154,11 @@ class SamplerConfig:
                 raise DataError(f"{name} must be 'none', 'episode' or 'fixed', got {getattr(self, name)!r}")
         if self.projection_dim is not None and (self.projection == "none" or self.projection_dim < 1):
             raise DataError("projection_dim needs projection='episode' or 'fixed' and a positive size")
+        if self.input_scale is not None:
+            lo, hi = (float(v) for v in self.input_scale)
+            if not (0 < lo <= hi and math.isfinite(hi)):
+                raise DataError(f"input_scale must be (lo, hi) with 0 < lo <= hi, got {self.input_scale}")
+            object.__setattr__(self, "input_scale", (lo, hi))
 
     @property
     def episode_steps(self) -> int:
@@ -191,6 +199,7 @@ class _Static:
     permutation: str
     fewshot: tuple[int, int, int] | None
     max_count: int
+    input_scale: tuple[float, float] | None = None
 
 
 def _prepare_member(spec: DatasetSpec, cfg: SamplerConfig):
@@ -316,7 +325,7 @@ class EpisodeSampler:
             permute_classes=cfg.permute_classes, balanced=cfg.balanced, stored_shape=stored,
             flatten=cfg.flatten, projection=cfg.projection, projection_dim=proj_dim, permutation=cfg.permutation,
             fewshot=(cfg.fewshot.ways, cfg.fewshot.shots, cfg.fewshot.queries) if cfg.fewshot else None,
-            max_count=int(count.max()),
+            max_count=int(count.max()), input_scale=cfg.input_scale,
         )
         self.config = cfg
         self.num_classes = out_classes
@@ -429,6 +438,7 @@ class EpisodeTask(NamedTuple):
     slots: jax.Array  # [slots] int32: the member's class shown with label i
     permutation: jax.Array | None  # [D] int32 (permutation="episode")
     projection: jax.Array | None  # [D, D'] float32 (projection="episode")
+    scale: jax.Array | None = None  # [] float32 input factor (input_scale)
 
 
 @partial(jax.jit, static_argnums=(2, 3))
@@ -466,6 +476,10 @@ def _draw_slots(t: _Tables, m, key, s: _Static):
 
 def _task(t: _Tables, key, s: _Static) -> EpisodeTask:
     k_member, k_classes, k_perm, k_proj = jax.random.split(key, 4)
+    scale = None
+    if s.input_scale is not None:
+        lo, hi = s.input_scale
+        scale = jnp.exp(jax.random.uniform(jax.random.fold_in(key, 7), minval=math.log(lo), maxval=math.log(hi)))
     m = _draw_member(t, k_member, s)
     d = int(np.prod(s.stored_shape))
     perm = proj = None
@@ -474,7 +488,7 @@ def _task(t: _Tables, key, s: _Static) -> EpisodeTask:
     if s.projection == "episode":
         limit = math.sqrt(6.0 / (d + s.projection_dim))  # Glorot-uniform
         proj = jax.random.uniform(k_proj, (d, s.projection_dim), minval=-limit, maxval=limit)
-    return EpisodeTask(m, _draw_slots(t, m, k_classes, s), perm, proj)
+    return EpisodeTask(m, _draw_slots(t, m, k_classes, s), perm, proj, scale)
 
 
 def _steps(t: _Tables, task: EpisodeTask, key, T: int, s: _Static):
@@ -495,6 +509,8 @@ def _gather(t: _Tables, task: EpisodeTask, positions, labels, s: _Static):
     """Examples at ``positions`` (into ``t.order``) -> normalised, permuted, projected ``xs``."""
     T, B = labels.shape
     x = t.data[t.order[positions]].astype(jnp.float32) * t.scale[task.member] + t.shift[task.member]  # [T, B, *stored]
+    if task.scale is not None:
+        x = x * task.scale
     d = int(np.prod(s.stored_shape))
     if s.permutation != "none" or s.projection != "none" or s.flatten:
         x = x.reshape(T, B, d)

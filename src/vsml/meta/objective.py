@@ -3,6 +3,11 @@
     problem = MetaProblem(learner, task, ObjectiveConfig(), sampler, mesh)
     loss, acc = problem.meta_loss(params, keys)          # scalars; keys [E, 2], one episode each
 
+A problem may hold several task *families* (``task`` and ``sampler`` given as equal-length
+tuples, e.g. different input sizes and class counts): every episode key then draws one episode of
+each family and the loss is their mean (``normalize: true`` divides each episode's loss by
+log(classes), its chance level, so families with many classes do not dominate).
+
 ``ObjectiveConfig.kind``:
 
 - ``"online"`` (default): the mean loss over all steps (rewards learning *fast*);
@@ -19,6 +24,7 @@ exact gradient.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Literal
 
 import jax
@@ -34,6 +40,7 @@ class ObjectiveConfig:
     kind: Literal["online", "last"] = "online"
     last_steps: int = 1
     truncation: int | None = None
+    normalize: bool = False  # divide each episode's loss by log(num_classes) (its chance level)
 
     def __post_init__(self):
         if self.kind not in ("online", "last"):
@@ -49,36 +56,70 @@ def score(result: EpisodeResult, objective: ObjectiveConfig) -> tuple[jax.Array,
     losses, correct = result.losses, result.correct
     if objective.kind == "last":
         losses, correct = losses[-objective.last_steps :], correct[-objective.last_steps :]
-    return losses.mean(), correct.mean()
+    return loss_scale(objective, result.logits.shape[-1]) * losses.mean(), correct.mean()
+
+
+def loss_scale(objective: ObjectiveConfig, num_classes: int) -> float:
+    """Factor applied to a loss under ``objective`` (1 / log(classes) with ``normalize``)."""
+    return 1.0 / math.log(num_classes) if objective.normalize else 1.0
 
 
 @jax.tree_util.register_pytree_node_class
 class MetaProblem:
     """What meta-training minimises: ``learner`` on ``sampler``'s episodes of ``task`` under
-    ``objective``, with the episode / population axis split over ``mesh``.
+    ``objective``, with the episode / population axis split over ``mesh``. ``task`` and ``sampler``
+    may be equal-length tuples: one per task family (see module docstring).
 
-    A pytree whose only child is the sampler (its device tables); learner, task, objective and mesh
-    are static, so one compiled meta-step serves every iteration of a curriculum stage.
+    A pytree whose only children are the samplers (their device tables); learner, tasks, objective
+    and mesh are static, so one compiled meta-step serves every iteration of a curriculum stage.
     """
 
-    def __init__(self, learner: OnlineLearner, task: TaskSpec, objective: ObjectiveConfig, sampler, mesh):
-        self.learner, self.task, self.objective, self.sampler, self.mesh = learner, task, objective, sampler, mesh
+    def __init__(self, learner: OnlineLearner, task, objective: ObjectiveConfig, sampler, mesh):
+        tasks = tuple(task) if isinstance(task, (tuple, list)) else (task,)
+        samplers = tuple(sampler) if isinstance(sampler, (tuple, list)) else (sampler,)
+        if len(tasks) != len(samplers) or not tasks:
+            raise ValueError(f"need one task per sampler, got {len(tasks)} tasks and {len(samplers)} samplers")
+        self.learner, self.tasks, self.objective, self.samplers, self.mesh = learner, tasks, objective, samplers, mesh
 
     def tree_flatten(self):
-        return (self.sampler,), (self.learner, self.task, self.objective, self.mesh)
+        return (self.samplers,), (self.learner, self.tasks, self.objective, self.mesh)
 
     @classmethod
     def tree_unflatten(cls, aux, children):
-        learner, task, objective, mesh = aux
-        return cls(learner, task, objective, children[0], mesh)
+        learner, tasks, objective, mesh = aux
+        return cls(learner, tasks, objective, children[0], mesh)
+
+    @property
+    def task(self) -> TaskSpec:
+        """The task of a single-family problem."""
+        return self._single().tasks[0]
+
+    @property
+    def sampler(self):
+        """The sampler of a single-family problem."""
+        return self._single().samplers[0]
+
+    def _single(self):
+        if len(self.tasks) != 1:
+            raise ValueError("this problem has several task families; iterate over problem.families()")
+        return self
+
+    def families(self) -> tuple["MetaProblem", ...]:
+        """One single-family problem per task family."""
+        return tuple(MetaProblem(self.learner, t, self.objective, s, self.mesh) for t, s in zip(self.tasks, self.samplers))
 
     def episode_loss(self, params, key, remat: bool = True):
-        """Draw one episode from ``key`` (data and initial state) and score it: ``(loss, accuracy)``."""
-        k_data, k_state = jax.random.split(key)
-        xs, ys = self.sampler.sample_episode(k_data)
-        _, result = episode(self.learner, params, k_state, xs, ys, self.task, remat=remat,
-                            truncation=self.objective.truncation)
-        return score(result, self.objective)
+        """Draw one episode per family from ``key`` (data and initial state) and score them: ``(loss, accuracy)``."""
+        losses, accs = [], []
+        for f, (task, sampler) in enumerate(zip(self.tasks, self.samplers)):
+            k_data, k_state = jax.random.split(key if f == 0 else jax.random.fold_in(key, f))
+            xs, ys = sampler.sample_episode(k_data)
+            _, result = episode(self.learner, params, k_state, xs, ys, task, remat=remat,
+                                truncation=self.objective.truncation)
+            loss, acc = score(result, self.objective)
+            losses.append(loss)
+            accs.append(acc)
+        return sum(losses) / len(losses), sum(accs) / len(accs)
 
     def meta_loss(self, params, keys, remat: bool = True):
         """Mean ``(loss, accuracy)`` over one episode per key (``keys [E, 2]``; vmapped, shardable)."""

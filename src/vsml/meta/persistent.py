@@ -107,7 +107,7 @@ def advance(particles: Particles, steps: int) -> Particles:
 
 def check_stream(problem) -> None:
     """Persistent estimators need stream episodes and the mean online loss."""
-    if problem.sampler.static.fewshot is not None:
+    if any(s.static.fewshot is not None for s in problem.samplers):
         raise ConfigError("persistent estimators (pes, tbptt) need stream episodes; few-shot episodes have no lifetime")
     if problem.objective.kind != "online":
         raise ConfigError("persistent estimators (pes, tbptt) optimise the mean online loss (objective.kind: online)")

@@ -5,7 +5,7 @@ inner-loop lifetimes, as a meta-optimizer value.
     state = opt.init(params, key, problem)          # particles: tasks, lifetime positions, learner states
     state, metrics = opt.step(state, key, problem)  # every lifetime advances by one truncation
 
-Each of ``population / 2`` antithetic pairs follows one lifetime (:mod:`vsml.meta.persistent`):
+Each of ``population / 2`` antithetic pairs (per task family of the problem) follows one lifetime (:mod:`vsml.meta.persistent`):
 its two members run the same examples with meta-parameters θ + σz and θ − σz, where z ~ N(0, I) is
 drawn afresh every truncation, and each member keeps its own learner state from truncation to
 truncation. PES accumulates the noise of the current lifetime, Z = Σ z, and estimates
@@ -41,6 +41,7 @@ from vsml.config import ConfigError
 from vsml.learners.base import run_steps
 from vsml.meta import persistent as ps
 from vsml.meta.distributed import chunked_map, shard_batch
+from vsml.meta.objective import loss_scale
 from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, guarded_update, make_optimizer, register_meta_optimizer
 
 PyTree = Any
@@ -118,13 +119,17 @@ class PersistentES(MetaOptimizer):
         return jax.tree_util.tree_map(lambda a: jnp.repeat(a, 2, axis=0), states)
 
     @partial(jax.jit, static_argnums=0)
-    def _inner(self, params, key, problem) -> PESInner:
+    def _inner(self, params, key, problem) -> tuple[PESInner, ...]:
+        """Fresh particles for every task family of ``problem`` (one :class:`PESInner` each)."""
         pairs = self.parallel_size
-        k_p, k_s = jax.random.split(key)
-        particles = ps.init_particles(problem.sampler, k_p, pairs, self.config.lifetime)
         flat, _ = ravel_pytree(params)
-        return PESInner(particles, self._fresh_states(params, jax.random.split(k_s, pairs), problem),
-                        jnp.zeros((pairs, flat.shape[0]), flat.dtype))
+        out = []
+        for f, fam in enumerate(problem.families()):
+            k_p, k_s = jax.random.split(jax.random.fold_in(key, f))
+            particles = ps.init_particles(fam.sampler, k_p, pairs, self.config.lifetime)
+            out.append(PESInner(particles, self._fresh_states(params, jax.random.split(k_s, pairs), fam),
+                                jnp.zeros((pairs, flat.shape[0]), flat.dtype)))
+        return tuple(out)
 
     def init(self, params, key, problem) -> MetaState:
         ps.check_stream(problem)
@@ -134,32 +139,46 @@ class PersistentES(MetaOptimizer):
         ps.check_stream(problem)
         return state._replace(inner=self._inner(state.params, key, problem))
 
-    @partial(jax.jit, static_argnums=0)
-    def step(self, state: MetaState, key, problem):
+    def _family_step(self, inner: PESInner, params, key, fam):
+        """One truncation of one family's lifetimes: ``(inner, grad [D], loss, acc, finite)``."""
         cfg, life = self.config, self.config.lifetime
         k_renew, k_state, k_noise = jax.random.split(key, 3)
-        flat, unravel = ravel_pytree(state.params)
-        inner = state.inner
-        particles, reset = ps.renew(inner.particles, problem.sampler, k_renew, life)
-        fresh = self._fresh_states(state.params, jax.random.split(k_state, self.parallel_size), problem)
+        flat, unravel = ravel_pytree(params)
+        particles, reset = ps.renew(inner.particles, fam.sampler, k_renew, life)
+        fresh = self._fresh_states(params, jax.random.split(k_state, self.parallel_size), fam)
         states = ps.select(jnp.repeat(reset, 2), fresh, inner.states)
         noise = jnp.where(reset[:, None], 0.0, inner.noise)
-        xs, ys = ps.truncation_data(particles, problem.sampler, life.truncation)
+        xs, ys = ps.truncation_data(particles, fam.sampler, life.truncation)
+        scale = loss_scale(fam.objective, fam.task.num_classes)
 
         def unroll(theta, st, xy):
-            st, res = run_steps(problem.learner, unravel(theta), st, *xy)
-            return st, (res.losses.mean(), res.correct.mean())
+            st, res = run_steps(fam.learner, unravel(theta), st, *xy)
+            return st, (scale * res.losses.mean(), res.correct.mean())
 
         keys = jax.random.split(k_noise, self.parallel_size)
-        g, noise, states, loss, acc = pes_estimate(unroll, flat, states, noise, (xs, ys), keys, cfg.sigma,
-                                                   problem.mesh, cfg.chunk)
+        g, noise, states, loss, acc = pes_estimate(unroll, flat, states, noise, (xs, ys), keys, cfg.sigma, fam.mesh, cfg.chunk)
         ok = jnp.isfinite(loss).reshape(-1, 2).all(axis=1)
         particles = ps.advance(particles, life.truncation)
         particles = particles._replace(t=jnp.where(ok, particles.t, particles.length))  # diverged: restart next step
-        mean_loss = jnp.where(ok.any(), jnp.nanmean(jnp.where(jnp.repeat(ok, 2), loss, jnp.nan)), jnp.nan)
-        mean_acc = jnp.where(jnp.repeat(ok, 2), acc, 0.0).sum() / jnp.maximum(2 * ok.sum(), 1)
-        params, opt_state, gnorm, finite = guarded_update(self.optimizer, state.params, state.opt_state, unravel(g), mean_loss)
-        return MetaState(params, opt_state, PESInner(particles, states, noise)), StepMetrics(mean_loss, mean_acc, gnorm, finite)
+        ok2 = jnp.repeat(ok, 2)
+        n = jnp.maximum(ok2.sum(), 1)
+        mean_loss = jnp.where(ok.any(), jnp.where(ok2, loss, 0.0).sum() / n, jnp.nan)
+        mean_acc = jnp.where(ok2, acc, 0.0).sum() / n
+        return PESInner(particles, states, noise), g, mean_loss, mean_acc
+
+    @partial(jax.jit, static_argnums=0)
+    def step(self, state: MetaState, key, problem):
+        flat, unravel = ravel_pytree(state.params)
+        inners, grads, losses, accs = [], [], [], []
+        for f, (inner, fam) in enumerate(zip(state.inner, problem.families())):
+            inner, g, loss, acc = self._family_step(inner, state.params, jax.random.fold_in(key, f), fam)
+            inners.append(inner)
+            grads.append(g)
+            losses.append(loss)
+            accs.append(acc)
+        g, loss, acc = sum(grads) / len(grads), sum(losses) / len(losses), sum(accs) / len(accs)
+        params, opt_state, gnorm, finite = guarded_update(self.optimizer, state.params, state.opt_state, unravel(g), loss)
+        return MetaState(params, opt_state, tuple(inners)), StepMetrics(loss, acc, gnorm, finite)
 
 
 register_meta_optimizer("pes", PersistentES)

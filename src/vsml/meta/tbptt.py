@@ -4,7 +4,7 @@
     state = opt.init(params, key, problem)
     state, metrics = opt.step(state, key, problem)
 
-Each particle follows one lifetime (:mod:`vsml.meta.persistent`); a meta-step runs the next
+Each particle (per task family of the problem) follows one lifetime (:mod:`vsml.meta.persistent`); a meta-step runs the next
 truncation of every lifetime from the state the previous truncation left (gradients stopped at the
 boundary) and takes one Adam step on the gradient of the mean online loss of those truncations.
 Cheaper than :mod:`vsml.meta.pes` per meta-step (one member per lifetime, exact gradients within a
@@ -26,6 +26,7 @@ from vsml.config import ConfigError
 from vsml.learners.base import run_steps
 from vsml.meta import persistent as ps
 from vsml.meta.distributed import shard_batch
+from vsml.meta.objective import loss_scale
 from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, guarded_update, make_optimizer, register_meta_optimizer
 
 PyTree = Any
@@ -77,11 +78,14 @@ class TruncatedBPTT(MetaOptimizer):
         return jax.vmap(lambda k: problem.learner.init_state(params, k, problem.task))(keys)
 
     @partial(jax.jit, static_argnums=0)
-    def _inner(self, params, key, problem) -> TBPTTInner:
-        k_p, k_s = jax.random.split(key)
-        n = self.config.particles
-        return TBPTTInner(ps.init_particles(problem.sampler, k_p, n, self.config.lifetime),
-                          self._fresh_states(params, jax.random.split(k_s, n), problem))
+    def _inner(self, params, key, problem) -> tuple[TBPTTInner, ...]:
+        """Fresh particles for every task family of ``problem`` (one :class:`TBPTTInner` each)."""
+        n, out = self.config.particles, []
+        for f, fam in enumerate(problem.families()):
+            k_p, k_s = jax.random.split(jax.random.fold_in(key, f))
+            out.append(TBPTTInner(ps.init_particles(fam.sampler, k_p, n, self.config.lifetime),
+                                  self._fresh_states(params, jax.random.split(k_s, n), fam)))
+        return tuple(out)
 
     def init(self, params, key, problem) -> MetaState:
         ps.check_stream(problem)
@@ -94,28 +98,40 @@ class TruncatedBPTT(MetaOptimizer):
     @partial(jax.jit, static_argnums=0)
     def step(self, state: MetaState, key, problem):
         cfg, life = self.config, self.config.lifetime
-        k_renew, k_state = jax.random.split(key)
-        particles, reset = ps.renew(state.inner.particles, problem.sampler, k_renew, life)
-        fresh = self._fresh_states(state.params, jax.random.split(k_state, cfg.particles), problem)
-        states = jax.lax.stop_gradient(ps.select(reset, fresh, state.inner.states))
-        xs, ys = ps.truncation_data(particles, problem.sampler, life.truncation)
-        xs, ys, states = shard_batch((xs, ys, states), problem.mesh)
+        prepared = []
+        for f, (inner, fam) in enumerate(zip(state.inner, problem.families())):
+            k_renew, k_state = jax.random.split(jax.random.fold_in(key, f))
+            particles, reset = ps.renew(inner.particles, fam.sampler, k_renew, life)
+            fresh = self._fresh_states(state.params, jax.random.split(k_state, cfg.particles), fam)
+            states = jax.lax.stop_gradient(ps.select(reset, fresh, inner.states))
+            xs, ys = ps.truncation_data(particles, fam.sampler, life.truncation)
+            prepared.append((particles, shard_batch((xs, ys, states), fam.mesh), fam))
 
         def loss_fn(params):
-            def one(st, x, y):
-                st, res = run_steps(problem.learner, params, st, x, y, remat=cfg.remat)
-                return st, res.losses.mean(), res.correct.mean()
+            losses, accs, outs = [], [], []
+            for particles, (xs, ys, states), fam in prepared:
+                scale = loss_scale(fam.objective, fam.task.num_classes)
 
-            st, loss, acc = jax.vmap(one)(states, xs, ys)
-            ok = jnp.isfinite(loss)
-            mean = jnp.where(ok, loss, 0.0).sum() / jnp.maximum(ok.sum(), 1)
-            return jnp.where(ok.any(), mean, jnp.nan), (st, ok, jnp.where(ok, acc, 0.0).sum() / jnp.maximum(ok.sum(), 1))
+                def one(st, x, y):
+                    st, res = run_steps(fam.learner, params, st, x, y, remat=cfg.remat)
+                    return st, scale * res.losses.mean(), res.correct.mean()
 
-        (loss, (states, ok, acc)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        particles = ps.advance(particles, life.truncation)
-        particles = particles._replace(t=jnp.where(ok, particles.t, particles.length))  # diverged: restart next step
+                st, loss, acc = jax.vmap(one)(states, xs, ys)
+                ok = jnp.isfinite(loss)
+                n = jnp.maximum(ok.sum(), 1)
+                losses.append(jnp.where(ok.any(), jnp.where(ok, loss, 0.0).sum() / n, jnp.nan))
+                accs.append(jnp.where(ok, acc, 0.0).sum() / n)
+                outs.append((st, ok))
+            return sum(losses) / len(losses), (outs, sum(accs) / len(accs))
+
+        (loss, (outs, acc)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        inners = []
+        for (particles, _, _), (states, ok) in zip(prepared, outs):
+            particles = ps.advance(particles, life.truncation)
+            particles = particles._replace(t=jnp.where(ok, particles.t, particles.length))  # diverged: restart next step
+            inners.append(TBPTTInner(particles, states))
         params, opt_state, gnorm, finite = guarded_update(self.optimizer, state.params, state.opt_state, grads, loss)
-        return MetaState(params, opt_state, TBPTTInner(particles, states)), StepMetrics(loss, acc, gnorm, finite)
+        return MetaState(params, opt_state, tuple(inners)), StepMetrics(loss, acc, gnorm, finite)
 
 
 register_meta_optimizer("tbptt", TruncatedBPTT)

@@ -125,6 +125,7 @@ class MetaConfig:
     learner: LearnerSpec = LearnerSpec()
     init: str | None = None  # start from a checkpoint / run folder / LA file / shipped LA name
     data: SamplerConfig = SamplerConfig(datasets=(DatasetSpec("digits"),), flatten=True, steps=100)
+    families: tuple[dict, ...] = ()  # task families: SamplerConfig overrides each; every meta-step trains on all
     curriculum: tuple[Stage, ...] = ()
     curriculum_ema: float = 0.9
     objective: ObjectiveConfig = ObjectiveConfig()
@@ -238,14 +239,30 @@ class MetaTrainer:
         if self.main:
             self._log(msg)
 
+    def sampler_configs(self, stage: int) -> list[SamplerConfig]:
+        """The sampler config of every task family of curriculum stage ``stage`` (one when ``families`` is empty)."""
+        base = self.curriculum.sampler_config(self.config.data, stage)
+        if not self.config.families:
+            return [base]
+        out = []
+        for i, over in enumerate(self.config.families):
+            try:
+                out.append(from_dict(SamplerConfig, {**to_dict(base), **dict(over)}, path=f"families[{i}]"))
+            except ValueError as e:
+                raise ConfigError(f"families[{i}]: {e}") from None
+        return out
+
     def problem(self, stage: int) -> MetaProblem:
-        """The :class:`MetaProblem` of curriculum stage ``stage`` (sampler replicated over the mesh; cached)."""
+        """The :class:`MetaProblem` of curriculum stage ``stage`` (samplers replicated over the mesh; cached)."""
         if stage not in self._problems:
-            sampler = EpisodeSampler(self.curriculum.sampler_config(self.config.data, stage))
-            task = TaskSpec(sampler.input_shape, sampler.num_classes, sampler.batch_size)
-            self.learner.check_task(task)
-            self._problems[stage] = MetaProblem(self.learner, task, self.config.objective,
-                                                dist.replicate(sampler, self.mesh), self.mesh)
+            tasks, samplers = [], []
+            for scfg in self.sampler_configs(stage):
+                sampler = EpisodeSampler(scfg)
+                task = TaskSpec(sampler.input_shape, sampler.num_classes, sampler.batch_size)
+                self.learner.check_task(task)
+                tasks.append(task)
+                samplers.append(dist.replicate(sampler, self.mesh))
+            self._problems[stage] = MetaProblem(self.learner, tuple(tasks), self.config.objective, tuple(samplers), self.mesh)
         return self._problems[stage]
 
     def key(self, iteration: int, salt: int = 0) -> jax.Array:
