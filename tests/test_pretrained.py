@@ -47,3 +47,21 @@ def test_shipped_la_reproduces_recorded_logits_bit_for_bit(name):
     got = run_episode(VSML(config), params, jax.random.PRNGKey(0), xs, ys, 10).logits
     assert want.shape == got.shape == (30, 2, 10)
     np.testing.assert_array_equal(np.asarray(got), want)
+
+
+def test_sidecar_without_semantic_options_loads_legacy_values(tmp_path):
+    """A sidecar written before the semantic options existed gets their legacy values."""
+    import json
+    import shutil
+
+    from vsml.learners.vsml import LEGACY_SEMANTICS, VSMLConfig
+
+    src = Path(pretrained.__file__).parent / "meta_digits"
+    shutil.copy(src.with_suffix(".npz"), tmp_path / "old.npz")
+    side = json.loads(src.with_suffix(".json").read_text())
+    for k in LEGACY_SEMANTICS:
+        assert side["vsml_config"].pop(k) == LEGACY_SEMANTICS[k]  # the shipped sidecars name them
+    (tmp_path / "old.json").write_text(json.dumps(side))
+    config, _ = pretrained.load(tmp_path / "old.npz")
+    assert config == pretrained.load("meta_digits")[0]
+    assert config.error_scale == "sum" and config != VSMLConfig(label_feeding=True)

@@ -183,7 +183,7 @@ def load_learner(path):
     name of a shipped LA. Errors are :class:`CheckpointError` with a one-line reason.
     """
     from vsml.config import ConfigError
-    from vsml.learners.registry import make_learner
+    from vsml.learners.registry import make_learner_from_record
 
     p = Path(path)
     ckpt = _resolve_checkpoint(p)
@@ -200,8 +200,8 @@ def load_learner(path):
         return VSML(config), params
     meta, leaves, _ = read_checkpoint(ckpt)
     spec = meta.get("learner") or {}
-    try:
-        learner = make_learner(spec.get("name", "vsml"), spec.get("options") or {})
+    try:  # a VSML record without the semantic options predates them: legacy values (docs/vsml.md)
+        learner = make_learner_from_record(spec)
     except ConfigError as e:
         raise CheckpointError(f"checkpoint {ckpt}: its learner cannot be built here: {e}") from None
     template = learner.init_params(jax.random.PRNGKey(0))

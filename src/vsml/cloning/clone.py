@@ -3,9 +3,9 @@
 The VSML RNN's cells interact only through summed messages, so cloning works on **single,
 independent cells**, a pool of ``batch`` of them per cell kind, run with :func:`cell_tick` (the
 math of :func:`vsml.learners.vsml.dense_layer` for a 1×1 layer with ``reduce="sum"``) in the
-backward-pass mode: per step a forward sweep (``fwd_in`` = x_t, ``bwd_in`` = 0), then a backward
-sweep (``fwd_in`` = 0, ``bwd_in`` = δ_t), ``micro_ticks`` ticks each. A cell's weight is ``c[0]``
-(the unit ``init_state`` randomises). Targets come from :mod:`vsml.cloning.reference`, starting
+backward-pass mode with ``backward_inputs="zeros"``: per step a forward sweep (``fwd_in`` = x_t,
+``bwd_in`` = 0), then a backward sweep (``fwd_in`` = 0, ``bwd_in`` = δ_t), ``micro_ticks`` ticks
+each. A cell's weight is ``c[0]`` (the unit ``init_state`` randomises). Targets come from :mod:`vsml.cloning.reference`, starting
 from each cell's own read-out at the start of a chunk:
 
     forward-sweep message  = cell_forward(w_t, x_t)            (all M channels; ch1 = w_t f(x_t))
@@ -138,7 +138,14 @@ class CloneConfig:
 
 
 def vsml_config(cc: CloneConfig) -> VSMLConfig:
-    """The VSMLConfig a cloned LA runs with (sum reduction, backward-pass mode, one sub-RNN per layer)."""
+    """The VSMLConfig a cloned LA runs with (sum reduction, backward-pass mode, one sub-RNN per layer).
+
+    ``backward_inputs="zeros"``: the cloned circuit assumes that the forward sweep sees no backward
+    input and the backward sweep no forward input (as :func:`simulate_cells` trains it).
+    ``error_scale="sum"``: every example's copy of a weight takes its own SGD step with the full
+    error and the batch merge averages them, so the clone is SGD with learning rate ``lr`` on the
+    batch-mean loss at any batch size (``"batch_mean"`` would divide the rate by the batch size).
+    """
     return VSMLConfig(
         state_size=cc.state_size,
         message_size=cc.message_size,
@@ -148,6 +155,8 @@ def vsml_config(cc: CloneConfig) -> VSMLConfig:
         per_layer_rnn=len(cc.hidden) > 0,
         backward_pass=True,
         init_c_fraction=1.0 / cc.state_size,  # only c[0] (the weight) is random
+        backward_inputs="zeros",
+        error_scale="sum",
     )
 
 
@@ -177,7 +186,7 @@ def init_clone_params(cc: CloneConfig, key: jax.Array) -> dict:
 
             cells.append(handcrafted_cell(kind, cc.state_size, cc.message_size, cc.lr))
             continue
-        p = init_cell_params(k, n, cc.message_size, False)
+        p = init_cell_params(k, n, cc.message_size, False, "blockwise")  # the recipe's init since its first version
         p["b"] = p["b"].at[n : 2 * n].add(FORGET_BIAS_INIT)
         cells.append(p)
     return {"rnn": tuple(cells)}

@@ -32,7 +32,7 @@ from vsml.checkpoint import CheckpointError, CheckpointManager, restore, save_ch
 from vsml.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from vsml.data.episodes import DatasetSpec, EpisodeSampler, SamplerConfig
 from vsml.learners.base import TaskSpec, episode
-from vsml.learners.registry import make_learner
+from vsml.learners.registry import learner_record, make_learner, make_learner_from_record
 from vsml.meta import distributed as dist
 from vsml.meta.curriculum import Curriculum, CurriculumState, Stage
 from vsml.meta.es import ESConfig, es_step
@@ -165,7 +165,8 @@ def _eval_correct(learner, task, params, key, sampler, n: int):
 
 
 def _learner_record(init: str) -> dict:
-    """``{"name", "options"}`` of the learner an init LA / checkpoint was made with."""
+    """``{"name", "options"}`` of the learner an init LA / checkpoint was made with (as stored: a
+    VSML record that lacks a semantic option is completed with its legacy value when it is built)."""
     from vsml.checkpoint import _resolve_checkpoint, read_checkpoint
 
     try:
@@ -188,15 +189,19 @@ class MetaTrainer:
         self._log = log or (lambda msg: print(msg, file=sys.stderr))
         dist.initialize(config.distributed)
         self.main = dist.is_main()
-        self.learner_spec = {"name": config.learner.name, "options": dict(config.learner.options)}
-        if config.learner.from_init:
-            if not config.init:
-                raise ConfigError("learner.from_init needs `init` (a run folder, checkpoint, LA file or LA name)")
-            self.learner_spec = _learner_record(config.init)
+        spec = {"name": config.learner.name, "options": dict(config.learner.options)}
         try:
-            self.learner = make_learner(self.learner_spec["name"], dict(self.learner_spec["options"]))
+            if config.learner.from_init:
+                if not config.init:
+                    raise ConfigError("learner.from_init needs `init` (a run folder, checkpoint, LA file or LA name)")
+                spec = _learner_record(config.init)
+                self.learner = make_learner_from_record(spec)  # a record without the semantic options: legacy values
+            else:
+                self.learner = make_learner(spec["name"], dict(spec["options"]))  # YAML: today's defaults
         except ConfigError as e:
             raise ConfigError(f"learner: {e}") from None
+        # what checkpoints store: every VSMLConfig field, so later default changes never alter it
+        self.learner_spec = learner_record(spec["name"], self.learner, spec["options"])
         self.curriculum = Curriculum(tuple(config.curriculum), config.curriculum_ema)
         self.mesh = dist.make_mesh()
         n = config.gradient.meta_batch if config.method == "gradient" else config.es.population // 2
@@ -274,6 +279,25 @@ class MetaTrainer:
                           "last": float(corr[:, -ev.last :].mean())}
         return out
 
+    def _check_resumed_learner(self, path, record: dict) -> None:
+        """Raise unless the checkpoint's learner record builds this run's learner (a VSML record
+        written before a semantic option existed builds the legacy semantics)."""
+        try:
+            stored = make_learner_from_record(record)
+        except ConfigError as e:
+            raise CheckpointError(f"checkpoint {path}: its learner cannot be built here: {e}") from None
+        if stored == self.learner:
+            return
+        a, b = getattr(stored, "config", stored), getattr(self.learner, "config", self.learner)
+        if dataclasses.is_dataclass(a) and type(a) is type(b):
+            diffs = [f.name for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)]
+            fix = " ".join(f"learner.options.{k}={to_dict(getattr(a, k))}" for k in diffs)
+            raise CheckpointError(
+                f"checkpoint {path} was made by a learner that differs from this config's in {', '.join(diffs)} "
+                f"(a checkpoint written before an option existed uses its legacy value, docs/vsml.md); "
+                f"to resume, add the overrides: {fix}")
+        raise CheckpointError(f"checkpoint {path} was made by learner {record.get('name')!r}, not this config's")
+
     # ---- the loop ----------------------------------------------------------------------------
 
     def run(self, resume: bool = False, *, crash_after: int | None = None) -> TrainResult:
@@ -300,6 +324,9 @@ class MetaTrainer:
                 raise CheckpointError(f"checkpoint {latest}: its config is not valid for this vsml version ({e})") from None
             unused = "es" if cfg.method == "gradient" else "gradient"  # the other method's section is irrelevant
             changed = [k for k in _diff(stored, cfg_dict) if k.split(".")[0] not in (*RESUME_MUTABLE, unused)]
+            if meta.get("learner"):  # compare what the learners compute, not how their options were spelled
+                self._check_resumed_learner(latest, meta["learner"])
+                changed = [k for k in changed if not k.startswith("learner.options.")]
             if changed:
                 raise CheckpointError(f"checkpoint {latest} was written with a different config ({', '.join(changed)}); "
                                       "resume with the same config or start a new run folder")

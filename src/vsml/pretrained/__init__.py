@@ -8,6 +8,8 @@
 
 Each LA is ``<name>.npz`` (arrays ``rnn.<i>.<field>`` and optionally ``bwd_rnn.<i>.<field>``) next to
 ``<name>.json`` (``{"format": 1, "vsml_config": {...}, "meta": {...command, seed, wall clock...}}``).
+``save`` writes every ``VSMLConfig`` field; ``load`` reads a sidecar that lacks a semantic option
+(written before it existed) with that option's legacy value (:func:`vsml.learners.vsml.vsml_config_from_record`).
 ``load`` also accepts a path to such an ``.npz`` file. See this folder's README.md for the manifest.
 """
 
@@ -68,13 +70,13 @@ def info(name_or_path: str | os.PathLike) -> dict:
 
 def load(name_or_path: str | os.PathLike):
     """``name`` (shipped) or path to ``.npz`` -> ``(VSMLConfig, params)`` ready for ``VSML(config)``."""
-    from vsml.config import ConfigError, from_dict
-    from vsml.learners.vsml import VSML, VSMLConfig
+    from vsml.config import ConfigError
+    from vsml.learners.vsml import VSML, vsml_config_from_record
 
     npz, _ = _resolve(name_or_path)
     data = info(npz)
-    try:
-        config = from_dict(VSMLConfig, data["vsml_config"])
+    try:  # options missing from an older sidecar take their legacy values (docs/vsml.md)
+        config = vsml_config_from_record(data["vsml_config"])
     except ConfigError as e:
         raise PretrainedError(f"LA {npz}: bad vsml_config: {e}") from None
     try:
