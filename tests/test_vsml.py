@@ -46,7 +46,7 @@ CONV = partial(LayerSpec, kind="conv")
 
 CASES = {  # config, input shape, classes, batch; semantic options at their defaults unless named
     "dense": (VSMLConfig(), (6,), 3, 1),
-    "dense_3_layers": (VSMLConfig(hidden_layers=(LayerSpec(units=5), LayerSpec(units=4))), (7,), 3, 1),
+    "dense_3_layers_batch4_merge": (VSMLConfig(hidden_layers=(LayerSpec(units=5), LayerSpec(units=4))), (7,), 3, 4),
     "conv_dense_layer_norm": (
         VSMLConfig(hidden_layers=(CONV(channels=2, kernel=3, stride=2), LayerSpec(units=4)), layer_norm=True),
         (5, 5, 2),
@@ -59,7 +59,6 @@ CASES = {  # config, input shape, classes, batch; semantic options at their defa
         2,
         2,
     ),
-    "batch4_merge": (VSMLConfig(hidden_layers=(LayerSpec(units=4),)), (5,), 3, 4),
     "backward_pass_label_feeding": (
         VSMLConfig(hidden_layers=(LayerSpec(units=4),), backward_pass=True, label_feeding=True),
         (5,),
