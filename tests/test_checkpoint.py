@@ -65,8 +65,10 @@ def test_checksum_catches_a_flipped_bit(tmp_path):
 
 def test_earlier_formats_load_and_convert(tmp_path):
     from vsml.learners.registry import make_learner
+    from vsml.learners.vsml import LEGACY_SEMANTICS
 
-    learner = make_learner("vsml", {"state_size": 4, "message_size": 2})
+    options = {"state_size": 4, "message_size": 2}
+    learner = make_learner("vsml", {**options, **LEGACY_SEMANTICS})  # what files of vsml 0.1 computed
     params = learner.init_params(jax.random.PRNGKey(1))
     leaves = jax.tree_util.tree_leaves(params)
     # vsml 0.1 shipped-LA layout: rnn.<i>.<field> arrays + a format-1 sidecar
@@ -93,17 +95,24 @@ def test_earlier_formats_load_and_convert(tmp_path):
 
 
 def test_load_learner_from_run_folder_and_file(tmp_path):
-    from vsml.learners.registry import make_learner
+    from vsml.learners.registry import learner_record, make_learner
+    from vsml.learners.vsml import LEGACY_SEMANTICS
 
-    learner = make_learner("vsml", {"state_size": 4, "message_size": 2})
+    options = {"state_size": 4, "message_size": 2}
+    learner = make_learner("vsml", options)
     params = learner.init_params(jax.random.PRNGKey(1))
-    artifacts.save(tmp_path / "learner.npz", "learner", {"params": params},
-                   {"learner": {"name": "vsml", "options": {"state_size": 4, "message_size": 2}}})
+    record = learner_record("vsml", learner, options)  # what is stored: every field
+    assert set(LEGACY_SEMANTICS) <= set(record["options"])
+    artifacts.save(tmp_path / "learner.npz", "learner", {"params": params}, {"learner": record})
     for path in (tmp_path, tmp_path / "learner.npz"):
         got_learner, got = load_learner(path)
         assert got_learner == learner
         for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(params)):
             np.testing.assert_array_equal(a, b)
+    # a record written before the semantic options existed keeps the semantics it was made with
+    artifacts.save(tmp_path / "old" / "learner.npz", "learner", {"params": params}, {"learner": {"name": "vsml", "options": options}})
+    old_learner, _ = load_learner(tmp_path / "old")
+    assert old_learner == make_learner("vsml", {**options, **LEGACY_SEMANTICS}) != learner
     with pytest.raises(CheckpointError):
         load_learner(tmp_path / "missing_dir_or_la.npz")
     with pytest.raises(CheckpointError, match="unknown LA"):

@@ -82,7 +82,7 @@ def learner_artifact(path) -> Artifact:
     return artifacts.load(pretrained.path(str(path)), kind="learner")
 
 
-def learner_record(art: Artifact) -> dict:
+def stored_learner_record(art: Artifact) -> dict:
     """``{"name", "options"}`` of the learner an artifact was made with."""
     spec = art.meta.get("learner")
     if not isinstance(spec, dict) or "name" not in spec:
@@ -98,7 +98,7 @@ def load_learner(path):
 
     art = learner_artifact(path)
     try:
-        learner = learner_from_record(learner_record(art))
+        learner = learner_from_record(stored_learner_record(art))
     except ConfigError as e:
         raise CheckpointError(f"{art.path}: its learner cannot be built here: {e}") from None
     params = art.restore("params", learner.init_params(jax.random.PRNGKey(0)))

@@ -112,7 +112,7 @@ class OnlineModel:
 def online(learner: str, input_shape, num_classes: int, *, batch_size: int = 1, seed: int = 0, **options) -> OnlineModel:
     """An :class:`OnlineModel` of ``learner``: a shipped LA name, a saved learner (run folder or
     ``.npz``), or a registered learner name (``options`` are its options)."""
-    from vsml.checkpoint import CheckpointError, learner_artifact, learner_record, load_learner
+    from vsml.checkpoint import CheckpointError, learner_artifact, load_learner, stored_learner_record
     from vsml.learners.registry import make_learner, names
 
     task = TaskSpec(tuple(np.atleast_1d(input_shape).tolist()), int(num_classes), int(batch_size))
@@ -123,7 +123,7 @@ def online(learner: str, input_shape, num_classes: int, *, batch_size: int = 1, 
     if options:
         raise InputError(f"options {sorted(options)} only apply to registered learner names, not to {learner!r}")
     try:
-        record = learner_record(learner_artifact(learner))
+        record = stored_learner_record(learner_artifact(learner))
         obj, params = load_learner(learner)
     except CheckpointError as e:
         raise InputError(f"{learner!r} is neither a registered learner ({', '.join(names())}) nor a loadable LA: {e}") from None

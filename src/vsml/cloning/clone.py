@@ -3,7 +3,7 @@
 The VSML RNN's cells interact only through summed messages, so cloning works on **single,
 independent cells**, a pool of ``batch`` of them per cell kind, run as a batch of 1×1 dense
 layers by the deployment kernel (:func:`vsml.learners.vsml.dense_layer`, ``reduce="sum"``) in the
-backward-pass mode: per step a forward sweep (``fwd_in`` = x_t, ``bwd_in`` = 0), then a backward
+backward-pass mode with ``backward_inputs="zeros"``: per step a forward sweep (``fwd_in`` = x_t, ``bwd_in`` = 0), then a backward
 sweep (``fwd_in`` = 0, ``bwd_in`` = δ_t), ``micro_ticks`` ticks each. A cell's weight is ``c[0]``
 (the unit ``init_state`` randomises). Targets come from :mod:`vsml.cloning.backprop_la`, starting
 from each cell's own read-out at the start of a chunk:
@@ -139,7 +139,14 @@ class CloneConfig:
 
 
 def vsml_config(cc: CloneConfig) -> VSMLConfig:
-    """The VSMLConfig a cloned LA runs with (sum reduction, backward-pass mode, one sub-RNN per layer)."""
+    """The VSMLConfig a cloned LA runs with (sum reduction, backward-pass mode, one sub-RNN per layer).
+
+    ``backward_inputs="zeros"``: the cloned circuit assumes that the forward sweep sees no backward
+    input and the backward sweep no forward input (as :func:`simulate_cells` trains it).
+    ``error_scale="sum"``: every example's copy of a weight takes its own SGD step with the full
+    error and the batch merge averages them, so the clone is SGD with learning rate ``lr`` on the
+    batch-mean loss at any batch size (``"batch_mean"`` would divide the rate by the batch size).
+    """
     return VSMLConfig(
         state_size=cc.state_size,
         message_size=cc.message_size,
@@ -149,6 +156,8 @@ def vsml_config(cc: CloneConfig) -> VSMLConfig:
         per_layer_rnn=len(cc.hidden) > 0,
         backward_pass=True,
         init_c_fraction=1.0 / cc.state_size,  # only c[0] (the weight) is random
+        backward_inputs="zeros",
+        error_scale="sum",
     )
 
 
@@ -178,7 +187,7 @@ def init_clone_params(cc: CloneConfig, key: jax.Array) -> dict:
 
             cells.append(handcrafted_cell(kind, cc.state_size, cc.message_size, cc.lr))
             continue
-        p = init_cell_params(k, n, cc.message_size, False)
+        p = init_cell_params(k, n, cc.message_size, False, "blockwise")  # the recipe's init since its first version
         p["b"] = p["b"].at[n : 2 * n].add(FORGET_BIAS_INIT)
         cells.append(p)
     return {"rnn": tuple(cells)}

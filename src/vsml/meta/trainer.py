@@ -31,12 +31,12 @@ import numpy as np
 import yaml
 
 from vsml import artifacts
-from vsml.checkpoint import CheckpointError, CheckpointManager, learner_artifact, learner_record, load_learner
+from vsml.checkpoint import CheckpointError, CheckpointManager, learner_artifact, load_learner, stored_learner_record
 from vsml.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from vsml.data.episodes import DatasetSpec, EpisodeSampler, SamplerConfig, draw_episodes
 from vsml.eval.evaluate import episode_keys, run_learner
 from vsml.learners.base import TaskSpec
-from vsml.learners.registry import make_learner
+from vsml.learners.registry import learner_from_record, learner_record, make_learner
 from vsml.meta import distributed as dist
 from vsml.meta.curriculum import Curriculum, CurriculumState, Stage
 from vsml.meta.es import ESConfig
@@ -214,18 +214,22 @@ class MetaTrainer:
         self._log = log or (lambda msg: print(msg, file=sys.stderr))
         dist.initialize(config.distributed)
         self.main = dist.is_main()
-        self.learner_spec = {"name": config.learner.name, "options": dict(config.learner.options)}
-        if config.learner.from_init:
-            if not config.init:
-                raise ConfigError("learner.from_init needs `init` (a run folder, checkpoint, LA file or LA name)")
-            try:
-                self.learner_spec = learner_record(learner_artifact(config.init))
-            except (CheckpointError, OSError) as e:
-                raise ConfigError(f"init {config.init}: cannot read its learner ({e})") from None
+        spec = {"name": config.learner.name, "options": dict(config.learner.options)}
         try:
-            self.learner = make_learner(self.learner_spec["name"], dict(self.learner_spec["options"]))
+            if config.learner.from_init:
+                if not config.init:
+                    raise ConfigError("learner.from_init needs `init` (a run folder, checkpoint, LA file or LA name)")
+                try:
+                    spec = stored_learner_record(learner_artifact(config.init))
+                except (CheckpointError, OSError) as e:
+                    raise ConfigError(f"init {config.init}: cannot read its learner ({e})") from None
+                self.learner = learner_from_record(spec)  # a record without the semantic options: legacy values
+            else:
+                self.learner = make_learner(spec["name"], dict(spec["options"]))  # YAML: today's defaults
         except ConfigError as e:
             raise ConfigError(f"learner: {e}") from None
+        # what checkpoints store: every VSMLConfig field, so later default changes never alter it
+        self.learner_spec = learner_record(spec["name"], self.learner, spec["options"])
         self.meta_optimizer = make_meta_optimizer(config.method, getattr(config, METHODS[config.method].section))
         self.curriculum = Curriculum(tuple(config.curriculum), config.curriculum_ema)
         self.mesh = dist.make_mesh()
@@ -337,6 +341,25 @@ class MetaTrainer:
                           "last": float(corr[:, -ev.last :].mean())}
         return out
 
+    def _check_resumed_learner(self, path, record: dict) -> None:
+        """Raise unless the checkpoint's learner record builds this run's learner (a VSML record
+        written before a semantic option existed builds the legacy semantics)."""
+        try:
+            stored = learner_from_record(record)
+        except ConfigError as e:
+            raise CheckpointError(f"checkpoint {path}: its learner cannot be built here: {e}") from None
+        if stored == self.learner:
+            return
+        a, b = getattr(stored, "config", stored), getattr(self.learner, "config", self.learner)
+        if dataclasses.is_dataclass(a) and type(a) is type(b):
+            diffs = [f.name for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)]
+            fix = " ".join(f"learner.options.{k}={to_dict(getattr(a, k))}" for k in diffs)
+            raise CheckpointError(
+                f"checkpoint {path} was made by a learner that differs from this config's in {', '.join(diffs)} "
+                f"(a checkpoint written before an option existed uses its legacy value, docs/vsml.md); "
+                f"to resume, add the overrides: {fix}")
+        raise CheckpointError(f"checkpoint {path} was made by learner {record.get('name')!r}, not this config's")
+
     # ---- the loop ----------------------------------------------------------------------------
 
     def _resume_point(self, mgr: CheckpointManager, cfg_dict: dict):
@@ -351,6 +374,9 @@ class MetaTrainer:
             raise CheckpointError(f"checkpoint {latest}: its config is not valid for this vsml version ({e})") from None
         unused = {cls.section for name, cls in METHODS.items() if name != self.config.method}  # other estimators' sections
         changed = [k for k in _diff(stored, cfg_dict) if k.split(".")[0] not in (*RESUME_MUTABLE, *unused)]
+        if meta.get("learner"):  # compare what the learners compute, not how their options were spelled
+            self._check_resumed_learner(latest, meta["learner"])
+            changed = [k for k in changed if not k.startswith("learner.options.")]
         if changed:
             raise CheckpointError(f"checkpoint {latest} was written with a different config ({', '.join(changed)}); "
                                   "resume with the same config or start a new run folder")
