@@ -114,9 +114,9 @@ SKIP_HINT = ("skip the check with --no-verify (vsml evaluate / introspect, vsml 
              "in a meta-training config, or verify=False in Python")
 
 
-def file_stamp(st: os.stat_result) -> list[int]:
-    """What the verification cache keys a file on: size, mtime, inode, ctime (all in ns)."""
-    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+def file_stamp(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What the verification cache keys a file on: size, mtime, inode, ctime (times in ns)."""
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
 DEFAULT_HINT = "Delete it and run `vsml data download {name}` (or copy a good file there)."
@@ -138,7 +138,7 @@ def check_file(spec: FileSpec, path: Path, *, hint: str = "", use_cache: bool = 
     if spec.sha256 is None and spec.md5 is None:
         return
     key = str(path.resolve())
-    stamp = file_stamp(st)
+    stamp = list(file_stamp(st))  # as stored in JSON
     expected = spec.sha256 or spec.md5
     if use_cache:
         with _lock:

@@ -198,7 +198,7 @@ def _stamps(path: Path, kind: str) -> tuple:
     try:
         if kind != "folder":
             st = path.stat()
-            return (tuple(file_stamp(st)),)
+            return (file_stamp(st),)
         out = []
         for dirpath, dirnames, filenames in os.walk(path):
             dirnames.sort()
