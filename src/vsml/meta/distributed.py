@@ -175,9 +175,9 @@ def initialize(setting="auto") -> bool:
         jax.config.update("jax_enable_preemption_service", False)
     except Exception:  # noqa: BLE001 - a jax without the option
         pass
-    # Our own watchdog ends the wait first: the runtime's timeouts end it with an abort.
+    # Our own watchdogs end a wait first: the runtime's timeouts end it with an abort.
     timeouts = dict(initialization_timeout=int(cfg.startup_timeout) + 60,
-                    heartbeat_timeout_seconds=max(2, int(cfg.peer_timeout)),
+                    heartbeat_timeout_seconds=2 * int(cfg.peer_timeout) + 10,
                     shutdown_timeout_seconds=max(2, int(cfg.peer_timeout)))
     watchdog = threading.Timer(cfg.startup_timeout, lambda: hard_exit(
         EXIT_PEER_LOST, f"vsml: error: {_startup_message(cfg, kwargs)}"))
@@ -190,7 +190,69 @@ def initialize(setting="auto") -> bool:
     finally:
         watchdog.cancel()
     _initialized = True
+    if jax.process_count() > 1:
+        _PeerWatch(_client(), jax.process_index(), jax.process_count(), cfg.peer_timeout).start()
     return True
+
+
+class _PeerWatch(threading.Thread):
+    """Every process bumps a counter in the coordination service's key-value store a few times per
+    ``timeout``; a peer whose counter stands still for ``timeout`` seconds (it hangs, or its host is
+    gone), or a coordinator that stops answering, ends this process with a message naming it
+    before the runtime's own heartbeat check would abort it. Stopped at interpreter exit, before
+    the runtime's shutdown."""
+
+    def __init__(self, client, me: int, n: int, timeout: float):
+        super().__init__(name="vsml-peer-watch", daemon=True)
+        self.client, self.me, self.n, self.timeout = client, me, n, float(timeout)
+        self.stopped = threading.Event()
+        import atexit
+
+        atexit.register(self.stopped.set)
+
+    def _fire(self, who: str, why: str) -> None:
+        if self.stopped.is_set():
+            return
+        hard_exit(EXIT_PEER_LOST, f"vsml: error: process {self.me} lost contact with {who}: {why}. This {self.n}-process run "
+                  f"cannot continue; every process stops. Check that process (and its host), then restart all {self.n} "
+                  "with --resume (the last checkpoint is intact)")
+
+    def _get(self, key: str):
+        try:
+            return self.client.key_value_try_get(key)
+        except Exception as e:  # noqa: BLE001
+            if "NOT_FOUND" in str(e) or "not found" in str(e).lower():
+                return None
+            raise
+
+    def run(self) -> None:
+        import time
+
+        interval, count, failing, t_start = max(0.2, self.timeout / 5), 0, None, time.monotonic()
+        seen: dict[int, tuple] = {}
+        while not self.stopped.wait(interval):
+            count += 1
+            now = time.monotonic()
+            guard = threading.Timer(self.timeout, self._fire, ("the coordinator (process 0)",
+                                    f"it stopped answering for {self.timeout:g} s (distributed.peer_timeout)"))
+            guard.daemon = True
+            guard.start()
+            try:
+                self.client.key_value_set(f"vsml/alive/{self.me}", str(count), allow_overwrite=True)
+                values = {i: self._get(f"vsml/alive/{i}") for i in range(self.n) if i != self.me}
+                failing = None
+            except Exception:  # noqa: BLE001 - the coordinator is gone (or going: interpreter exit)
+                values, failing = None, failing or now
+                if now - failing > self.timeout:
+                    self._fire("the coordinator (process 0)", "it no longer answers")
+            finally:
+                guard.cancel()
+            for peer, v in (values or {}).items():
+                if peer not in seen or seen[peer][0] != v:
+                    seen[peer] = (v, now if peer in seen or v is not None else t_start)
+                elif now - seen[peer][1] > self.timeout:
+                    self._fire(f"process {peer}", f"no sign of life for {self.timeout:g} s (distributed.peer_timeout); it "
+                               "hangs, or its host is unreachable")
 
 
 def is_multiprocess() -> bool:
