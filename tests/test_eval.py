@@ -186,6 +186,9 @@ def test_cli_evaluate_and_introspect(tmp_path, capsys):
     data = json.loads((tmp_path / "ev.json").read_text())
     assert data["results"][0]["learner"] == "sgd:lr=0.1" and data["results"][0]["episodes"] == 2
     first = data["results"][0]["metrics"]["online_acc"]["mean"]
+    assert args.func(args) == 2  # the folder holds that run now: refused before computing
+    assert "not empty" in capsys.readouterr().err
+    args.overwrite = True
     assert args.func(args) == 0  # rerun: identical numbers
     assert json.loads((tmp_path / "ev.json").read_text())["results"][0]["metrics"]["online_acc"]["mean"] == first
     args = parser.parse_args(["introspect", "-l", "sgd", "-n", "2", "-T", "15", "--classes", "3", "--norm-steps", "5", "-o", str(tmp_path / "in")])

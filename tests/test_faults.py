@@ -314,7 +314,7 @@ def test_processes_that_disagree_or_never_start_fail_fast(tmp_path):
 
 
 @needs_gloo
-def test_sigterm_stops_every_process_at_one_step_and_a_killed_peer_ends_the_others(tmp_path):
+def test_sigterm_stops_every_process_at_one_step_and_a_lost_peer_ends_the_others(tmp_path):
     over = [{"iterations": 400, "checkpoint": {"every": 50, "keep": 2}}] * 2
     run = tmp_path / "mp"
     procs = _launch(tmp_path, "mp", over)
@@ -333,3 +333,18 @@ def test_sigterm_stops_every_process_at_one_step_and_a_killed_peer_ends_the_othe
     assert rc0 == 75 and "process 0 lost contact with process 1" in err0 and "restart all 2 with --resume" in err0
     assert time.time() - t0 < 30 and "Terminating process" not in err0
     artifacts.load(run / "checkpoints" / f"ckpt_{stopped:08d}.npz")  # nothing earlier is lost
+    hang = [{**o, "distributed": {"startup_timeout": 8, "peer_timeout": 5}} for o in over]
+    procs = _launch(tmp_path, "mp", hang, "--resume")  # resume again, then process 1 hangs (SIGSTOP)
+    while len(_rows(run)) > stopped:  # the killed run's rows after the checkpoint are dropped first
+        assert procs[0].poll() is None, procs[0].stderr.read()[-2000:]
+        time.sleep(0.005)
+    _wait_rows(procs[0], run, stopped + 2)
+    procs[1].send_signal(signal.SIGSTOP)
+    t0 = time.time()
+    try:
+        rc0, err0 = procs[0].wait(timeout=60), procs[0].stderr.read()
+    finally:
+        procs[1].kill()
+        procs[1].communicate()
+    assert rc0 == 75 and "lost contact with process 1: no sign of life for 5 s" in err0, err0[-2000:]
+    assert time.time() - t0 < 20 and "Terminating process" not in err0
