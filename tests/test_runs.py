@@ -116,3 +116,19 @@ def test_stale_temp_files_are_removed(tmp_path):
     (tmp_path / "ckpt_00000003.npz").write_bytes(b"kept")
     assert [p.name for p in runs.remove_stale_temps(tmp_path)] == [".ckpt_00000003.npz.abc.tmp"]
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt_00000003.npz"]
+
+
+def test_fresh_meta_training_and_cloning_refuse_used_or_locked_folders(tmp_path):
+    from _meta_support import tiny_config
+
+    from vsml.cloning.clone import CloneConfig, run_clone
+    from vsml.meta.trainer import MetaTrainer, meta_config_from_dict
+
+    (tmp_path / "ev").mkdir()
+    (tmp_path / "ev" / "table.md").write_text("an evaluation")
+    trainer = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "ev")), log=lambda m: None)
+    with pytest.raises(runs.OutputError, match="holds other files \\(table.md\\).*mix"):
+        trainer.run()
+    with runs.RunLock(tmp_path / "clone").acquire():
+        with pytest.raises(runs.RunLockError, match=f"PID {os.getpid()}"):
+            run_clone(CloneConfig(name="tiny", batch=4), tmp_path / "clone", progress=False, log=lambda m: None)

@@ -47,6 +47,9 @@ from vsml.meta.objective import MetaProblem, ObjectiveConfig
 from vsml.meta.optimizer import METHODS, MetaState, make_meta_optimizer
 from vsml.runlog import RunLogger
 
+#: Files a fresh run may find (and replace) in its out folder: those of a run that died before its first checkpoint.
+RESTARTABLE = ("config.yaml", "metrics.csv", "eval.csv", "tb", "checkpoints")
+
 #: Config sections that may differ between a run and the checkpoint it resumes.
 RESUME_MUTABLE = ("name", "out", "iterations", "eval", "checkpoint", "log", "max_nonfinite", "distributed")
 
@@ -370,6 +373,12 @@ class MetaTrainer:
             elif mgr.latest() is not None:
                 raise CheckpointError(f"{self.out_dir} already holds checkpoints (newest {mgr.latest().name}); pass --resume "
                                       "to continue or choose another out folder (nothing was overwritten)")
+            else:  # a fresh run: only the files of a run that died before its first checkpoint may be there
+                other = [n for n in runs.visible_entries(self.out_dir) if n not in RESTARTABLE]
+                if other:
+                    raise runs.OutputError(
+                        f"out folder {self.out_dir} holds other files ({', '.join(other[:6])}); a new run there would mix "
+                        "two experiments: choose an empty folder (nothing was written)")
         except (CheckpointError, runs.RunLockError, runs.OutputError, ConfigError) as e:
             if not dist.is_multiprocess():
                 raise
