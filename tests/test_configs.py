@@ -33,3 +33,13 @@ def test_meta_config_is_valid(path, tmp_path):
 def test_clone_config_is_valid(path):
     cc = from_dict(CloneConfig, load_yaml(path))
     VSML(vsml_config(cc))
+
+
+def test_numbers_without_a_decimal_point_are_numbers(tmp_path):
+    """`lr: 3e-5` and the override `gradient.lr=3e-3` are floats (plain YAML 1.1 reads them as strings)."""
+    from vsml.config import apply_overrides
+
+    path = tmp_path / "c.yaml"
+    path.write_text("gradient: {lr: 3e-5}\nname: 1e\n")
+    assert load_yaml(path) == {"gradient": {"lr": 3e-5}, "name": "1e"}
+    assert apply_overrides({}, ["gradient.lr=3e-3", "tbptt.clip=1E2"]) == {"gradient": {"lr": 3e-3}, "tbptt": {"clip": 100.0}}

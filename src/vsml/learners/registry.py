@@ -15,7 +15,7 @@ import difflib
 import importlib
 from typing import Any, Callable
 
-from vsml.config import ConfigError, from_dict
+from vsml.config import ConfigError, from_dict, parse_yaml
 from vsml.learners.base import OnlineLearner
 
 Factory = Callable[[dict], OnlineLearner]
@@ -151,7 +151,7 @@ def parse_learner_spec(spec: str) -> tuple[str, dict[str, Any]]:
                 raise ConfigError(f"learner spec '{spec}': option '{item}' must look like key=value")
             key, raw = item.split("=", 1)
             try:
-                value = yaml.safe_load(raw)
+                value = parse_yaml(raw)
             except yaml.YAMLError:
                 raise ConfigError(f"learner spec '{spec}': value of '{key}' is not valid YAML") from None
             options[key.strip()] = _number(value)
