@@ -50,7 +50,12 @@ class Oracle:
 
 
 def oracle_configs(lrs=None, layers=ORACLE_LAYERS, hidden: int = ORACLE_HIDDEN) -> dict:
-    """``label -> Backprop`` learner for every (optimizer, architecture, learning rate) of the grid."""
+    """``label -> (learner, params)`` for every (optimizer, architecture, learning rate) of the grid.
+
+    The learning rate is a parameter (``Backprop(meta_lr=True)``, ``params = {"log_lr": log lr}``),
+    so one compiled program per (optimizer, architecture) serves its whole learning-rate grid."""
+    import jax.numpy as jnp
+
     from vsml.learners.backprop import Backprop
 
     lrs = lrs or ORACLE_LRS
@@ -58,8 +63,9 @@ def oracle_configs(lrs=None, layers=ORACLE_LAYERS, hidden: int = ORACLE_HIDDEN) 
     for opt, grid in lrs.items():
         for n in layers:
             arch = "linear" if n == 1 else f"{hidden}-tanh"
+            learner = Backprop(optimizer=opt, layers=n, hidden=hidden, meta_lr=True)
             for lr in grid:
-                out[f"{opt} {arch} lr={lr:g}"] = Backprop(optimizer=opt, lr=float(lr), layers=n, hidden=hidden)
+                out[f"{opt} {arch} lr={lr:g}"] = (learner, {"log_lr": jnp.asarray(math.log(lr), jnp.float32)})
     return out
 
 
@@ -81,7 +87,7 @@ def oracle_backprop(datasets: dict[str, Episodes], seed: int = 0, lrs=None, chun
     from vsml.eval.evaluate import evaluate
 
     configs = oracle_configs(lrs)
-    report = evaluate({k: (v, None) for k, v in configs.items()}, datasets, seed=seed, chunk=chunk, progress=progress)
+    report = evaluate(configs, datasets, seed=seed, chunk=chunk, progress=progress)
     return {d: oracle_from_curves(d, {r.learner: (r.correct, r.loss) for r in report.results if r.dataset == d})
             for d in report.datasets}
 
