@@ -8,15 +8,22 @@ from vsml.cli import main
 
 
 def test_run_main_job_writes_results(tmp_path, capsys):
-    rc = main(["run", "--episodes", "2", "--steps", "20", "--out", str(tmp_path), "--no-progress"])
+    # meta_mnist: a shipped LA with an input contract (14x14), so the resized-episodes path runs too
+    rc = main(["run", "--episodes", "2", "--steps", "20", "--out", str(tmp_path), "--no-progress", "--la", "meta_mnist"])
     assert rc == 0
     results = json.loads((tmp_path / "results.json").read_text())
     learners = {r["learner"] for r in results["results"]}
-    assert "oracle best backprop" in learners and any(name.startswith("vsml:") for name in learners)
+    assert learners == {"oracle best backprop", "vsml:meta_mnist"}
+    assert set(results["meta"]["datasets"]) == {"digits 14x14"}
     assert {p["reference"] for p in results["paired"]} == {"oracle"}
     assert (tmp_path / "curves.png").stat().st_size > 0
     out = capsys.readouterr().out
     assert "online acc" in out and "best of these 22 configurations on these same episodes" in out and "paired difference" in out
+
+
+def test_run_refuses_an_unknown_la(tmp_path, capsys):
+    assert main(["run", "--out", str(tmp_path), "--la", "nope"]) == 2
+    assert "not a shipped LA" in capsys.readouterr().err
 
 
 def test_unknown_command_and_option_exit_cleanly(capsys):

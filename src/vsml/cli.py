@@ -22,13 +22,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except runs.OutputError as e:
         print(f"vsml run: error: {e}", file=sys.stderr)
         return 2
+    shipped = pretrained.names()
+    unknown = [n for n in args.la or () if n not in shipped]
+    if unknown:
+        print(f"vsml run: error: --la {', '.join(unknown)}: not a shipped LA ({', '.join(shipped)})", file=sys.stderr)
+        return 2
+    chosen = [n for n in shipped if not args.la or n in args.la]
     learners, contracts = {}, {}
-    for name in pretrained.names():
+    for name in chosen:
         config, params = pretrained.load(name)
         learners[f"vsml:{name}"] = (VSML(config), params)
         contracts[f"vsml:{name}"] = contract.of_learner(name, owner=name)
     resized = {k: c for k, c in contracts.items() if c is not None and c.image_size is not None}
-    print(f"Meta-testing {len(learners)} shipped VSML learning algorithm(s) ({', '.join(pretrained.names()) or 'none'}) "
+    print(f"Meta-testing {len(learners)} shipped VSML learning algorithm(s) ({', '.join(chosen) or 'none'}) "
           f"against tuned online backprop on held-out 8×8 digits: {args.episodes} episodes × {args.steps} steps, "
           f"batch 1, same episodes for every learner (seed {args.seed}).")
     for k, c in resized.items():
@@ -59,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, help="folder for the table, curves (CSV, PNG) and JSON; must be empty unless "
                      "--overwrite (default runs/showcase, or a fresh runs/showcase-N when that holds an earlier run)")
     run.add_argument("--overwrite", action="store_true", help="replace this command's files in a non-empty --out folder")
+    run.add_argument("--la", action="append", metavar="NAME",
+                     help="meta-test only this shipped LA (repeatable; default: every shipped LA)")
     run.add_argument("--no-progress", action="store_true")
     run.set_defaults(func=_cmd_run)
     conv = sub.add_parser("convert", help="rewrite checkpoints / learner files of earlier vsml versions in the current format")
