@@ -1,0 +1,24 @@
+"""Test-session setup: one JAX persistent compilation cache for the whole run.
+
+Many tests build the same computation again (a fresh learner object, a subprocess running the
+same config), which XLA would otherwise compile from scratch each time. The cache lives in a
+temporary folder made once per test run (inherited by pytest-xdist workers and by the
+subprocesses the fault and distributed tests start) and removed at the end; results are the
+same with or without it. Set ``JAX_COMPILATION_CACHE_DIR`` yourself to keep or disable it
+(an empty value disables it).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:  # set before jax is imported: jax reads these at import
+    _cache = tempfile.mkdtemp(prefix="vsml-tests-jax-cache-")
+    _owner = os.getpid()
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+    atexit.register(lambda: os.getpid() == _owner and shutil.rmtree(_cache, ignore_errors=True))
