@@ -1,0 +1,36 @@
+"""Fused CPU kernels for the VSML inner loop (C++ in ``csrc/``, called through ``jax.ffi``).
+
+    from vsml import kernels
+    kernels.available()            # the compiled kernel loaded and works with this jaxlib
+    kernels.unavailable_reason()   # why not (None when available)
+    kernels.resolve_kernel("auto") # "fused" | "xla" for a VSMLConfig.kernel value / VSML_KERNEL
+    kernels.dense_ticks(...)       # one dense-layer tick (all micro ticks + reductions), fused
+
+Organisation, approximations and measurements: docs/benchmarks.md.
+"""
+
+from vsml.kernels.dense import (
+    ENV_VAR,
+    KINDS,
+    FusedKernelWarning,
+    KernelUnavailableError,
+    available,
+    dense_ticks,
+    dense_ticks_xla,
+    fused_dense_layer,
+    resolve_kernel,
+    unavailable_reason,
+)
+
+__all__ = [
+    "ENV_VAR",
+    "KINDS",
+    "FusedKernelWarning",
+    "KernelUnavailableError",
+    "available",
+    "dense_ticks",
+    "dense_ticks_xla",
+    "fused_dense_layer",
+    "resolve_kernel",
+    "unavailable_reason",
+]
