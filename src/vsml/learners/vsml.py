@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vsml import kernels
 from vsml.config import ConfigError
 from vsml.learners.base import InputError, OnlineLearner, TaskSpec
 
@@ -79,6 +80,7 @@ class VSMLConfig:
     init_c_fraction: float = 0.5  # fraction of c drawn at random per episode ("weights")
     merge_fraction: float = 0.5  # fraction of h and c averaged over the batch before each step
     output_bound: float = 100.0  # ŷ = bound·tanh(ŷ/bound); 0 disables
+    kernel: Literal["auto", "fused", "xla"] = "auto"  # dense-layer tick: fused C++ kernel or XLA (vsml.kernels)
 
     def __post_init__(self):
         if self.state_size < 1 or self.message_size < 2:
@@ -94,6 +96,13 @@ class VSMLConfig:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.output_bound < 0:
             raise ConfigError("output_bound must be >= 0")
+        if self.kernel not in ("auto", "fused", "xla"):
+            raise ConfigError(f"kernel must be 'auto', 'fused' or 'xla', got {self.kernel!r}")
+        if self.kernel == "fused":
+            from vsml import kernels
+
+            if (reason := kernels.unavailable_reason()) is not None:
+                raise ConfigError(f"kernel: fused requested, but the fused CPU kernel cannot run: {reason}")
         seen_dense = False
         for spec in self.hidden_layers:
             if not isinstance(spec, LayerSpec):
@@ -326,13 +335,17 @@ def dense_layer(p, h, c, fwd_in, bwd_in, geom: DenseGeom, config: VSMLConfig):
     """All micro ticks of a dense layer.
 
     ``h, c: [batch, A·B, N]``, ``fwd_in: [batch, A, M]``, ``bwd_in: [batch, B, M]`` ->
-    ``(h, c, fwd_out [batch, B, M], bwd_out [batch, A, M])``.
+    ``(h, c, fwd_out [batch, B, M], bwd_out [batch, A, M])``. With ``config.kernel`` resolving to
+    ``"fused"`` (:func:`vsml.kernels.resolve_kernel`), everything after the two input products runs
+    as one fused C++ kernel call (:func:`vsml.kernels.fused_dense_layer`).
     """
     a, b = geom
     batch, _, n = h.shape
     m = config.message_size
     u = matmul(fwd_in, p["wx"][:m])  # [batch, A, 4N]
     v = matmul(bwd_in, p["wx"][m:]) + p["b"]  # [batch, B, 4N]
+    if kernels.resolve_kernel(config.kernel) == "fused":  # at trace time (VSML_KERNEL, availability)
+        return kernels.fused_dense_layer(p, h, c, u, v, geom, config)
     uv = outer_add(u, v)  # [batch, A·B, 4N]
     for _ in range(config.micro_ticks):
         h, c = lstm_gates(matmul(h, p["wh"]) + uv, c)
