@@ -101,7 +101,7 @@ class VSMLConfig:
         if self.kernel == "fused":
             from vsml import kernels
 
-            if (reason := kernels.unavailable_reason()) is not None:
+            if (reason := kernels.dense.unavailable_reason()) is not None:
                 raise ConfigError(f"kernel: fused requested, but the fused CPU kernel cannot run: {reason}")
         seen_dense = False
         for spec in self.hidden_layers:
