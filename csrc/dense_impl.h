@@ -73,44 +73,56 @@ VSML_INLINE vf rcp(vf d) {
   return r + r * (1.0f - d * r);  // one Newton step
 }
 
-// y -> (f, n << 23) with 2^y = 2^f * 2^n; y clamped to [-62, 62] (NaN passes through).
-VSML_INLINE void exp2_split(vf y, vf& f, vi& nshift) {
-  y = VSML_MAX(bc(-kClamp), y);
-  y = VSML_MIN(bc(kClamp), y);
-  vf t = y + kMagic;
-  vf n = t - kMagic;
-  f = y - n;
-  nshift = ((vi)t) << 23;  // low bits of t's mantissa hold n (two's complement)
+// Instruction-set hooks (defaults: portable code). VSML_CLAMP(y): y limited to [-62, 62] with NaN
+// passing through; VSML_SCALEF(p, n): p * 2^n for integral float n (else exponent-bit arithmetic).
+#ifndef VSML_CLAMP
+#define VSML_CLAMP(y) VSML_MIN(bc(kClamp), VSML_MAX(bc(-kClamp), (y)))
+#endif
+
+// y -> f, n with 2^y = 2^f * 2^n, n = round(y), f in [-1/2, 1/2]; t keeps n in its low mantissa bits.
+struct Exp2Split {
+  vf f, n, t;
+};
+VSML_INLINE Exp2Split exp2_split(vf y) {
+  y = VSML_CLAMP(y);
+  Exp2Split e;
+  e.t = y + kMagic;
+  e.n = e.t - kMagic;
+  e.f = y - e.n;
+  return e;
+}
+VSML_INLINE vf scale2n(vf p, const Exp2Split& e) {  // p * 2^n
+#ifdef VSML_SCALEF
+  return VSML_SCALEF(p, e.n);
+#else
+  return (vf)((vi)p + (((vi)e.t) << 23));  // t's low bits hold n (two's complement)
+#endif
 }
 
 // 1 + 2^y: the denominator of a sigmoid.
 VSML_INLINE vf exp2p1(vf y) {
-  vf f;
-  vi ns;
-  exp2_split(y, f, ns);
+  const Exp2Split e = exp2_split(y);
+  const vf f = e.f;
   vf q = bc(kS5);
   q = q * f + kS4;
   q = q * f + kS3;
   q = q * f + kS2;
   q = q * f + kS1;
-  vf p = q * f + 1.0f;
-  return (vf)((vi)p + ns) + 1.0f;
+  return scale2n(q * f + 1.0f, e) + 1.0f;
 }
 
 // 2^y - 1 with y = -2x*log2(e); tanh(x) = em1 / (-2 - em1).
 VSML_INLINE vf tanh_em1(vf x) {
-  vf f;
-  vi ns;
-  exp2_split(x * (-2.0f * kLog2e), f, ns);
+  const Exp2Split e = exp2_split(x * (-2.0f * kLog2e));
+  const vf f = e.f;
   vf q = bc(kT6);
   q = q * f + kT5;
   q = q * f + kT4;
   q = q * f + kT3;
   q = q * f + kT2;
   q = q * f + kT1;
-  vf fq = q * f;
-  vf s = (vf)((vi)bc(1.0f) + ns);  // 2^n
-  return s * fq + (s - 1.0f);
+  const vf s = scale2n(bc(1.0f), e);  // 2^n
+  return s * (q * f) + (s - 1.0f);
 }
 
 // sigma(z + offset) = 1 / (1 + 2^y), y = -(z + offset)*log2(e)
