@@ -16,7 +16,9 @@ weights per ES member): ``wh [N, 4N]``, ``u [batch, A, 4N]`` (= fwd_in @ wx[:M])
 
 :func:`dense_ticks` composes with ``jit``, ``lax.scan``, ``jax.checkpoint``, ``grad`` (a
 ``custom_vjp`` whose backward pass is a second fused kernel that recomputes the ticks) and
-``vmap`` (vmapped axes become group dims of one kernel call: ``vmap_method="expand_dims"``).
+``vmap`` (vmapped axes become group dims of one kernel call: ``vmap_method="broadcast_all"``). The
+state buffers ``h, c`` (and the cotangents ``dh, dc`` in the backward call) are updated in place
+(``input_output_aliases``), which saves XLA a copy of the state per step inside ``lax.scan``.
 :func:`dense_ticks_xla` is the same contract in plain JAX (reference for tests).
 """
 
@@ -33,6 +35,9 @@ import numpy as np
 from vsml.kernels import _ffi
 
 KINDS = ("auto", "fused", "xla")
+# vmap: every vmapped axis becomes a leading group dim of the one kernel call, all operands broadcast
+# to it (weights are tiny; it lets the state buffers be updated in place, input_output_aliases).
+VMAP_METHOD = "broadcast_all"
 ENV_VAR = "VSML_KERNEL"
 
 
@@ -148,6 +153,8 @@ def _fwd_call(wh, u, v, h, c, ticks, heads):
     if heads is not None:
         ops += [(heads[0], 2), (heads[1], 1)]
     ops, lead = _aligned(*ops)
+    ops[3] = jnp.broadcast_to(ops[3], lead + ops[3].shape[len(lead):])  # h, c: updated in place
+    ops[4] = jnp.broadcast_to(ops[4], lead + ops[4].shape[len(lead):])
     batch, cells, n = ops[3].shape[-3:]
     a, b = ops[1].shape[-2], ops[2].shape[-2]
     r = n if heads is None else ops[5].shape[-1] // 2
@@ -155,7 +162,8 @@ def _fwd_call(wh, u, v, h, c, ticks, heads):
     shapes = (jax.ShapeDtypeStruct(lead + (batch, cells, n), f32), jax.ShapeDtypeStruct(lead + (batch, cells, n), f32),
               jax.ShapeDtypeStruct(lead + (batch, b, r), f32), jax.ShapeDtypeStruct(lead + (batch, a, r), f32))
     target = "vsml_dense_fwd" if heads is None else "vsml_dense_fwd_cellnorm"
-    return tuple(jax.ffi.ffi_call(target, shapes, vmap_method="expand_dims")(*ops, ticks=np.int64(ticks)))
+    call = jax.ffi.ffi_call(target, shapes, vmap_method=VMAP_METHOD, input_output_aliases={3: 0, 4: 1})
+    return tuple(call(*ops, ticks=np.int64(ticks)))
 
 
 def _unbroadcast(g, shape):
@@ -174,13 +182,17 @@ def _bwd_call(ticks, res, cts):
         ops += [(heads[0], 2), (heads[1], 1)]
     ops += [(ct, 3) for ct in cts]
     ops, lead = _aligned(*ops)
+    k = len(ops) - 4  # dh_out, dc_out: overwritten in place by dh, dc
+    for i in (k, k + 1):
+        ops[i] = jnp.broadcast_to(ops[i], lead + ops[i].shape[len(lead):])
     f32 = jnp.float32
     base = [wh.shape[-2:], u.shape[-3:], v.shape[-3:], h.shape[-3:], c.shape[-3:]]
     if heads is not None:
         base += [heads[0].shape[-2:], heads[1].shape[-1:]]
     shapes = tuple(jax.ShapeDtypeStruct(lead + tuple(s), f32) for s in base)
     target = "vsml_dense_bwd" if heads is None else "vsml_dense_bwd_cellnorm"
-    grads = jax.ffi.ffi_call(target, shapes, vmap_method="expand_dims")(*ops, ticks=np.int64(ticks))
+    call = jax.ffi.ffi_call(target, shapes, vmap_method=VMAP_METHOD, input_output_aliases={k: 3, k + 1: 4})
+    grads = call(*ops, ticks=np.int64(ticks))
     prim = [wh, u, v, h, c] + ([] if heads is None else list(heads))
     return [_unbroadcast(g, p.shape).astype(p.dtype) for g, p in zip(grads, prim)]
 
