@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
   const int reps = argc > 2 ? std::atoi(argv[2]) : 50;
   const int64_t n = argc > 3 ? std::atoll(argv[3]) : 16;
   const int only = argc > 4 ? std::atoi(argv[4]) : -1;  // 0 fwd core, 1 fwd cell-norm, 2 bwd core; -1 all
-  const int64_t A = 784, B = 10, T = 2, F = 4 * n, cells = A * B, m = 8;
+  const int64_t A = 784, B = 10, T = std::getenv("TICKS") ? std::atoll(std::getenv("TICKS")) : 2, F = 4 * n, cells = A * B, m = 8;
   const vsml::KernelSet* ks = isa == "avx512" ? vsml::avx512::kernels(n)
                               : isa == "avx2" ? vsml::avx2::kernels(n)
                               : isa == "generic" ? vsml::generic::kernels(n)

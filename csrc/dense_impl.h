@@ -265,11 +265,13 @@ struct GroupIdx {
   const float* vp[P];
   int64_t ia[P], ib[P];
   VSML_INLINE GroupIdx(const float* u, const float* v, int64_t cell0, int64_t B, int64_t F) {
+    int64_t a = cell0 / B, b = cell0 - a * B;  // one division per group
     for (int p = 0; p < P; ++p) {
-      ia[p] = (cell0 + p) / B;
-      ib[p] = cell0 + p - ia[p] * B;
-      up[p] = u + ia[p] * F;
-      vp[p] = v + ib[p] * F;
+      ia[p] = a;
+      ib[p] = b;
+      up[p] = u + a * F;
+      vp[p] = v + b * F;
+      if (++b == B) b = 0, ++a;
     }
   }
 };

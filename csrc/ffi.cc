@@ -169,8 +169,8 @@ struct Geometry {
 };
 
 int64_t units_per_example(int64_t a, int64_t b) {
-  const int64_t want = (a * b + 511) / 512;
-  return std::max<int64_t>(1, std::min<int64_t>({want, a, 16}));
+  const int64_t want = (a * b + 255) / 256;
+  return std::max<int64_t>(1, std::min<int64_t>({want, a, 32}));
 }
 
 ffi::Error geometry(ffi::AnyBuffer::Dimensions wh, ffi::AnyBuffer::Dimensions u, ffi::AnyBuffer::Dimensions v,
