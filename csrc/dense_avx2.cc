@@ -16,7 +16,9 @@ constexpr int W = 8;
 #define VSML_RCP_ESTIMATE(d) ((vf)_mm256_rcp_ps((__m256)(d)))
 #define VSML_MAX(a, b) ((vf)_mm256_max_ps((__m256)(a), (__m256)(b)))
 #define VSML_MIN(a, b) ((vf)_mm256_min_ps((__m256)(a), (__m256)(b)))
+#define VSML_SQRT(x) ((vf)_mm256_sqrt_ps((__m256)(x)))
 #include "dense_impl.h"
+#undef VSML_SQRT
 #undef VSML_RCP_ESTIMATE
 #undef VSML_MAX
 #undef VSML_MIN

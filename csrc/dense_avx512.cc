@@ -16,9 +16,11 @@ constexpr int W = 16;
 #define VSML_RCP_ESTIMATE(d) ((vf)_mm512_rcp14_ps((__m512)(d)))
 #define VSML_MAX(a, b) ((vf)_mm512_max_ps((__m512)(a), (__m512)(b)))
 #define VSML_MIN(a, b) ((vf)_mm512_min_ps((__m512)(a), (__m512)(b)))
+#define VSML_SQRT(x) ((vf)_mm512_sqrt_ps((__m512)(x)))
 #define VSML_SCALEF(p, n) ((vf)_mm512_scalef_ps((__m512)(p), (__m512)(n)))
 #include "dense_impl.h"
 #undef VSML_SCALEF
+#undef VSML_SQRT
 #undef VSML_RCP_ESTIMATE
 #undef VSML_MAX
 #undef VSML_MIN

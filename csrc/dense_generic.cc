@@ -16,6 +16,7 @@ constexpr int W = 4;
 #define VSML_RCP_ESTIMATE(d) ((vf)_mm_rcp_ps((__m128)(d)))
 #define VSML_MAX(a, b) ((vf)_mm_max_ps((__m128)(a), (__m128)(b)))
 #define VSML_MIN(a, b) ((vf)_mm_min_ps((__m128)(a), (__m128)(b)))
+#define VSML_SQRT(x) ((vf)_mm_sqrt_ps((__m128)(x)))
 #else
 #define VSML_RCP_ESTIMATE(d) (1.0f / (d))
 #endif
@@ -23,6 +24,7 @@ constexpr int W = 4;
 #undef VSML_RCP_ESTIMATE
 #undef VSML_MAX
 #undef VSML_MIN
+#undef VSML_SQRT
 
 const KernelSet* kernels(int64_t n) {
   static const KernelSet nv1 = make_set<1>("generic"), nv2 = make_set<2>("generic"), dyn = make_set<0>("generic");

@@ -256,6 +256,141 @@ inline void heads_bwd(const float* h, const BwdUnit& x, const float* gf, const f
 }
 
 // ---------------------------------------------------------------------------------------------
+// Cell-norm heads, vectorised: a cell's 2M channels are MV2 = 2M/W vectors. Used when each half
+// (M channels) is either whole vectors (M % W == 0) or one half of a vector (2M == W, M a power of
+// two); otherwise the scalar loops above run.
+
+constexpr int MV2MAX = 512 / W;
+
+inline bool vec_heads(int64_t m) {
+  return m > 0 && (2 * m) % W == 0 && (m % W == 0 || (2 * m == W && (m & (m - 1)) == 0));
+}
+
+VSML_INLINE vi lane_index() {
+  vi r;
+  for (int l = 0; l < W; ++l) r[l] = l;
+  return r;
+}
+
+// Sum over aligned segments of `seg` lanes (a power of two <= W), left in every lane of the segment.
+VSML_INLINE vf seg_sum(vf x, int64_t seg) {
+  const vi idx = lane_index();
+  for (int64_t s = 1; s < seg; s <<= 1) x += __builtin_shuffle(x, idx ^ (int)s);
+  return x;
+}
+
+#ifndef VSML_SQRT
+VSML_INLINE vf vsqrt(vf x) {
+  for (int l = 0; l < W; ++l) x[l] = std::sqrt(x[l]);
+  return x;
+}
+#define VSML_SQRT(x) vsqrt(x)
+#endif
+
+// msg = h @ whead + bhead (mv2 vectors); y = msg normalised per half; rstd per lane.
+VSML_INLINE void head_norm(const float* h, const float* whead, const float* bhead, int64_t n, int64_t m, vf* y,
+                           vf* rstd) {
+  const int mv2 = (int)(2 * m / W);
+  vf msg[MV2MAX], odd[MV2MAX];  // two accumulators per vector: independent FMA chains
+  for (int j = 0; j < mv2; ++j) msg[j] = ld(bhead + j * W), odd[j] = vf{};
+  int64_t k = 0;
+  for (; k + 1 < n; k += 2) {
+    const vf h0 = bc(h[k]), h1 = bc(h[k + 1]);
+    const float* w = whead + k * 2 * m;
+    for (int j = 0; j < mv2; ++j) {
+      msg[j] += h0 * ld(w + j * W);
+      odd[j] += h1 * ld(w + 2 * m + j * W);
+    }
+  }
+  for (; k < n; ++k)
+    for (int j = 0; j < mv2; ++j) msg[j] += bc(h[k]) * ld(whead + k * 2 * m + j * W);
+  for (int j = 0; j < mv2; ++j) msg[j] += odd[j];
+  const float inv_m = 1.0f / (float)m;
+  if (2 * m == W) {  // both halves in one vector
+    const vf d = msg[0] - seg_sum(msg[0], m) * inv_m;
+    rstd[0] = rcp(VSML_SQRT(seg_sum(d * d, m) * inv_m + kLnEps));
+    y[0] = d * rstd[0];
+    return;
+  }
+  const int hv = mv2 / 2;
+  for (int half = 0; half < 2; ++half) {
+    vf s = msg[half * hv];
+    for (int j = 1; j < hv; ++j) s += msg[half * hv + j];
+    const vf mean = seg_sum(s, W) * inv_m;
+    vf ss = vf{};
+    for (int j = 0; j < hv; ++j) {
+      y[half * hv + j] = msg[half * hv + j] - mean;
+      ss += y[half * hv + j] * y[half * hv + j];
+    }
+    const vf r = rcp(VSML_SQRT(seg_sum(ss, W) * inv_m + kLnEps));
+    for (int j = 0; j < hv; ++j) {
+      rstd[half * hv + j] = r;
+      y[half * hv + j] *= r;
+    }
+  }
+}
+
+// Adds the cell's normalised messages to 2M-wide rows: red_f2 (forward half used), red_b2 (backward half).
+VSML_INLINE void heads_fwd_vec(const float* h, const FwdUnit& x, float* red_f2, float* red_b2) {
+  const int mv2 = (int)(2 * x.m / W);
+  vf y[MV2MAX], r[MV2MAX];
+  head_norm(h, x.whead, x.bhead, x.n, x.m, y, r);
+  for (int j = 0; j < mv2; ++j) {
+    st(red_f2 + j * W, ld(red_f2 + j * W) + y[j]);
+    st(red_b2 + j * W, ld(red_b2 + j * W) + y[j]);
+  }
+}
+
+// Backward of one cell's heads: g2 = cotangent of its normalised 2M channels. Writes dx (2M) and
+// adds whead @ dx to dh (N floats); the caller accumulates dwhead (h x dx) and dbhead (dx).
+VSML_INLINE void heads_bwd_vec(const float* h, const BwdUnit& x, const vf* g2, float* dx, const float* wheadT,
+                               float* dh) {
+  const int64_t m = x.m, n = x.n;
+  const int mv2 = (int)(2 * m / W);
+  vf y[MV2MAX], r[MV2MAX];
+  head_norm(h, x.whead, x.bhead, n, m, y, r);
+  const float inv_m = 1.0f / (float)m;
+  if (2 * m == W) {
+    const vf mg = seg_sum(g2[0], m) * inv_m, mgy = seg_sum(g2[0] * y[0], m) * inv_m;
+    st(dx, r[0] * (g2[0] - mg - y[0] * mgy));
+  } else {
+    const int hv = mv2 / 2;
+    for (int half = 0; half < 2; ++half) {
+      vf sg = vf{}, sgy = vf{};
+      for (int j = 0; j < hv; ++j) {
+        sg += g2[half * hv + j];
+        sgy += g2[half * hv + j] * y[half * hv + j];
+      }
+      const vf mg = seg_sum(sg, W) * inv_m, mgy = seg_sum(sgy, W) * inv_m;
+      for (int j = 0; j < hv; ++j) {
+        const int i = half * hv + j;
+        st(dx + i * W, r[i] * (g2[i] - mg - y[i] * mgy));
+      }
+    }
+  }
+  // dh += whead @ dx, lanes over N (whead^T rows), when W divides N; else scalar
+  if (n % W == 0) {
+    const int nv = (int)(n / W);
+    for (int q = 0; q < nv; ++q) {
+      vf a0 = vf{}, a1 = vf{};
+      int64_t j = 0;
+      for (; j + 1 < 2 * m; j += 2) {
+        a0 += bc(dx[j]) * ld(wheadT + j * n + q * W);
+        a1 += bc(dx[j + 1]) * ld(wheadT + (j + 1) * n + q * W);
+      }
+      for (; j < 2 * m; ++j) a0 += bc(dx[j]) * ld(wheadT + j * n + q * W);
+      st(dh + q * W, ld(dh + q * W) + a0 + a1);
+    }
+  } else {
+    for (int64_t k = 0; k < n; ++k) {
+      float acc = 0.0f;
+      for (int64_t j = 0; j < 2 * m; ++j) acc += wheadT[j * n + k] * dx[j];
+      dh[k] += acc;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Forward
 
 // Cell indices of a group: a, b and the rows u[a], v[b].
@@ -308,8 +443,16 @@ VSML_INLINE void group_matmul(const float* wh, const GroupIdx<P>& g, const float
   }
 }
 
+// Where a forward unit puts each cell's normalised messages (cell-norm mode).
+struct HeadsOut {
+  bool vec;     // vectorised heads (vec_heads(m)): 2M-wide partial rows below
+  float* rb2;   // [B][2M]      forward halves summed over this unit's a
+  float* ra2;   // [a1-a0][2M]  backward halves summed over b
+  float* msg;   // scalar path scratch
+};
+
 template <int NV, int P>
-VSML_INLINE void fwd_group(const FwdUnit& x, int64_t cell0, int nv_dyn, float* zb, float* msg) {
+VSML_INLINE void fwd_group(const FwdUnit& x, int64_t cell0, int nv_dyn, float* zb, const HeadsOut& ho_) {
   constexpr int NVB = NV > 0 ? NV : NVMAX;
   constexpr int PM = P < block_cells(NV) ? P : block_cells(NV);
   const int nv = NV > 0 ? NV : nv_dyn;
@@ -371,7 +514,10 @@ VSML_INLINE void fwd_group(const FwdUnit& x, int64_t cell0, int nv_dyn, float* z
         st(rb + q * W, ld(rb + q * W) + hv);
       }
     } else {
-      heads_fwd(ho, x, x.red_b + g.ib[p] * x.m, x.red_a + g.ia[p] * x.m, msg);
+      if (ho_.vec)
+        heads_fwd_vec(ho, x, ho_.rb2 + g.ib[p] * 2 * x.m, ho_.ra2 + (g.ia[p] - x.a0) * 2 * x.m);
+      else
+        heads_fwd(ho, x, x.red_b + g.ib[p] * x.m, x.red_a + g.ia[p] * x.m, ho_.msg);
     }
   }
 }
@@ -381,15 +527,22 @@ void fwd_unit(const FwdUnit& x) {
   constexpr int P = group_cells(NV);
   constexpr int NVB = NV > 0 ? NV : NVMAX;
   const int nv = (int)(x.n / W);
-  const int64_t r = x.m ? x.m : x.n;
-  std::memset(x.red_a + x.a0 * r, 0, sizeof(float) * (x.a1 - x.a0) * r);
+  const int64_t r = x.m ? x.m : x.n, m2 = 2 * x.m, na = x.a1 - x.a0;
+  std::memset(x.red_a + x.a0 * r, 0, sizeof(float) * na * r);
   std::memset(x.red_b, 0, sizeof(float) * x.b * r);
   alignas(64) float zb[P * 4 * NVB * W];
   float msg[4 * 256];
+  HeadsOut heads{x.m > 0 && vec_heads(x.m), x.scratch, x.scratch + x.b * m2, msg};
+  if (heads.vec) std::memset(x.scratch, 0, sizeof(float) * (x.b + na) * m2);
   const int64_t end = x.a1 * x.b;
   int64_t cell = x.a0 * x.b;
-  for (; cell + P <= end; cell += P) fwd_group<NV, P>(x, cell, nv, zb, msg);
-  for (; cell < end; ++cell) fwd_group<NV, 1>(x, cell, nv, zb, msg);
+  for (; cell + P <= end; cell += P) fwd_group<NV, P>(x, cell, nv, zb, heads);
+  for (; cell < end; ++cell) fwd_group<NV, 1>(x, cell, nv, zb, heads);
+  if (heads.vec) {  // the used halves of the 2M-wide rows
+    for (int64_t b = 0; b < x.b; ++b) std::memcpy(x.red_b + b * x.m, heads.rb2 + b * m2, sizeof(float) * x.m);
+    for (int64_t a = 0; a < na; ++a)
+      std::memcpy(x.red_a + (x.a0 + a) * x.m, heads.ra2 + a * m2 + x.m, sizeof(float) * x.m);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -398,30 +551,74 @@ void fwd_unit(const FwdUnit& x) {
 constexpr int kMaxGroup = 8;
 
 struct BwdScratch {
-  float* hist;   // [T+1][P][N] states h_0..h_T
-  float* gates;  // [T][P][6][N]: c_{t-1}, i, f, g, o, tanh(c_t)
-  float* hc;     // [kChunk][N]  h_{t-1} of the dWh chunk
-  float* dzc;    // [kChunk][4N] dz_t of the dWh chunk
-  float* zb;     // [P][4N] pre-activations of a group
-  float* msg;    // [4M + N] heads scratch
-  int64_t count;
+  float* hist;    // [T+1][P][N] states h_0..h_T
+  float* gates;   // [T][P][6][N]: c_{t-1}, i, f, g, o, tanh(c_t)
+  float* hc;      // [kChunk][N]  h_{t-1} of the dWh chunk
+  float* dzc;     // [kChunk][4N] dz_t of the dWh chunk
+  float* zb;      // [P][4N] pre-activations of a group
+  float* msg;     // [4M + N] heads scratch (scalar path)
+  // vectorised heads (cell-norm mode)
+  float* g2b;     // [B][2M]     cotangent rows: forward half = dred_b[b], backward half 0
+  float* g2a;     // [a1-a0][2M] forward half 0, backward half = dred_a[a]
+  float* wheadT;  // [2M][N]
+  float* hc2;     // [kChunk][N]  h_T of the dwhead chunk
+  float* dxc;     // [kChunk][2M] message cotangents of the dwhead chunk
+  float* dbh;     // [2M]
+  int64_t count, count2;
 };
 
-inline BwdScratch carve(float* s, int64_t n, int64_t ticks) {
-  BwdScratch b;
-  b.hist = s;
+inline BwdScratch carve(float* s, int64_t n, int64_t m, int64_t ticks, int64_t b, int64_t na) {
+  BwdScratch r;
+  const int64_t m2 = 2 * m;
+  r.hist = s;
   s += (ticks + 1) * kMaxGroup * n;
-  b.gates = s;
+  r.gates = s;
   s += ticks * kMaxGroup * 6 * n;
-  b.hc = s;
+  r.hc = s;
   s += kChunk * n;
-  b.dzc = s;
+  r.dzc = s;
   s += kChunk * 4 * n;
-  b.zb = s;
+  r.zb = s;
   s += kMaxGroup * 4 * n;
-  b.msg = s;
-  b.count = 0;
-  return b;
+  r.msg = s;
+  s += 4 * m + n;
+  r.g2b = s;
+  s += b * m2;
+  r.g2a = s;
+  s += na * m2;
+  r.wheadT = s;
+  s += m2 * n;
+  r.hc2 = s;
+  s += kChunk * n;
+  r.dxc = s;
+  s += kChunk * m2;
+  r.dbh = s;
+  r.count = r.count2 = 0;
+  return r;
+}
+
+// dst [K][J] += A^T @ Bm over `count` rows (A: [count][K], Bm: [count][J], J = jv*W), 4x4 register tiles.
+inline void outer_acc(float* dst, int64_t K, int jv, const float* A, const float* Bm, int64_t count) {
+  const int64_t J = (int64_t)jv * W;
+  for (int64_t k0 = 0; k0 < K; k0 += 4) {
+    const int rn = (int)(K - k0 < 4 ? K - k0 : 4);
+    for (int j0 = 0; j0 < jv; j0 += 4) {
+      const int jn = jv - j0 < 4 ? jv - j0 : 4;
+      vf acc[4][4];
+      for (int r = 0; r < rn; ++r)
+        for (int j = 0; j < jn; ++j) acc[r][j] = ld(dst + (k0 + r) * J + (j0 + j) * W);
+      for (int64_t c = 0; c < count; ++c) {
+        vf d[4];
+        for (int j = 0; j < jn; ++j) d[j] = ld(Bm + c * J + (j0 + j) * W);
+        for (int r = 0; r < rn; ++r) {
+          const vf hb = bc(A[c * K + k0 + r]);
+          for (int j = 0; j < jn; ++j) acc[r][j] += hb * d[j];
+        }
+      }
+      for (int r = 0; r < rn; ++r)
+        for (int j = 0; j < jn; ++j) st(dst + (k0 + r) * J + (j0 + j) * W, acc[r][j]);
+    }
+  }
 }
 
 // dwh [N, 4N] += hc^T @ dzc over the chunk's `count` rows.
@@ -523,7 +720,24 @@ VSML_INLINE void bwd_group(const BwdUnit& x, int64_t cell0, int nv_dyn, BwdScrat
     } else {
       float* dhh = s.msg + 4 * x.m;
       std::memcpy(dhh, x.dh_out + cell * n, sizeof(float) * n);
-      heads_bwd(H(T, p), x, x.dred_b + gi.ib[p] * x.m, x.dred_a + gi.ia[p] * x.m, dhh, s.msg);
+      if (vec_heads(x.m)) {
+        const int64_t m2 = 2 * x.m;
+        const int mv2 = (int)(m2 / W);
+        vf g2[MV2MAX];
+        for (int j = 0; j < mv2; ++j)
+          g2[j] = ld(s.g2b + gi.ib[p] * m2 + j * W) + ld(s.g2a + (gi.ia[p] - x.a0) * m2 + j * W);
+        if (s.count2 == kChunk) {
+          outer_acc(x.dwhead, n, mv2, s.hc2, s.dxc, s.count2);
+          s.count2 = 0;
+        }
+        float* dx = s.dxc + s.count2 * m2;
+        std::memcpy(s.hc2 + s.count2 * n, H(T, p), sizeof(float) * n);
+        ++s.count2;
+        heads_bwd_vec(H(T, p), x, g2, dx, s.wheadT, dhh);
+        for (int j = 0; j < mv2; ++j) st(s.dbh + j * W, ld(s.dbh + j * W) + ld(dx + j * W));
+      } else {
+        heads_bwd(H(T, p), x, x.dred_b + gi.ib[p] * x.m, x.dred_a + gi.ia[p] * x.m, dhh, s.msg);
+      }
 #pragma GCC unroll 16
       for (int q = 0; q < nv; ++q) dh[p][q] = ld(dhh + q * W);
     }
@@ -622,12 +836,26 @@ void bwd_unit(const BwdUnit& x) {
     std::memset(x.dwhead, 0, sizeof(float) * n * 2 * x.m);
     std::memset(x.dbhead, 0, sizeof(float) * 2 * x.m);
   }
-  BwdScratch s = carve(x.scratch, n, x.ticks);
+  const int64_t m = x.m, m2 = 2 * m, na = x.a1 - x.a0;
+  BwdScratch s = carve(x.scratch, n, m, x.ticks, x.b, na);
+  const bool vec = m > 0 && vec_heads(m);
+  if (vec) {
+    std::memset(s.g2b, 0, sizeof(float) * (x.b + na) * m2);
+    for (int64_t b = 0; b < x.b; ++b) std::memcpy(s.g2b + b * m2, x.dred_b + b * m, sizeof(float) * m);
+    for (int64_t a = 0; a < na; ++a) std::memcpy(s.g2a + a * m2 + m, x.dred_a + (x.a0 + a) * m, sizeof(float) * m);
+    for (int64_t k = 0; k < n; ++k)
+      for (int64_t j = 0; j < m2; ++j) s.wheadT[j * n + k] = x.whead[k * m2 + j];
+    std::memset(s.dbh, 0, sizeof(float) * m2);
+  }
   const int64_t end = x.a1 * x.b;
   int64_t cell = x.a0 * x.b;
   for (; cell + P <= end; cell += P) bwd_group<NV, P>(x, cell, nv, s);
   for (; cell < end; ++cell) bwd_group<NV, 1>(x, cell, nv, s);
   if (s.count) flush_chunk<NV>(x, s, nv);
+  if (vec) {
+    if (s.count2) outer_acc(x.dwhead, n, (int)(m2 / W), s.hc2, s.dxc, s.count2);
+    for (int64_t j = 0; j < m2; ++j) x.dbhead[j] += s.dbh[j];
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

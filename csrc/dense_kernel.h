@@ -28,6 +28,7 @@ struct FwdUnit {
   float* red_a;                // [A, R]
   float* red_b;                // [B, R] partial of this unit
   int64_t a0, a1;
+  float* scratch;              // fwd_scratch_floats(m, b, a1 - a0) floats, private to the unit
 };
 
 // One work unit of the backward pass (same split). Inputs as FwdUnit plus the cotangents; whT is
@@ -55,10 +56,11 @@ struct BwdUnit {
   float* dwhead;               // [N, 2M] partial
   float* dbhead;               // [2M] partial
   int64_t a0, a1;
-  float* scratch;              // bwd_scratch_floats(n, m, ticks) floats, private to the unit
+  float* scratch;              // bwd_scratch_floats(n, m, ticks, b, a1 - a0) floats, private to the unit
 };
 
-int64_t bwd_scratch_floats(int64_t n, int64_t m, int64_t ticks);
+int64_t fwd_scratch_floats(int64_t m, int64_t b, int64_t na);
+int64_t bwd_scratch_floats(int64_t n, int64_t m, int64_t ticks, int64_t b, int64_t na);
 
 // A kernel set compiled for one instruction set. `supports(n)` says whether it handles state
 // size n (the SIMD width must divide n, except for the scalar set).

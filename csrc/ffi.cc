@@ -25,9 +25,12 @@ namespace ffi = xla::ffi;
 
 namespace vsml {
 
-int64_t bwd_scratch_floats(int64_t n, int64_t m, int64_t ticks) {
-  constexpr int64_t P = 8, kChunkRows = 64;  // kMaxGroup, kChunk of dense_impl.h
-  return (ticks + 1) * P * n + ticks * P * 6 * n + kChunkRows * n + kChunkRows * 4 * n + P * 4 * n + 4 * m + n + 64;
+int64_t fwd_scratch_floats(int64_t m, int64_t b, int64_t na) { return (b + na) * 2 * m + 64; }
+
+int64_t bwd_scratch_floats(int64_t n, int64_t m, int64_t ticks, int64_t b, int64_t na) {
+  constexpr int64_t P = 8, kChunkRows = 64;  // kMaxGroup, kChunk of dense_impl.h (carve())
+  return (ticks + 1) * P * n + ticks * P * 6 * n + kChunkRows * n + kChunkRows * 4 * n + P * 4 * n + 4 * m + n +
+         (b + na) * 2 * m + 2 * m * n + kChunkRows * (n + 2 * m) + 2 * m + 64;
 }
 
 namespace {
@@ -239,8 +242,11 @@ ffi::Error dense_fwd(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> wh, ffi::Buffer
     VSML_CHECK(group_offsets(bhead->dimensions(), L, g.lead, 2 * g.m, "bhead", o_bd));
   }
   const int64_t examples = g.groups * g.batch, total = examples * g.units, part = g.b * g.r;
-  float* partial = thread_scratch(total * part);
-  parallel_for(pool, total, max_workers(pool), [&](int64_t item, int64_t) {
+  const int64_t workers = std::min<int64_t>(total, max_workers(pool));
+  const int64_t work = fwd_scratch_floats(g.m, g.b, g.a / g.units + 1);
+  float* partial = thread_scratch(total * part + workers * work);
+  float* worker_scratch = partial + total * part;
+  parallel_for(pool, total, workers, [&](int64_t item, int64_t worker) {
     const int64_t e = item / g.units, unit = item % g.units, grp = e / g.batch, ex = e % g.batch;
     FwdUnit x;
     x.a = g.a;
@@ -261,6 +267,7 @@ ffi::Error dense_fwd(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> wh, ffi::Buffer
     x.red_b = partial + item * part;
     x.a0 = unit * g.a / g.units;
     x.a1 = (unit + 1) * g.a / g.units;
+    x.scratch = worker_scratch + worker * work;
     g.ks->fwd(x);
   });
   for (int64_t e = 0; e < examples; ++e) {
@@ -304,7 +311,7 @@ ffi::Error dense_bwd(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> wh, ffi::Buffer
   const int64_t examples = g.groups * g.batch, total = examples * g.units;
   const int64_t part = g.b * F + n * F + n * m2 + m2;  // dv, dwh, dwhead, dbhead partials per unit
   const int64_t workers = std::min<int64_t>(total, max_workers(pool));
-  const int64_t work = bwd_scratch_floats(n, g.m, ticks);
+  const int64_t work = bwd_scratch_floats(n, g.m, ticks, g.b, g.a / g.units + 1);
   const int64_t wht = g.groups * F * n;
   float* scratch = thread_scratch(total * part + workers * work + wht);
   float* partial = scratch;
