@@ -62,7 +62,7 @@ def child(measure: str, impl: str, steps: int, repeats: int) -> dict:
     import jax.numpy as jnp
 
     from vsml.learners.base import TaskSpec, episode
-    from vsml.learners.reference import ReferenceVSML
+    from vsml.learners.vsml_reference import ReferenceVSML
     from vsml.learners.vsml import VSML, VSMLConfig, lstm_gates
 
     key = jax.random.PRNGKey(0)

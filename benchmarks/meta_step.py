@@ -4,14 +4,14 @@
 Throughput per episode is reported in cell-ticks/s = 7,840 cells × 2 ticks × steps × episodes /
 seconds (episodes = population for ES, meta-batch for gradient; the time includes sampling the
 episodes inside the step and the optimizer update) and compared with the authors' implementation
-measured on the same machine (SPEC §8): forward 8.6 M cell-ticks/s (ES evaluates members with
+measured on the same machine (docs/benchmarks.md): forward 8.6 M cell-ticks/s (ES evaluates members with
 forward passes only), value-and-grad 1.26 M cell-ticks/s. Data: the built-in ``random`` set
 (28×28, 10 classes), so no files are needed.
 
 The authors' figures are fixed numbers measured once on this machine, whose speed drifts (other
 tenants, throttling: the bare LSTM-cell tick has been measured anywhere between 13 and 19.5 M
 cell-ticks/s). So the same run also measures that bare-cell tick (the machine-speed reference of
-``inner_loop.py``; SPEC §8 gives 19.5 M at the time of the authors' figures) and reports a
+``inner_loop.py``; 19.5 M when the authors' figures were taken) and reports a
 speed-normalised ratio: ``(ours / authors) x (19.5 M / bare cell now)``.
 
 Both dense-layer paths run in the same process, their timed repeats alternating: the fused C++
@@ -32,7 +32,7 @@ import time
 
 A, B, N, M, TICKS = 784, 10, 16, 8, 2
 AUTHORS = {"es_forward": 8.6e6, "gradient_value_and_grad": 1.26e6}
-AUTHORS_BARE_CELL = 19.5e6  # SPEC §8: bare LSTM-cell tick over 7,840 cells when the authors' figures were taken
+AUTHORS_BARE_CELL = 19.5e6  # bare LSTM-cell tick over 7,840 cells when the authors' figures were taken
 
 
 def bare_cell_rate(repeats: int) -> float:
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     from vsml.data.episodes import EpisodeSampler, SamplerConfig
     from vsml.learners.base import TaskSpec
     from vsml.learners.vsml import VSML, VSMLConfig
-    from vsml.meta import ESConfig, GradientConfig, ObjectiveConfig, es_step, gradient_step, make_optimizer
+    from vsml.meta import AntitheticES, ESConfig, GradientConfig, GradientDescent, MetaProblem, ObjectiveConfig
     from vsml.meta.distributed import make_mesh
 
     kinds = [k.strip() for k in args.kernels.split(",") if k.strip()]
@@ -69,22 +69,22 @@ def main(argv=None) -> int:
     task = TaskSpec(sampler.input_shape, sampler.num_classes, 1)
     assert task.input_shape == (A,) and task.num_classes == B
     params = learner.init_params(jax.random.PRNGKey(0))
-    mesh, obj = make_mesh(), ObjectiveConfig()
     cell_ticks = A * B * TICKS * args.steps
 
-    def bench(fn, cfg, lr, clip, episodes):
+    problems = {k: MetaProblem(learners[k], task, ObjectiveConfig(), sampler, make_mesh()) for k in kinds}
+
+    def bench(opt, episodes):
         """Every path: first call (compile), then ``repeats`` timed calls alternating between paths."""
-        opt_state = make_optimizer(lr, clip).init(params)
+        states = {k: opt.init(params, jax.random.PRNGKey(0), problems[k]) for k in kinds}
         out = {}
         for k in kinds:
             t = time.perf_counter()
-            jax.block_until_ready(fn(learners[k], task, obj, cfg, mesh, params, opt_state, jax.random.PRNGKey(1), sampler))
+            jax.block_until_ready(opt.step(states[k], jax.random.PRNGKey(1), problems[k]))
             out[k] = {"episodes": episodes, "first_call_seconds": time.perf_counter() - t, "seconds": float("inf")}
         for r in range(args.repeats):
             for k in kinds:
                 t = time.perf_counter()
-                jax.block_until_ready(fn(learners[k], task, obj, cfg, mesh, params, opt_state, jax.random.PRNGKey(2 + r),
-                                         sampler))
+                jax.block_until_ready(opt.step(states[k], jax.random.PRNGKey(2 + r), problems[k]))
                 out[k]["seconds"] = min(out[k]["seconds"], time.perf_counter() - t)
         for r in out.values():
             r["cell_ticks_per_s"] = cell_ticks * episodes / r["seconds"]
@@ -96,10 +96,10 @@ def main(argv=None) -> int:
     if args.only in (None, "es"):
         for pop in (int(p) for p in str(args.population).split(",")):
             es_cfg = ESConfig(population=pop, chunk=args.chunk or None)
-            for k, r in bench(es_step, es_cfg, es_cfg.lr, es_cfg.clip, pop).items():
+            for k, r in bench(AntitheticES(es_cfg), pop).items():
                 results[f"es_forward_{pop}/{k}"] = r
     if args.only in (None, "gradient"):
-        for k, r in bench(gradient_step, gr_cfg, gr_cfg.lr, gr_cfg.clip, args.meta_batch).items():
+        for k, r in bench(GradientDescent(gr_cfg), args.meta_batch).items():
             results[f"gradient_value_and_grad/{k}"] = r
     bare = bare_cell_rate(args.repeats)
     speed = AUTHORS_BARE_CELL / bare  # > 1: the machine is slower now than when the authors' figures were taken

@@ -11,9 +11,12 @@ def test_run_main_job_writes_results(tmp_path, capsys):
     rc = main(["run", "--episodes", "2", "--steps", "20", "--out", str(tmp_path), "--no-progress"])
     assert rc == 0
     results = json.loads((tmp_path / "results.json").read_text())
-    assert "sgd" in json.dumps(results) and "adam" in json.dumps(results)
+    learners = {r["learner"] for r in results["results"]}
+    assert "oracle best backprop" in learners and any(name.startswith("vsml:") for name in learners)
+    assert {p["reference"] for p in results["paired"]} == {"oracle"}
     assert (tmp_path / "curves.png").stat().st_size > 0
-    assert "online acc" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "online acc" in out and "best of these 22 configurations on these same episodes" in out and "paired difference" in out
 
 
 def test_unknown_command_and_option_exit_cleanly(capsys):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vsml import pretrained
-from vsml.cloning import reference as ref
+from vsml.cloning import backprop_la as ref
 from vsml.cloning.clone import CloneConfig, CloneStage, run_clone, vsml_config
 from vsml.config import ConfigError
 from vsml.learners.backprop import Backprop
@@ -92,21 +92,6 @@ def test_reference_rejects_bad_kind_and_options():
 TINY = dict(batch=8, stages=(CloneStage(4, 3, 0.5),), eval_seq_len=6, val_seq_len=6, checkpoint_every=2)
 
 
-def test_cell_tick_is_the_deployment_kernel():
-    from vsml.cloning.clone import cell_tick
-    from vsml.learners.vsml import DenseGeom, VSMLConfig, dense_layer
-
-    cfg = VSMLConfig(reduce="sum")
-    p = VSML(cfg).init_params(jax.random.PRNGKey(0))["rnn"][0]
-    k = jax.random.split(jax.random.PRNGKey(1), 4)
-    h, c = jax.random.normal(k[0], (5, 1, 16)), jax.random.normal(k[1], (5, 1, 16))
-    f, b = jax.random.normal(k[2], (5, 1, 8)), jax.random.normal(k[3], (5, 1, 8))
-    want = dense_layer(p, h, c, f, b, DenseGeom(1, 1), cfg)
-    got = cell_tick(p, h[:, 0], c[:, 0], f[:, 0], b[:, 0], cfg.micro_ticks)
-    for w, g in zip(want, got):
-        np.testing.assert_allclose(np.asarray(w[:, 0]), np.asarray(g), rtol=1e-5, atol=1e-6)
-
-
 def test_handcrafted_cell_follows_reference():
     """The hand-constructed start of cloning already tracks backprop over a long stream."""
     from vsml.cloning.clone import evaluate_cells
@@ -144,8 +129,10 @@ def test_clone_run_save_load_and_resume(tmp_path):
     assert meta["seed"] == 0 and "wall_clock_s" in meta and meta["clone_config"]["hidden"] == [3]
     # interrupted after 2 iterations, then resumed: identical result
     assert run_clone(cc, tmp_path / "b", progress=False, log=lambda *_: None, stop_after=2) is None
-    with np.load(tmp_path / "b" / "tiny.ckpt.npz") as z:
-        assert int(z["iteration"]) == 2
+    from vsml import artifacts
+
+    assert artifacts.load(tmp_path / "b" / "tiny.ckpt.npz", kind="clone-checkpoint").meta["iteration"] == 2
+    assert (tmp_path / "b" / "tiny.metrics.csv").read_text().startswith("iteration,seq_len,loss")
     resumed = run_clone(cc, tmp_path / "b", resume=True, progress=False, log=lambda *_: None)
     _, p2 = pretrained.load(resumed)
     for a, b in zip(jax.tree_util.tree_leaves(params), jax.tree_util.tree_leaves(p2)):
@@ -170,7 +157,7 @@ def test_clone_cli_register(tmp_path, capsys):
                               "stages=[{iterations: 4, seq_len: 3, reset_prob: 0.5}]", "eval_seq_len=6", "val_seq_len=6", "checkpoint_every=2"])
     assert args.func(args) == 0
     assert (tmp_path / "tiny.npz").is_file()
-    meta = json.loads((tmp_path / "tiny.json").read_text())["meta"]
+    meta = json.loads((tmp_path / "tiny.json").read_text())["meta"]["info"]  # the readable copy of the record
     assert meta["command"].startswith("vsml clone")
     args = parser.parse_args(["clone", "--out", str(tmp_path), "nonsense_key=1"])
     assert args.func(args) == 2
@@ -188,22 +175,26 @@ def test_pretrained_errors(tmp_path):
         pretrained.load(tmp_path / "missing.npz")
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"not a zip file")
-    with pytest.raises(pretrained.PretrainedError, match="sidecar"):
+    with pytest.raises(pretrained.PretrainedError, match="corrupt"):
         pretrained.load(bad)
     cfg = vsml_config(CloneConfig())
     params = VSML(cfg).init_params(jax.random.PRNGKey(0))
     good = pretrained.save(tmp_path / "good.npz", cfg, params, {"seed": 0})
-    bad.with_suffix(".json").write_text(good.with_suffix(".json").read_text())
-    with pytest.raises(pretrained.PretrainedError, match="corrupt"):
-        pretrained.load(bad)
+    assert pretrained.info(good)["meta"] == {"seed": 0}
     with np.load(good) as z:
-        arrays = {k: z[k] for k in z.files if k != "rnn.0.wh"}
-    np.savez(bad, **arrays)
-    with pytest.raises(pretrained.PretrainedError, match="lacks"):
+        arrays = {k: z[k] for k in z.files}
+    np.savez(bad, **{k: v for k, v in arrays.items() if k != "__meta__"})  # arrays without their record
+    with pytest.raises(pretrained.PretrainedError, match="sidecar"):
         pretrained.load(bad)
-    bad.with_suffix(".json").write_text("{")
-    with pytest.raises(pretrained.PretrainedError, match="JSON"):
+    np.savez(bad, **{**arrays, "params/1": arrays["params/1"][:2]})  # a truncated array
+    with pytest.raises(pretrained.PretrainedError, match="checksum"):
         pretrained.load(bad)
+    other = tmp_path / "other.npz"
+    from vsml import artifacts
+
+    artifacts.save(other, "learner", {"params": {}}, {"learner": {"name": "sgd", "options": {}}})
+    with pytest.raises(pretrained.PretrainedError, match="not a VSML LA"):
+        pretrained.load(other)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,12 +210,13 @@ def test_cloned_las_are_shipped():
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_la_learns_digits(name):
-    from vsml.eval.evaluate import EpisodeOptions, episode_keys, make_episodes
+    from vsml.data.episodes import DatasetSpec, SamplerConfig, draw_episodes
+    from vsml.eval.evaluate import episode_keys
 
     config, params = pretrained.load(name)
     meta = pretrained.info(name)["meta"]
     assert meta["command"].startswith("vsml clone") and "seed" in meta
-    eps = make_episodes("digits", EpisodeOptions(episodes=4, steps=400), seed=0)
+    eps = draw_episodes(SamplerConfig(datasets=(DatasetSpec("digits", "test"),), steps=400), 0, 4)
     res = run_episodes(VSML(config), params, episode_keys(0, 4), eps.xs, eps.ys, eps.num_classes)
     correct = np.asarray(res.correct)[:, :, 0]
     late = correct[:, -150:].mean()

@@ -184,3 +184,17 @@ def test_config_validation():
     assert cfg.datasets[0] == DatasetSpec("digits") and cfg.datasets[1].weight == 2.0
     with pytest.raises(ConfigError):
         from_dict(SamplerConfig, {"projection": "sometimes"})
+
+
+def test_input_scale_is_one_factor_per_episode():
+    base = SamplerConfig(datasets=("digits",), steps=20, flatten=True)
+    xs, ys = EpisodeSampler(base).sample(KEY, 4)
+    xs2, ys2 = EpisodeSampler(dataclasses.replace(base, input_scale=(0.1, 10.0))).sample(KEY, 4)
+    np.testing.assert_array_equal(ys, ys2)  # same examples
+    big = np.abs(np.asarray(xs)) > 0.5
+    ratio = np.asarray(xs2)[big] / np.asarray(xs)[big]
+    per_episode = [np.unique(np.round(r, 4)) for r in np.split(ratio, np.cumsum(big.reshape(4, -1).sum(1))[:-1])]
+    assert all(len(u) == 1 and 0.1 <= u[0] <= 10.0 for u in per_episode)
+    assert len({float(u[0]) for u in per_episode}) == 4
+    with pytest.raises(DataError, match="input_scale"):
+        SamplerConfig(input_scale=(2.0, 1.0))

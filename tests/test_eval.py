@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from vsml.eval import report as rep
-from vsml.eval.evaluate import EpisodeOptions, Episodes, EvalError, episode_keys, evaluate, make_episodes
+from vsml.data import DataError, DatasetSpec, Episodes, SamplerConfig, draw_episodes
+from vsml.eval.evaluate import EvalError, episode_keys, evaluate
 from vsml.eval.introspect import fast_association_from_logits, shots_seen, state_norms
 from vsml.eval.metrics import curve_ci, mean_ci, smooth, summarize
 from vsml.learners.registry import make_learner
@@ -61,25 +62,49 @@ def test_evaluate_is_reproducible_and_uses_the_same_episodes():
     # chunking does not change the numbers
     r4 = evaluate({"sgd": learners["sgd"]}, {"toy": eps}, seed=3, chunk=2)
     np.testing.assert_allclose(r4.results[0].loss, r1.get("sgd", "toy").loss, rtol=1e-6)
-    np.testing.assert_array_equal(np.asarray(episode_keys(3, 2)), np.asarray(episode_keys(3, 2)))
+    assert not np.array_equal(np.asarray(episode_keys(3, 2)), np.asarray(episode_keys(4, 2)))
 
 
-def test_make_episodes_is_deterministic_with_invariance_options():
-    opts = EpisodeOptions(episodes=2, steps=30, classes=3, permute=True)
-    a = make_episodes("digits", opts, seed=1)
-    b = make_episodes("digits", opts, seed=1)
+def test_draw_episodes_is_deterministic_with_invariance_options():
+    cfg = SamplerConfig(datasets=(DatasetSpec("digits", "test"),), steps=30, num_classes=3, permutation="episode")
+    a = draw_episodes(cfg, 1, 2)
+    b = draw_episodes(cfg, 1, 2)
     np.testing.assert_array_equal(a.xs, b.xs)
     np.testing.assert_array_equal(a.ys, b.ys)
     assert a.xs.shape == (2, 30, 1, 8, 8, 1) and a.num_classes == 3 and a.ys.max() < 3
-    c = make_episodes("digits", EpisodeOptions(episodes=2, steps=30, classes=3), seed=1)
+    c = draw_episodes(SamplerConfig(datasets=(DatasetSpec("digits", "test"),), steps=30, num_classes=3), 1, 2)
     np.testing.assert_array_equal(c.ys, a.ys)  # same examples, only the pixels are permuted
     np.testing.assert_allclose(np.sort(c.xs[0, 0].ravel()), np.sort(a.xs[0, 0].ravel()))
-    r = make_episodes("digits", EpisodeOptions(episodes=1, steps=5, resize=14, project=True), seed=0)
-    assert r.xs.shape == (1, 5, 1, 14, 14, 1) and r.num_classes == 10
-    with pytest.raises(EvalError, match="unknown dataset|not registered|Unknown|unknown"):
-        make_episodes("no_such_set", opts)
-    with pytest.raises(EvalError, match="classes"):
-        make_episodes("digits", EpisodeOptions(episodes=1, steps=5, classes=11))
+    r = draw_episodes(SamplerConfig(datasets=(DatasetSpec("digits", "test"),), steps=5, image_size=(14, 14),
+                                    projection="episode"), 0, 1)
+    assert r.xs.shape == (1, 5, 1, 196) and r.num_classes == 10
+    with pytest.raises(DataError, match="unknown dataset"):
+        draw_episodes(SamplerConfig(datasets=("no_such_set",)), 0, 1)
+    with pytest.raises(DataError, match="classes"):
+        draw_episodes(SamplerConfig(datasets=("digits",), num_classes=11), 0, 1)
+
+
+def test_cli_options_map_onto_the_sampler_and_training_meta_test_is_the_same_experiment(tmp_path):
+    """``vsml evaluate`` and the meta-test inside training draw identical episodes for identical settings."""
+    from vsml.eval import cli
+    from vsml.meta.trainer import MetaTrainer, meta_config_from_dict
+    from _meta_support import tiny_config
+
+    args = _parser().parse_args(["evaluate", "-d", "digits", "-n", "3", "-T", "12", "--classes", "3", "--seed", "7",
+                                 "--resize", "6", "--project", "--sampler", "balanced=true"])
+    scfg = cli.sampler_config(args, "digits")
+    assert (scfg.num_classes, scfg.image_size, scfg.projection, scfg.permutation, scfg.balanced) == (3, (6, 6), "episode", "none", True)
+    cli_eps = cli.episodes_for(args, "digits")
+    trainer = MetaTrainer(meta_config_from_dict(tiny_config(
+        tmp_path / "t", data={"datasets": [{"name": "digits"}], "steps": 5, "num_classes": 3, "image_size": [6, 6],
+                              "projection": "episode", "balanced": True},
+        eval={"every": 1, "episodes": 3, "steps": 12, "seed": 7, "datasets": [{"name": "digits", "split": "test"}]})))
+    (label, tcfg), = trainer.eval_configs().items()
+    train_eps = draw_episodes(tcfg, 7, 3)
+    np.testing.assert_array_equal(train_eps.xs.reshape(cli_eps.xs.shape), cli_eps.xs)
+    np.testing.assert_array_equal(train_eps.ys, cli_eps.ys)
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["evaluate", "--permutation", "sometimes"])
 
 
 def test_report_outputs(tmp_path):
@@ -177,3 +202,43 @@ def test_showcase_runs(tmp_path):
     report = run_showcase(tmp_path, episodes=2, steps=20, baselines=("sgd",), progress=False)
     assert report.learners == ["sgd"]
     assert (tmp_path / "curves.png").exists() and (tmp_path / "results.json").exists()
+
+
+def test_cli_evaluates_your_own_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("VSML_CACHE_DIR", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    path = tmp_path / "mine.npz"
+    np.savez(path, images=rng.normal(size=(60, 5)).astype(np.float32), labels=rng.integers(0, 3, 60))
+    args = _parser().parse_args(["evaluate", "-l", "sgd", "-d", str(path), "-n", "2", "-T", "10", "--no-progress",
+                                 "--no-plot", "-o", str(tmp_path / "ev"), "--json", str(tmp_path / "ev.json")])
+    assert args.func(args) == 0
+    res = json.loads((tmp_path / "ev.json").read_text())["results"][0]
+    assert res["dataset"] == str(path) and res["steps"] == 10
+
+
+def test_oracle_and_paired_differences():
+    from vsml.eval.compare import oracle_backprop, oracle_from_curves, paired_differences
+
+    # the oracle takes, per figure, the configuration best on that figure
+    a, b = np.zeros((2, 200)), np.zeros((2, 200))
+    a[:, :100], b[:, 100:] = 1.0, 1.0  # a is better early, b late
+    o = oracle_from_curves("toy", {"a": (a, np.ones_like(a)), "b": (b, np.zeros_like(b))})
+    assert o.best["first_100_acc"][0] == "a" and o.best["final_acc"][0] == "b" and o.best["online_loss"][0] == "b"
+    eps = _toy(e=3, t=30)
+    oracles = oracle_backprop({"toy": eps}, seed=0, lrs={"sgd": (0.01, 0.3), "adam": (1e-3,)})
+    assert len(oracles["toy"].scores) == 6  # 3 rates x {linear, 160-tanh}
+    report = evaluate({"sgd": (make_learner("sgd", {"lr": 0.3}), None), "adam": (make_learner("adam"), None)},
+                      {"toy": eps}, seed=0)
+    report.oracles, report.reference = oracles, "oracle"
+    rows = paired_differences(report, "oracle", oracles)
+    sgd = report.get("sgd", "toy").summary()["online_acc"].mean
+    row = next(r for r in rows if r["learner"] == "sgd")
+    assert row["online_acc"].mean == pytest.approx(sgd - oracles["toy"].summary()["online_acc"].mean)
+    assert row["online_acc"].mean <= 1e-9  # nothing beats the oracle that contains it
+    vs_adam = paired_differences(report, "adam")
+    assert [r["learner"] for r in vs_adam] == ["sgd"]
+    table = rep.markdown_table(report)
+    assert "oracle best backprop" in table and "Paired differences: learner − oracle best backprop" in table
+    one = evaluate({"sgd": (make_learner("sgd"), None), "adam": (make_learner("adam"), None)}, {"t": _toy(e=1)}, seed=0)
+    r1 = paired_differences(one, "adam")[0]["online_acc"]
+    assert np.isnan(r1.lo) and r1.n == 1  # undefined with one episode

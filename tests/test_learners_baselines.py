@@ -149,7 +149,8 @@ def test_sgd_learns_a_separable_task():
     keys = jax.random.split(jax.random.PRNGKey(0), 4)
     res = run_episodes(Backprop(lr=0.1), {}, keys, xs, ys, 3)
     acc = np.asarray(res.correct)
-    assert acc[:, -50:].mean() > 0.9 > acc[:, :5].mean() - 0.5
+    assert acc[:, -50:].mean() > 0.9  # learned ...
+    assert acc[:, :5].mean() < acc[:, -50:].mean() - 0.2  # ... from a clearly worse start
 
 
 def test_lr_sweep_picks_a_rate_from_the_grid():

@@ -36,9 +36,9 @@ def _env(**extra):
 
 
 def _params(run: Path):
-    from vsml.checkpoint import read_checkpoint
+    from vsml import artifacts
 
-    return read_checkpoint(run / "learner.npz")[1]
+    return artifacts.load(run / "learner.npz").leaves("params")
 
 
 @pytest.mark.skipif(not hasattr(jax.config, "jax_cpu_collectives_implementation"),

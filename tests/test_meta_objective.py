@@ -1,4 +1,4 @@
-"""Meta-objective, gradient step, truncation and ES estimator."""
+"""Meta-objective, meta-optimizers (gradient, ES) as values, truncation and the ES estimator."""
 
 import jax
 import jax.numpy as jnp
@@ -8,8 +8,8 @@ import pytest
 from vsml.data.episodes import EpisodeSampler, SamplerConfig
 from vsml.learners.base import TaskSpec
 from vsml.learners.vsml import VSML, VSMLConfig
-from vsml.meta import (ESConfig, GradientConfig, ObjectiveConfig, antithetic_gradient, centered_ranks, es_step,
-                       gradient_step, make_optimizer, meta_loss)
+from vsml.meta import (AntitheticES, ESConfig, GradientConfig, GradientDescent, MetaProblem, ObjectiveConfig,
+                       antithetic_gradient, centered_ranks, z_scores)
 from vsml.meta.distributed import make_mesh
 from vsml.config import ConfigError
 
@@ -25,11 +25,16 @@ def setup():
     return learner, sampler, task, params
 
 
+def _problem(setup, objective=ObjectiveConfig()):
+    learner, sampler, task, _ = setup
+    return MetaProblem(learner, task, objective, sampler, make_mesh())
+
+
 def test_objective_kinds_and_truncation(setup):
     learner, sampler, task, params = setup
     keys = jax.random.split(jax.random.PRNGKey(1), 2)
     full, trunc = ObjectiveConfig(), ObjectiveConfig(truncation=4)
-    vg = lambda obj: jax.value_and_grad(lambda p: meta_loss(learner, p, keys, sampler, task, obj), has_aux=True)(params)  # noqa: E731
+    vg = lambda obj: jax.value_and_grad(lambda p: _problem(setup, obj).meta_loss(p, keys), has_aux=True)(params)  # noqa: E731
     (loss, acc), g_full = vg(full)
     assert np.isfinite(loss) and 0 <= acc <= 1
     # Truncation changes only the gradient, never the value.
@@ -37,34 +42,30 @@ def test_objective_kinds_and_truncation(setup):
     np.testing.assert_allclose(loss_t, loss, rtol=1e-6)
     flat = lambda t: np.concatenate([np.ravel(x) for x in jax.tree_util.tree_leaves(t)])  # noqa: E731
     assert not np.allclose(flat(g_t), flat(g_full))
-    last, _ = meta_loss(learner, params, keys, sampler, task, ObjectiveConfig(kind="last", last_steps=2))
+    last, _ = _problem(setup, ObjectiveConfig(kind="last", last_steps=2)).meta_loss(params, keys)
     assert np.isfinite(last)
     with pytest.raises(ConfigError):
         ObjectiveConfig(kind="final")
 
 
 def test_gradient_step_updates_and_guards(setup):
-    learner, sampler, task, params = setup
-    cfg = GradientConfig(lr=1e-2, meta_batch=2)
-    opt = make_optimizer(cfg.lr, cfg.clip)
-    mesh = make_mesh()
-    p1, s1, m = gradient_step(learner, task, ObjectiveConfig(), cfg, mesh, params, opt.init(params),
-                              jax.random.PRNGKey(3), sampler)
+    _, _, _, params = setup
+    problem = _problem(setup)
+    opt = GradientDescent(GradientConfig(lr=1e-2, meta_batch=2))
+    state = opt.init(params, jax.random.PRNGKey(0), problem)
+    s1, m = opt.step(state, jax.random.PRNGKey(3), problem)
     assert bool(m.finite) and float(m.grad_norm) > 0
     # Episodes differentiated in groups (gradient.chunk) give the same step.
-    cfg1 = GradientConfig(lr=1e-2, meta_batch=2, chunk=1)
-    _, _, m1 = gradient_step(learner, task, ObjectiveConfig(), cfg1, mesh, params, opt.init(params),
-                             jax.random.PRNGKey(3), sampler)
+    _, m1 = GradientDescent(GradientConfig(lr=1e-2, meta_batch=2, chunk=1)).step(state, jax.random.PRNGKey(3), problem)
     np.testing.assert_allclose([m1.loss, m1.grad_norm], [m.loss, m.grad_norm], rtol=1e-4)
     with pytest.raises(ConfigError):
         GradientConfig(meta_batch=6, chunk=4)
-    assert any(not np.allclose(a, b) for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(params)))
+    assert any(not np.allclose(a, b) for a, b in zip(jax.tree_util.tree_leaves(s1.params), jax.tree_util.tree_leaves(params)))
     # Non-finite parameters -> non-finite loss -> the step is skipped, state unchanged.
     bad = jax.tree_util.tree_map(lambda x: x * jnp.nan, params)
-    p2, s2, m2 = gradient_step(learner, task, ObjectiveConfig(), cfg, mesh, bad, opt.init(params),
-                               jax.random.PRNGKey(3), sampler)
+    s2, m2 = opt.step(opt.init(bad, jax.random.PRNGKey(0), problem), jax.random.PRNGKey(3), problem)
     assert not bool(m2.finite)
-    assert int(jax.tree_util.tree_leaves(s2)[0]) == 0  # Adam count not advanced
+    assert int(jax.tree_util.tree_leaves(s2.opt_state)[0]) == 0  # Adam count not advanced
 
 
 def test_antithetic_estimator_matches_gradient_of_quadratic():
@@ -76,21 +77,23 @@ def test_antithetic_estimator_matches_gradient_of_quadratic():
     np.testing.assert_allclose(g, -2 * target, atol=0.35)
     r = centered_ranks(jnp.array([3.0, -1.0, 10.0]))
     np.testing.assert_allclose(r, [0.0, -0.5, 0.5])
+    np.testing.assert_allclose(z_scores(jnp.array([1.0, 3.0])), [-1.0, 1.0])
     with pytest.raises(ConfigError):
         ESConfig(population=3)
+    with pytest.raises(ConfigError, match="fitness_shaping"):
+        ESConfig(fitness_shaping="ranks")
+    assert ESConfig(fitness_shaping=True).fitness_shaping == "centered_ranks"  # configs of vsml 0.1
 
 
 def test_es_step_runs(setup):
-    learner, sampler, task, params = setup
-    cfg = ESConfig(population=4, fitness_shaping=True, chunk=None)
-    opt = make_optimizer(cfg.lr)
-    p1, _, m = es_step(learner, task, ObjectiveConfig(), cfg, make_mesh(), params, opt.init(params),
-                       jax.random.PRNGKey(0), sampler)
+    _, _, _, params = setup
+    problem = _problem(setup)
+    opt = AntitheticES(ESConfig(population=4, fitness_shaping="centered_ranks", chunk=None))
+    state = opt.init(params, jax.random.PRNGKey(0), problem)
+    s1, m = opt.step(state, jax.random.PRNGKey(0), problem)
     assert bool(m.finite) and np.isfinite(float(m.loss))
     # Members evaluated 2 at a time (es.chunk) give the same estimate.
-    cfg2 = ESConfig(population=4, fitness_shaping=True, chunk=2)
-    p2, _, m2 = es_step(learner, task, ObjectiveConfig(), cfg2, make_mesh(), params, opt.init(params),
-                        jax.random.PRNGKey(0), sampler)
+    opt2 = AntitheticES(ESConfig(population=4, fitness_shaping="centered_ranks", chunk=2))
+    _, m2 = opt2.step(state, jax.random.PRNGKey(0), problem)
     np.testing.assert_allclose([m2.loss, m2.grad_norm], [m.loss, m.grad_norm], rtol=1e-4)
-    assert any(not np.allclose(a, b) for a, b in zip(jax.tree_util.tree_leaves(p1), jax.tree_util.tree_leaves(params)))
-
+    assert any(not np.allclose(a, b) for a, b in zip(jax.tree_util.tree_leaves(s1.params), jax.tree_util.tree_leaves(params)))

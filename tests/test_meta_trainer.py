@@ -15,7 +15,7 @@ import jax
 from vsml.checkpoint import CheckpointError, load_learner
 from vsml.meta.trainer import MetaTrainer, MetaTrainingError, meta_config_from_dict
 
-from _meta_support import tiny_config
+from _meta_support import TINY_VSML, tiny_config
 
 SRC = str(Path(__file__).parents[1] / "src")
 
@@ -32,9 +32,10 @@ def test_resume_after_crash_is_bit_identical(tmp_path, boundary):
     straight = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "a", **over))).run()
     cfg_path = tmp_path / "b.yaml"
     cfg_path.write_text(yaml.safe_dump(tiny_config(tmp_path / "b", **over)))
-    env = {**os.environ, "VSML_META_CRASH_AFTER": "6", "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run([sys.executable, "-m", "vsml.meta.cli", str(cfg_path), "--no-progress"], env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    crash = ("import os, sys; from vsml.meta.trainer import MetaTrainer, load_meta_config; "
+             "MetaTrainer(load_meta_config(sys.argv[1])).run(on_iteration=lambda i: i == 6 and os._exit(17))")
+    proc = subprocess.run([sys.executable, "-c", crash, str(cfg_path)], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 17, proc.stderr[-2000:]
     assert (tmp_path / "b" / "checkpoints" / "ckpt_00000006.npz").is_file()
     assert not (tmp_path / "b" / "learner.npz").exists()
@@ -49,8 +50,10 @@ def test_resume_after_crash_is_bit_identical(tmp_path, boundary):
     learner, params = load_learner(tmp_path / "b")
     for a, b in zip(_leaves(params), _leaves(resumed.params)):
         np.testing.assert_array_equal(a, b)
-    la_learner, la_params = load_learner(tmp_path / "b" / "la.npz")  # vsml.pretrained LA format
-    assert la_learner == learner
+    from vsml import pretrained
+
+    la_config, la_params = pretrained.load(tmp_path / "b" / "learner.npz")  # a VSML learner is an LA
+    assert la_config == learner.config
     for a, b in zip(_leaves(la_params), _leaves(resumed.params)):
         np.testing.assert_array_equal(a, b)
     metrics = (tmp_path / "b" / "metrics.csv").read_text().splitlines()
@@ -59,6 +62,28 @@ def test_resume_after_crash_is_bit_identical(tmp_path, boundary):
     changed = meta_config_from_dict(tiny_config(tmp_path / "b", **{**over, "seed": 1}))
     with pytest.raises(CheckpointError, match="different config"):
         MetaTrainer(changed).run(resume=True)
+
+
+def test_resume_checkpoint_made_before_the_semantic_options(tmp_path):
+    """A checkpoint whose learner record lacks the VSML semantic options was made with their legacy
+    values: resuming it under today's defaults is refused, naming the overrides that resume it."""
+    from vsml import artifacts
+    from vsml.learners.vsml import LEGACY_SEMANTICS
+
+    first = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "r", iterations=3))).run()
+    ckpt = tmp_path / "r" / "checkpoints" / "ckpt_00000003.npz"
+    art = artifacts.load(ckpt)
+    meta = art.meta
+    assert set(LEGACY_SEMANTICS) <= set(meta["learner"]["options"])  # new records carry every option
+    meta["learner"]["options"] = {k: v for k, v in meta["learner"]["options"].items() if k not in LEGACY_SEMANTICS}
+    artifacts.save(ckpt, "checkpoint", {g: list(v) for g, v in art.arrays.items()}, meta)  # as if written before the options
+    with pytest.raises(CheckpointError, match="learner.options.error_scale=sum"):
+        MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "r", iterations=4))).run(resume=True)
+    legacy = {"name": "vsml", "options": {**TINY_VSML, **LEGACY_SEMANTICS}}
+    resumed = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "r", iterations=4, learner=legacy))).run(resume=True)
+    assert [r["iteration"] for r in resumed.history] == [4]
+    assert load_learner(tmp_path / "r")[0].config.backward_inputs == "zeros"
+    assert first.iteration == 3
 
 
 def test_es_with_eval_and_init_from_run(tmp_path):

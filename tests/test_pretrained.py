@@ -1,13 +1,15 @@
-"""Every shipped LA that is not a cloned-SGD one (those are tested in test_cloning.py) loads and
-learns held-out digits online clearly above chance."""
+"""Shipped LAs: every one that is not a cloned-SGD one (those are tested in test_cloning.py) loads and
+learns held-out digits online clearly above chance; every one reproduces its recorded logits."""
+
+from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
 
 from vsml import pretrained
-from vsml.eval.evaluate import EpisodeOptions, make_episodes
-from vsml.learners.base import run_episodes
+from vsml.data.episodes import DatasetSpec, SamplerConfig, draw_episodes
+from vsml.learners.base import run_episode, run_episodes
 from vsml.learners.vsml import VSML
 
 META = [n for n in pretrained.names() if not n.startswith("cloned_")]
@@ -24,8 +26,43 @@ def test_meta_trained_la_learns_heldout_digits(name):
     # LAs with a summed reduction are tied to the input size they were meta-trained at (like an
     # SGD learning rate to the input scale): show them the digits at that size.
     resize = (pretrained.info(name)["meta"].get("input_size") or [None])[0]
-    eps = make_episodes("digits", EpisodeOptions(episodes=4, steps=150, resize=resize), seed=1)
+    size = None if resize is None else (resize, resize)
+    eps = draw_episodes(SamplerConfig(datasets=(DatasetSpec("digits", "test"),), steps=150, image_size=size), 1, 4)
     keys = jax.random.split(jax.random.PRNGKey(0), 4)
     res = run_episodes(VSML(config), params, keys, eps.xs, eps.ys, eps.num_classes)
     acc = np.asarray(res.correct)
     assert acc[:, 100:].mean() > 0.5, acc[:, 100:].mean()  # chance is 0.1
+
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "shipped_la_logits.npz"
+
+
+@pytest.mark.parametrize("name", pretrained.names())
+def test_shipped_la_reproduces_recorded_logits_bit_for_bit(name):
+    """Every shipped LA computes exactly what it computed when it was made: logits recorded by
+    tools/record_shipped_la_logits.py (before the VSML semantics got options; 30 steps, batch 2,
+    random normal inputs, state key PRNGKey(0)) on a fixed episode."""
+    with np.load(FIXTURE) as z:
+        xs, ys, want = z[f"{name}.xs"], z[f"{name}.ys"], z[f"{name}.logits"]
+    config, params = pretrained.load(name)
+    got = run_episode(VSML(config), params, jax.random.PRNGKey(0), xs, ys, 10).logits
+    assert want.shape == got.shape == (30, 2, 10)
+    np.testing.assert_array_equal(np.asarray(got), want)
+
+
+def test_sidecar_without_semantic_options_loads_legacy_values(tmp_path):
+    """A sidecar written before the semantic options existed gets their legacy values."""
+    import json
+    import shutil
+
+    from vsml.learners.vsml import LEGACY_SEMANTICS, VSMLConfig
+
+    src = Path(pretrained.__file__).parent / "meta_digits"
+    shutil.copy(src.with_suffix(".npz"), tmp_path / "old.npz")
+    side = json.loads(src.with_suffix(".json").read_text())
+    for k in LEGACY_SEMANTICS:
+        assert side["vsml_config"].pop(k) == LEGACY_SEMANTICS[k]  # the shipped sidecars name them
+    (tmp_path / "old.json").write_text(json.dumps(side))
+    config, _ = pretrained.load(tmp_path / "old.npz")
+    assert config == pretrained.load("meta_digits")[0]
+    assert config.error_scale == "sum" and config != VSMLConfig(label_feeding=True)

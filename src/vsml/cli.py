@@ -9,7 +9,7 @@ from vsml.config import ConfigError
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    """Main job: meta-test the shipped learning algorithms against online SGD and Adam on digits."""
+    """Main job: meta-test the shipped learning algorithms against tuned backprop on digits."""
     from vsml import pretrained
     from vsml.eval.showcase import run_showcase
     from vsml.learners.vsml import VSML
@@ -19,23 +19,37 @@ def _cmd_run(args: argparse.Namespace) -> int:
         config, params = pretrained.load(name)
         learners[f"vsml:{name}"] = (VSML(config), params)
     print(f"Meta-testing {len(learners)} shipped VSML learning algorithm(s) ({', '.join(pretrained.names()) or 'none'}) "
-          f"against online SGD and Adam on held-out 8×8 digits: {args.episodes} episodes × {args.steps} steps, "
+          f"against tuned online backprop on held-out 8×8 digits: {args.episodes} episodes × {args.steps} steps, "
           f"batch 1, same episodes for every learner (seed {args.seed}).")
     run_showcase(args.out, learners, episodes=args.episodes, steps=args.steps, seed=args.seed,
                  progress=not args.no_progress)
     return 0
 
 
+def _cmd_convert(args: argparse.Namespace) -> int:
+    """Rewrite checkpoints / learners / LAs of earlier vsml versions in the current artifact format."""
+    from vsml import artifacts
+
+    for src in args.paths:
+        out = artifacts.convert(src, args.out if len(args.paths) == 1 and args.out else None)
+        print(f"{src} -> {out} ({artifacts.load(out).kind}, format version {artifacts.VERSION})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vsml", description="Variable Shared Meta Learning in JAX")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="main job: meta-test the shipped LAs vs SGD/Adam on the embedded digits")
+    run = sub.add_parser("run", help="main job: meta-test the shipped LAs vs tuned backprop on the embedded digits")
     run.add_argument("--episodes", type=int, default=16)
     run.add_argument("--steps", type=int, default=300)
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--out", default="runs/showcase", help="folder for the table, curves (CSV, PNG) and JSON")
     run.add_argument("--no-progress", action="store_true")
     run.set_defaults(func=_cmd_run)
+    conv = sub.add_parser("convert", help="rewrite checkpoints / learner files of earlier vsml versions in the current format")
+    conv.add_argument("paths", nargs="+", help="artifact files (.npz) to convert in place")
+    conv.add_argument("-o", "--out", default=None, help="write here instead (one input only)")
+    conv.set_defaults(func=_cmd_convert)
 
     from vsml.cloning import cli as clone_cli
     from vsml.data import cli as data_cli

@@ -1,6 +1,7 @@
 """Typed configuration: frozen dataclasses loaded from YAML with dotted overrides.
 
-    cfg = load_config(VSMLConfig, "exp.yaml", ["micro_ticks=3", "layers=[{kind: dense, units: 32}]"])
+    data = apply_overrides(load_yaml("exp.yaml"), ["micro_ticks=3", "hidden_layers=[{kind: dense, units: 32}]"])
+    cfg = from_dict(VSMLConfig, data)
 
 Unknown keys, wrong types and malformed overrides raise :class:`ConfigError` with the offending
 dotted path, never a deep traceback.
@@ -171,13 +172,3 @@ def load_yaml(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
     return data
-
-
-def load_config(cls: type[T], path: str | Path | None = None, overrides=()) -> T:
-    """Load ``cls`` from an optional YAML file plus dotted overrides."""
-    data = load_yaml(path) if path is not None else {}
-    return from_dict(cls, apply_overrides(data, list(overrides)))
-
-
-def replace(obj: T, **changes) -> T:
-    return dataclasses.replace(obj, **changes)

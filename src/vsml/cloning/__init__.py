@@ -1,7 +1,7 @@
-"""Backpropagation in forward mode: learning-algorithm cloning into the VSML RNN (SPEC §3).
+"""Backpropagation in forward mode: learning-algorithm cloning into the VSML RNN (docs/cloning.md).
 
-- :mod:`vsml.cloning.reference` — online SGD written per cell with VSML-layout messages
-  (:class:`~vsml.cloning.reference.ReferenceBackprop`, an ``OnlineLearner``);
+- :mod:`vsml.cloning.backprop_la` — online SGD written per cell with VSML-layout messages
+  (:class:`~vsml.cloning.backprop_la.ReferenceBackprop`, an ``OnlineLearner``);
 - :mod:`vsml.cloning.handcrafted` — an analytically constructed sub-RNN implementing it approximately;
 - :mod:`vsml.cloning.clone` — supervised cloning (:class:`~vsml.cloning.clone.CloneConfig`,
   :func:`~vsml.cloning.clone.run_clone`);
@@ -12,6 +12,6 @@ Shipped results: ``vsml.pretrained.load("cloned_sgd_1layer")``, ``…("cloned_sg
 See docs/cloning.md.
 """
 
-from vsml.cloning.reference import ReferenceBackprop
+from vsml.cloning.backprop_la import ReferenceBackprop
 
 __all__ = ["ReferenceBackprop"]

@@ -1,11 +1,11 @@
-"""Learning-algorithm cloning: train the VSML sub-RNN to behave like per-cell backprop (SPEC §3).
+"""Learning-algorithm cloning: train the VSML sub-RNN to behave like per-cell backprop (the paper's Sec. "Meta learning backpropagation"; docs/cloning.md).
 
 The VSML RNN's cells interact only through summed messages, so cloning works on **single,
-independent cells**, a pool of ``batch`` of them per cell kind, run with :func:`cell_tick` (the
-math of :func:`vsml.learners.vsml.dense_layer` for a 1×1 layer with ``reduce="sum"``) in the
-backward-pass mode: per step a forward sweep (``fwd_in`` = x_t, ``bwd_in`` = 0), then a backward
+independent cells**, a pool of ``batch`` of them per cell kind, run as a batch of 1×1 dense
+layers by the deployment kernel (:func:`vsml.learners.vsml.dense_layer`, ``reduce="sum"``) in the
+backward-pass mode with ``backward_inputs="zeros"``: per step a forward sweep (``fwd_in`` = x_t, ``bwd_in`` = 0), then a backward
 sweep (``fwd_in`` = 0, ``bwd_in`` = δ_t), ``micro_ticks`` ticks each. A cell's weight is ``c[0]``
-(the unit ``init_state`` randomises). Targets come from :mod:`vsml.cloning.reference`, starting
+(the unit ``init_state`` randomises). Targets come from :mod:`vsml.cloning.backprop_la`, starting
 from each cell's own read-out at the start of a chunk:
 
     forward-sweep message  = cell_forward(w_t, x_t)            (all M channels; ch1 = w_t f(x_t))
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import sys
 import time
 from functools import partial
@@ -44,9 +43,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from vsml.cloning import reference as ref
+from vsml import artifacts
+from vsml.cloning import backprop_la as ref
 from vsml.config import ConfigError
-from vsml.learners.vsml import LayerSpec, VSMLConfig, init_cell_params, lstm_gates
+from vsml.learners.vsml import DenseGeom, LayerSpec, VSMLConfig, dense_layer, init_cell_params
+from vsml.runlog import RunLogger
 
 FORGET_BIAS_INIT = 3.0  # added to the forget-gate bias at init: f = σ(5 + 3) ≈ 0.9997
 
@@ -138,7 +139,14 @@ class CloneConfig:
 
 
 def vsml_config(cc: CloneConfig) -> VSMLConfig:
-    """The VSMLConfig a cloned LA runs with (sum reduction, backward-pass mode, one sub-RNN per layer)."""
+    """The VSMLConfig a cloned LA runs with (sum reduction, backward-pass mode, one sub-RNN per layer).
+
+    ``backward_inputs="zeros"``: the cloned circuit assumes that the forward sweep sees no backward
+    input and the backward sweep no forward input (as :func:`simulate_cells` trains it).
+    ``error_scale="sum"``: every example's copy of a weight takes its own SGD step with the full
+    error and the batch merge averages them, so the clone is SGD with learning rate ``lr`` on the
+    batch-mean loss at any batch size (``"batch_mean"`` would divide the rate by the batch size).
+    """
     return VSMLConfig(
         state_size=cc.state_size,
         message_size=cc.message_size,
@@ -148,6 +156,8 @@ def vsml_config(cc: CloneConfig) -> VSMLConfig:
         per_layer_rnn=len(cc.hidden) > 0,
         backward_pass=True,
         init_c_fraction=1.0 / cc.state_size,  # only c[0] (the weight) is random
+        backward_inputs="zeros",
+        error_scale="sum",
     )
 
 
@@ -177,7 +187,7 @@ def init_clone_params(cc: CloneConfig, key: jax.Array) -> dict:
 
             cells.append(handcrafted_cell(kind, cc.state_size, cc.message_size, cc.lr))
             continue
-        p = init_cell_params(k, n, cc.message_size, False)
+        p = init_cell_params(k, n, cc.message_size, False, "blockwise")  # the recipe's init since its first version
         p["b"] = p["b"].at[n : 2 * n].add(FORGET_BIAS_INIT)
         cells.append(p)
     return {"rnn": tuple(cells)}
@@ -238,40 +248,28 @@ def reference_targets(cc: CloneConfig, kind: str, w0, x, delta):
     return out
 
 
-def cell_tick(p: dict, h, c, fwd_in, bwd_in, micro_ticks: int):
-    """One sweep of independent single cells: ``h, c [b, N]``, ``fwd_in, bwd_in [b, M]`` ->
-    ``(h, c, fwd message [b, M], bwd message [b, M])``.
-
-    The math of :func:`vsml.learners.vsml.dense_layer` for a 1×1 layer with ``reduce="sum"``
-    (tested to agree), written per cell so that a large pool of cells runs as one batch of matmuls.
-    """
-    m = fwd_in.shape[-1]
-    uv = fwd_in @ p["wx"][:m] + bwd_in @ p["wx"][m:] + p["b"]
-    for _ in range(micro_ticks):
-        h, c = lstm_gates(h @ p["wh"] + uv, c)
-    return h, c, h @ p["wf"] + p["bf"], h @ p["wb"] + p["bb"]
-
-
 def simulate_cells(cc: CloneConfig, p: dict, kind: str, h, c, x, delta):
     """Run independent VSML cells from states ``h, c [b,1,N]`` on a sequence (backward-pass mode).
 
-    Returns ``((h, c), (fwd [T,b,M], bwd [T,b,M], read-out after forward sweep [T,b], after backward [T,b]))``.
+    The cells are a batch of 1×1 dense layers run by the deployment kernel
+    (:func:`vsml.learners.vsml.dense_layer` with the cloned LA's config). Returns ``((h, c), (fwd
+    [T,b,M], bwd [T,b,M], read-out after forward sweep [T,b], after backward [T,b]))``.
     """
     m = cc.message_size
+    config, geom = vsml_config(cc), DenseGeom(1, 1)
     batch = h.shape[0]
     in_ch = 0 if kind == "linear" else ref.FWD_CHANNEL
-    zeros = jnp.zeros((batch, m), jnp.float32)
+    zeros = jnp.zeros((batch, 1, m), jnp.float32)
 
     def step(hc, xd):
         h, c = hc
         xt, dt = xd
-        h, c, fo, _ = cell_tick(p, h, c, ref.onehot_channel(xt, in_ch, m), zeros, cc.micro_ticks)
-        r1 = c[:, 0]
-        h, c, _, bo = cell_tick(p, h, c, zeros, ref.onehot_channel(dt, ref.BWD_CHANNEL, m), cc.micro_ticks)
-        return (h, c), (fo, bo, r1, c[:, 0])
+        h, c, fo, _ = dense_layer(p, h, c, ref.onehot_channel(xt, in_ch, m)[:, None], zeros, geom, config)
+        r1 = c[:, 0, 0]
+        h, c, _, bo = dense_layer(p, h, c, zeros, ref.onehot_channel(dt, ref.BWD_CHANNEL, m)[:, None], geom, config)
+        return (h, c), (fo[:, 0], bo[:, 0], r1, c[:, 0, 0])
 
-    (h, c), out = jax.lax.scan(step, (h[:, 0], c[:, 0]), (x, delta))
-    return (h[:, None], c[:, None]), out
+    return jax.lax.scan(step, (h, c), (x, delta))
 
 
 def kind_loss(cc: CloneConfig, p: dict, kind: str, cells: dict, key: jax.Array, seq_len: int):
@@ -395,36 +393,18 @@ def _stage_of(cc: CloneConfig, it: int) -> CloneStage:
     return cc.stages[-1]
 
 
-def save_checkpoint(path: Path, params, opt_state, iteration: int, elapsed: float) -> None:
-    """Atomically write params + ``opt_state`` (any pytree: optimizer state, cell pools) + progress
-    (temp file, then ``os.replace``)."""
-    leaves = jax.tree_util.tree_leaves((params, opt_state))
-    arrays = {f"leaf_{i}": np.asarray(v) for i, v in enumerate(leaves)}
-    arrays["iteration"] = np.asarray(iteration)
-    arrays["elapsed"] = np.asarray(elapsed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
+def save_checkpoint(path: Path, params, bundle, iteration: int, elapsed: float) -> None:
+    """Atomically write params + ``bundle`` (optimizer state, cell pools, best params) + progress
+    as a ``clone-checkpoint`` artifact (:mod:`vsml.artifacts`)."""
+    artifacts.save(path, "clone-checkpoint", {"state": (params, bundle)}, {"iteration": iteration, "elapsed": elapsed})
 
 
-def load_checkpoint(path: Path, params, opt_state):
-    """Restore a checkpoint into the structure of ``(params, opt_state)``. Returns (params, opt, it, elapsed)."""
-    treedef = jax.tree_util.tree_structure((params, opt_state))
-    try:
-        with np.load(path) as z:
-            n = treedef.num_leaves
-            leaves = [jnp.asarray(z[f"leaf_{i}"]) for i in range(n)]
-            it, elapsed = int(z["iteration"]), float(z["elapsed"])
-    except (OSError, KeyError, ValueError) as e:
-        raise ValueError(f"checkpoint {path} is unreadable or does not match this config: {e}") from None
-    ref_leaves = jax.tree_util.tree_leaves((params, opt_state))
-    for a, b in zip(leaves, ref_leaves):
-        if a.shape != b.shape:
-            raise ValueError(f"checkpoint {path} does not match this config (shape {a.shape} vs {b.shape})")
-    p, o = jax.tree_util.tree_unflatten(treedef, leaves)
-    return p, o, it, elapsed
+def load_checkpoint(path: Path, params, bundle):
+    """Restore a checkpoint into the structure of ``(params, bundle)``. Returns (params, bundle, it, elapsed)."""
+    art = artifacts.load(path, kind="clone-checkpoint")
+    p, b = art.restore("state", (params, bundle))
+    p, b = jax.tree_util.tree_map(jnp.asarray, (p, b))
+    return p, b, int(art.meta["iteration"]), float(art.meta.get("elapsed", 0.0))
 
 
 # --------------------------------------------------------------------------------------------
@@ -475,52 +455,36 @@ def run_clone(
     data_key = jax.random.fold_in(root, 1)
     t0 = time.time() - elapsed
     last = {}
-    bar = None
-    if progress:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        bar = Progress(
-            TextColumn(f"clone {cc.name}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[info]}"),
-        )
-        bar.start()
-        task = bar.add_task("clone", total=cc.total_iterations, completed=start, info="")
+    logger = RunLogger(ckpt.parent, f"clone {cc.name}", ("iteration", "seq_len", "loss", "validation_loss"),
+                       progress=progress, metrics_name=f"{cc.name}.metrics", every=cc.checkpoint_every, log=log,
+                       info=lambda r: f"T={r['seq_len']} loss={r['loss']:.2e}")
+    logger.start(start, cc.total_iterations, resume=resume and start > 0)
     try:
         for it in range(start, cc.total_iterations):
             stage = _stage_of(cc, it)
             params, opt_state, pools, loss, diag = train_step(
                 cc, params, opt_state, pools, mask, jax.random.fold_in(data_key, it), stage.seq_len, stage.reset_prob
             )
-            if (it + 1) % 25 == 0 or it + 1 == cc.total_iterations:
+            stop = stop_after is not None and it + 1 >= stop_after
+            checkpoint = (it + 1) % cc.checkpoint_every == 0 or it + 1 == cc.total_iterations or stop
+            if (it + 1) % 25 == 0 or checkpoint:
                 loss = float(loss)
                 if not math.isfinite(loss):
                     raise FloatingPointError(f"cloning loss became {loss} at iteration {it}")
                 last = {k: float(v) for k, v in diag.items()} | {"loss": loss}
-                info = f"T={stage.seq_len} loss={loss:.2e} " + " ".join(
-                    f"{k}={v:.3f}" for k, v in last.items() if k.endswith(("fwd_rel", "bwd_rel", "upd_rel"))
-                )
-                if bar is not None:
-                    bar.update(task, completed=it + 1, info=info)
-            stop = stop_after is not None and it + 1 >= stop_after
-            if (it + 1) % cc.checkpoint_every == 0 or it + 1 == cc.total_iterations or stop:
-                val = validation_loss(cc, params, val_key)
-                if float(val) < float(best[1]):
-                    best = (params, val)
-                if bar is None:
-                    log(f"iteration {it + 1}/{cc.total_iterations} ({time.time() - t0:.0f} s): "
-                        f"validation loss {float(val):.3e} (best {float(best[1]):.3e}); "
-                        + " ".join(f"{k}={v:.4f}" for k, v in last.items()))
-                save_checkpoint(ckpt, params, (opt_state, pools, best), it + 1, time.time() - t0)
+                rec = {"iteration": it + 1, "seq_len": stage.seq_len, "loss": loss, "validation_loss": ""}
+                if checkpoint:
+                    val = validation_loss(cc, params, val_key)
+                    if float(val) < float(best[1]):
+                        best = (params, val)
+                    rec["validation_loss"] = float(val)
+                    save_checkpoint(ckpt, params, (opt_state, pools, best), it + 1, time.time() - t0)
+                logger.iteration(rec)
             if stop and it + 1 < cc.total_iterations:
-                log(f"stopped after iteration {it + 1}; continue with --resume")
+                logger.message(f"stopped after iteration {it + 1}; continue with --resume")
                 return None
     finally:
-        if bar is not None:
-            bar.stop()
+        logger.close()
     wall = time.time() - t0
     params = best[0]
     log(f"validation loss of the kept parameters: {float(best[1]):.3e}")

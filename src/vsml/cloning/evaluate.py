@@ -7,7 +7,7 @@
 For every LA (name or .npz path) and dataset (test split) it runs, on identical episodes and keys:
 ``<LA>`` — the cloned VSML RNN, no further training; ``sgd`` — :class:`~vsml.learners.backprop.Backprop`
 (online SGD with biases, same learning rate and architecture); ``sgd-nobias`` — the reference
-per-cell LA (:class:`~vsml.cloning.reference.ReferenceBackprop`, ``use_bias=False``), i.e. exactly
+per-cell LA (:class:`~vsml.cloning.backprop_la.ReferenceBackprop`, ``use_bias=False``), i.e. exactly
 what was cloned. Writes ``results.json``, ``curves.csv``, ``curves.png`` and ``table.md`` to the
 output folder (tables and curves via :mod:`vsml.eval`) and prints the table.
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 def learners_for(la: str):
     """``{label: (learner, params)}`` for one LA: the clone and its two SGD references."""
     from vsml import pretrained
-    from vsml.cloning.reference import ReferenceBackprop
+    from vsml.cloning.backprop_la import ReferenceBackprop
     from vsml.learners.backprop import Backprop
     from vsml.learners.vsml import VSML
 
@@ -55,12 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-o", "--out", default="runs/clone_eval")
     args = ap.parse_args(argv)
 
-    from vsml.eval.evaluate import EpisodeOptions, evaluate, make_episodes
+    from vsml.data.episodes import DatasetSpec, SamplerConfig, draw_episodes
+    from vsml.eval.evaluate import evaluate
     from vsml.eval.report import markdown_table, write_all
 
     datasets = args.dataset or ["mnist", "fashion_mnist"]
-    opts = EpisodeOptions(episodes=args.episodes, steps=args.steps, split="test")
-    eps = {d: make_episodes(d, opts, seed=args.seed) for d in datasets}
+    eps = {d: draw_episodes(SamplerConfig(datasets=(DatasetSpec(d, "test"),), steps=args.steps), args.seed, args.episodes)
+           for d in datasets}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     learners = {}

@@ -26,7 +26,7 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
-from vsml.cloning.reference import BWD_CHANNEL, FWD_CHANNEL
+from vsml.cloning.backprop_la import BWD_CHANNEL, FWD_CHANNEL
 from vsml.learners.vsml import INPUT_CHANNEL
 
 BIG = 30.0  # saturating pre-activation
@@ -60,7 +60,7 @@ def handcrafted_cell(kind: str, state_size: int = 16, message_size: int = 8, lr:
     d_row = m + BWD_CHANNEL
 
     def set_unit(u, *, i=None, f=None, o=None):
-        # i, f, o: target σ-arguments as constants (the ±5 offsets of SPEC §1 are compensated)
+        # i, f, o: target σ-arguments as constants (the ±5 gate offsets of the VSML LSTM are compensated)
         if i is not None:
             b[I + u] = i + 5.0
         if f is not None:

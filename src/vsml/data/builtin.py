@@ -1,4 +1,4 @@
-"""Built-in data that needs no download: scikit-learn's 8x8 digits and the synthetic tasks of SPEC §6.
+"""Built-in data that needs no download: scikit-learn's 8x8 digits and two synthetic tasks.
 
 All are generated from fixed seeds with NumPy's PCG64, so they are identical everywhere.
 

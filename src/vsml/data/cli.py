@@ -1,4 +1,4 @@
-"""`vsml data ...` sub-commands: ``download NAME...`` and ``list``.
+"""`vsml data ...` sub-commands: ``download NAME...``, ``list``, ``info NAME_OR_PATH`` and ``forget PATH``.
 
 The main CLI calls :func:`register` on its subparsers and then ``args.func(args)``, which returns
 an exit code. :func:`main` runs the sub-command stand-alone (``main(["list"])``).
@@ -11,7 +11,7 @@ import sys
 
 from vsml.data import registry
 from vsml.data.download import download
-from vsml.data.integrity import DataError
+from vsml.data.integrity import DataError, forget_fingerprint
 
 
 def _human(n: int) -> str:
@@ -56,7 +56,9 @@ def _cmd_list(args) -> int:
     for name in registry.names():
         st = registry.status(name, data_dir=args.data_dir, verify=not args.no_verify)
         info = registry.get_info(name)
-        if info.builtin:
+        if info.path is not None:
+            verified, size = "your file", "-"
+        elif info.builtin:
             verified, size = "built in", "-"
         else:
             verified = {True: "yes", False: "[red]NO[/red]", None: "-"}[st.verified]
@@ -69,11 +71,50 @@ def _cmd_list(args) -> int:
     return 1 if problems else 0
 
 
+def _cmd_info(args) -> int:
+    """Describe a dataset or a file of your own: shape, classes, splits and their sizes."""
+    import numpy as np
+
+    try:
+        info = registry.get_info(args.name)
+        print(info.description if info.path == info.name else f"{info.name}: {info.description}")
+        if info.path is not None:
+            print(f"  path: {info.path}\n  sha256: {info.fingerprint}")
+        shape = list(info.image_shape)
+        print(f"  example shape: {shape} ({'features' if len(shape) == 1 else 'H, W, C'}); classes: {info.num_classes}")
+        if info.class_names:
+            shown = ", ".join(f"{i}={n}" for i, n in enumerate(info.class_names[:20]))
+            print(f"  labels: {shown}{', ...' if len(info.class_names) > 20 else ''}")
+        stats = "computed from each split" if info.mean is None else f"mean {info.mean}, std {info.std}"
+        print(f"  normalisation: {stats}")
+        for split in info.splits:
+            try:
+                d = registry.load(args.name, split, data_dir=args.data_dir, verify=not args.no_verify)
+            except DataError as e:
+                print(f"  {split}: not available ({str(e).splitlines()[0]})")
+                continue
+            counts = np.bincount(d.labels, minlength=d.num_classes)
+            print(f"  {split}: {len(d)} examples, dtype {d.images.dtype}, {int((counts > 0).sum())} classes present, "
+                  f"{int(counts[counts > 0].min())}..{int(counts.max())} per class")
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_forget(args) -> int:
+    for path in args.paths:
+        shown = path.rsplit("?", 1)[0]
+        known = forget_fingerprint(shown)
+        print(f"{shown}: {'fingerprint forgotten; the next read records the current content' if known else 'no fingerprint was recorded'}")
+    return 0
+
+
 def register(subparsers) -> argparse.ArgumentParser:
-    """Add the ``data`` command (``download``, ``list``) to an argparse ``subparsers`` object."""
+    """Add the ``data`` command (``download``, ``list``, ``info``, ``forget``) to an argparse ``subparsers`` object."""
     p = subparsers.add_parser("data", help="list and download datasets",
                               description="Dataset files live in VSML_DATA_DIR (default ~/.cache/vsml/data).")
-    sub = p.add_subparsers(dest="data_command", metavar="{download,list}")
+    sub = p.add_subparsers(dest="data_command", metavar="{download,list,info,forget}")
     sub.required = True
     d = sub.add_parser("download", help="fetch, verify and install the canonical files of datasets")
     d.add_argument("names", nargs="+", metavar="NAME", help=f"dataset names: {', '.join(registry.names())}")
@@ -87,6 +128,14 @@ def register(subparsers) -> argparse.ArgumentParser:
     ls.add_argument("--data-dir", default=None, help="data directory (default: $VSML_DATA_DIR)")
     ls.add_argument("--no-verify", action="store_true", help="skip checksum verification")
     ls.set_defaults(func=_cmd_list)
+    i = sub.add_parser("info", help="describe a dataset or a file of your own (.npz, .csv, folder): shape, classes, splits")
+    i.add_argument("name", metavar="NAME_OR_PATH")
+    i.add_argument("--data-dir", default=None, help="data directory (default: $VSML_DATA_DIR)")
+    i.add_argument("--no-verify", action="store_true", help="skip checksum / fingerprint verification")
+    i.set_defaults(func=_cmd_info)
+    f = sub.add_parser("forget", help="accept the changed content of files of your own (drop their recorded fingerprints)")
+    f.add_argument("paths", nargs="+", metavar="PATH")
+    f.set_defaults(func=_cmd_forget)
     return p
 
 

@@ -150,6 +150,8 @@ def download(name: str, *, data_dir: str | os.PathLike | None = None, base_url: 
     info = registry.get_info(name)
     root = registry.data_dir(data_dir)
     base_url = base_url or os.environ.get("VSML_DATA_BASE_URL") or None
+    if info.path is not None:
+        raise DataError(f"{info.name} is a file or folder of your own ({info.path}): there is nothing to download")
     if info.builtin:
         return []
     with _Progress(progress) as bar:

@@ -13,6 +13,13 @@ are not baked into the compiled program as constants.
 
 Members of a mixture must share one input shape after preprocessing: give ``image_size`` (and/or
 ``pad_to``) when their native sizes differ, and keep ``grayscale=True`` to mix RGB with grayscale.
+Feature vectors ``[N, F]`` (tables, see :mod:`vsml.data.userdata`) skip the image steps and are
+normalised per feature; ``image_size``/``pad_to`` are refused for them.
+
+A stream episode is two draws: ``sample_task(key)`` (member, classes and their labels,
+permutation, projection: an :class:`EpisodeTask`) and ``sample_steps(task, key, T)`` (T independent
+examples of that task). Lifetimes longer than one array can hold are streamed piece by piece from
+the same task; ``sample_episode`` is both draws at once.
 
 Episode layouts:
 
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import zlib
 from functools import partial
 from typing import Literal, NamedTuple
 
@@ -94,6 +102,8 @@ class SamplerConfig:
     - ``output_classes``: pad the class count reported to learners (>= any episode's classes).
     - ``projection``: ``"episode"`` draws a Glorot-uniform ``[D, projection_dim]`` matrix per episode,
       ``"fixed"`` one for all (NumPy, from ``seed``); ``permutation``: the same for a pixel permutation.
+    - ``input_scale`` ``(lo, hi)``: multiply an episode's inputs (after normalisation, before the
+      projection) by a factor drawn log-uniformly in ``[lo, hi]`` (robustness to the input scale).
     """
 
     datasets: tuple[DatasetSpec | str, ...] = (DatasetSpec("mnist"),)
@@ -111,6 +121,7 @@ class SamplerConfig:
     projection: Mode = "none"
     projection_dim: int | None = None
     permutation: Mode = "none"
+    input_scale: tuple[float, float] | None = None  # per episode, inputs times a factor log-uniform in [lo, hi]
     seed: int = 0
     fewshot: FewShotConfig | None = None
     data_dir: str | None = None
@@ -143,6 +154,11 @@ class SamplerConfig:
                 raise DataError(f"{name} must be 'none', 'episode' or 'fixed', got {getattr(self, name)!r}")
         if self.projection_dim is not None and (self.projection == "none" or self.projection_dim < 1):
             raise DataError("projection_dim needs projection='episode' or 'fixed' and a positive size")
+        if self.input_scale is not None:
+            lo, hi = (float(v) for v in self.input_scale)
+            if not (0 < lo <= hi and math.isfinite(hi)):
+                raise DataError(f"input_scale must be (lo, hi) with 0 < lo <= hi, got {self.input_scale}")
+            object.__setattr__(self, "input_scale", (lo, hi))
 
     @property
     def episode_steps(self) -> int:
@@ -183,6 +199,7 @@ class _Static:
     permutation: str
     fewshot: tuple[int, int, int] | None
     max_count: int
+    input_scale: tuple[float, float] | None = None
 
 
 def _prepare_member(spec: DatasetSpec, cfg: SamplerConfig):
@@ -196,6 +213,8 @@ def _prepare_member(spec: DatasetSpec, cfg: SamplerConfig):
         images, labels = transforms.select_classes(images, labels, spec.classes)
         num_classes = len(spec.classes)
     x = images
+    if x.ndim == 2:  # feature vectors [N, F] (a table): no image preprocessing
+        return _prepare_features(spec, cfg, split, x, labels, num_classes)
     if cfg.grayscale and x.shape[-1] == 3:
         x = transforms.grayscale(x)
     if cfg.image_size is not None and tuple(x.shape[1:3]) != cfg.image_size:
@@ -207,6 +226,9 @@ def _prepare_member(spec: DatasetSpec, cfg: SamplerConfig):
         if mean is None or std is None or x.shape[-1] != 1:  # statistics computed from this split
             unit = transforms.to_unit(x)
             mean, std = float(unit.mean()), float(unit.std())
+            if not std > 0:
+                raise DataError(f"dataset '{spec.name}' split '{spec.split}': every pixel has the same value, "
+                                "so it cannot be normalised (std 0); set normalize=False")
         if x.dtype == np.uint8:  # keep uint8 on device; normalise after the gather
             scale, shift = 1.0 / (255.0 * std), -mean / std
         else:
@@ -215,6 +237,23 @@ def _prepare_member(spec: DatasetSpec, cfg: SamplerConfig):
     if cfg.pad_to is not None:
         x = transforms.pad_to(x, cfg.pad_to, value=pad_value)
     return x, np.asarray(labels, np.int32), num_classes, scale, shift
+
+
+def _prepare_features(spec: DatasetSpec, cfg: SamplerConfig, split, x, labels, num_classes):
+    """Feature vectors ``[N, F]``: normalised per feature (``(x - mean_f) / std_f`` from the split, a
+    constant feature gives 0), or with the split's published scalar ``mean``/``std`` when it has them."""
+    for option in ("image_size", "pad_to"):
+        if getattr(cfg, option) is not None:
+            raise DataError(f"dataset '{spec.name}' holds feature vectors [N, {x.shape[1]}] (a table), not images: "
+                            f"{option} does not apply; remove it (projection_dim changes the input size)")
+    x = transforms.to_unit(x)
+    if cfg.normalize:
+        if split.mean is not None and split.std is not None:
+            x = transforms.normalize(x, split.mean, split.std)
+        else:
+            mean, std = x.mean(axis=0, dtype=np.float64), x.std(axis=0, dtype=np.float64)
+            x = ((x - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)
+    return x, np.asarray(labels, np.int32), num_classes, 1.0, 0.0
 
 
 @jax.tree_util.register_pytree_node_class
@@ -286,7 +325,7 @@ class EpisodeSampler:
             permute_classes=cfg.permute_classes, balanced=cfg.balanced, stored_shape=stored,
             flatten=cfg.flatten, projection=cfg.projection, projection_dim=proj_dim, permutation=cfg.permutation,
             fewshot=(cfg.fewshot.ways, cfg.fewshot.shots, cfg.fewshot.queries) if cfg.fewshot else None,
-            max_count=int(count.max()),
+            max_count=int(count.max()), input_scale=cfg.input_scale,
         )
         self.config = cfg
         self.num_classes = out_classes
@@ -322,13 +361,33 @@ class EpisodeSampler:
         return self.static.fewshot[2] if self.static.fewshot else 0
 
     def sample(self, key: jax.Array, num_episodes: int) -> tuple[jax.Array, jax.Array]:
-        """``xs [num_episodes, steps, batch, *input_shape]`` float32, ``ys [num_episodes, steps, batch]`` int32."""
+        """``xs [num_episodes, steps, batch, *input_shape]`` float32, ``ys [num_episodes, steps, batch]`` int32.
+
+        Episode ``i`` is ``sample_episode(jax.random.split(key, num_episodes)[i])``."""
         return _sample(self.tables, key, int(num_episodes), self.static)
 
     def sample_episode(self, key: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """One episode, equal to ``sample(key, 1)[0]``: ``xs [steps, batch, *input_shape]``, ``ys [steps, batch]``."""
-        xs, ys = _sample(self.tables, key, 1, self.static)
-        return xs[0], ys[0]
+        """One episode: ``xs [steps, batch, *input_shape]``, ``ys [steps, batch]``.
+
+        Stream episodes are ``sample_steps(sample_task(k_task), k_steps, steps)`` with
+        ``k_task, k_steps = jax.random.split(key)``."""
+        return _sample_one_jit(self.tables, key, self.static)
+
+    def sample_task(self, key: jax.Array) -> "EpisodeTask":
+        """The per-episode draws of a stream episode (mixture member, classes and their labels,
+        permutation, projection) as an :class:`EpisodeTask` pytree; steps come from :meth:`sample_steps`."""
+        if self.static.fewshot is not None:
+            raise DataError("few-shot episodes are not streams: sample_task/sample_steps need stream episodes")
+        return _task_jit(self.tables, key, self.static)
+
+    def sample_steps(self, task: "EpisodeTask", key: jax.Array, steps: int) -> tuple[jax.Array, jax.Array]:
+        """``steps`` more examples of ``task``'s stream: ``xs [steps, batch, *input_shape]``, ``ys [steps, batch]``.
+
+        Every step is an independent draw given the task, so a long lifetime can be produced in
+        pieces (e.g. ``key = fold_in(lifetime_key, t)`` for the piece starting at step ``t``)."""
+        if self.static.fewshot is not None:
+            raise DataError("few-shot episodes are not streams: sample_task/sample_steps need stream episodes")
+        return _steps_jit(self.tables, task, key, int(steps), self.static)
 
     def __repr__(self) -> str:
         names = "+".join(f"{d.name}:{d.split}" for d in self.config.datasets)
@@ -336,91 +395,155 @@ class EpisodeSampler:
                 f"input_shape={self.input_shape}, num_classes={self.num_classes})")
 
 
+class Episodes(NamedTuple):
+    """A batch of online episodes as arrays: ``xs [E, T, batch, *input_shape]`` float32,
+    ``ys [E, T, batch]`` int32, labels in ``[0, num_classes)``."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+    num_classes: int
+
+    @property
+    def n_episodes(self) -> int:
+        return int(self.xs.shape[0])
+
+    @property
+    def steps(self) -> int:
+        return int(self.xs.shape[1])
+
+
+def episodes_key(seed: int, config: SamplerConfig) -> jax.Array:
+    """The data key of ``seed`` for ``config``'s datasets: the seed mixed with their names and
+    splits, so adding a dataset to an evaluation changes no other dataset's episodes."""
+    tag = "+".join(f"{d.name}:{d.split}" for d in config.datasets)
+    return jax.random.fold_in(jax.random.PRNGKey(seed), zlib.crc32(tag.encode()) & 0x7FFFFFFF)
+
+
+def draw_episodes(config: SamplerConfig, seed: int, n: int, sampler: "EpisodeSampler | None" = None) -> Episodes:
+    """``n`` episodes of ``config`` for ``seed`` as host arrays: ``sampler.sample(episodes_key(seed, config), n)``.
+
+    The one way evaluation, meta-testing during training, introspection and the main job draw
+    their episodes: identical settings and seed give identical episodes everywhere."""
+    if int(n) < 1:
+        raise DataError(f"need at least one episode, got {n}")
+    sampler = sampler if sampler is not None else EpisodeSampler(config)
+    xs, ys = sampler.sample(episodes_key(seed, config), int(n))
+    return Episodes(np.asarray(xs), np.asarray(ys), int(sampler.num_classes))
+
+
+class EpisodeTask(NamedTuple):
+    """Per-episode draws of a stream episode (a pytree; ``None`` fields are absent in this mode)."""
+
+    member: jax.Array  # [] int32: mixture member
+    slots: jax.Array  # [slots] int32: the member's class shown with label i
+    permutation: jax.Array | None  # [D] int32 (permutation="episode")
+    projection: jax.Array | None  # [D, D'] float32 (projection="episode")
+    scale: jax.Array | None = None  # [] float32 input factor (input_scale)
+
+
 @partial(jax.jit, static_argnums=(2, 3))
 def _sample(tables: _Tables, key, num_episodes: int, static: _Static):
-    # All randomness of an episode comes from one uniform vector (one threefry call keeps compile
-    # times low); an episode-wise projection draws its matrices from a second key.
-    u = jax.random.uniform(key, (num_episodes, _num_uniforms(static)))
-    if static.projection == "episode":
-        d = int(np.prod(static.stored_shape))
-        w = jax.random.uniform(jax.random.split(key)[1], (num_episodes, d, static.projection_dim))
-        limit = jnp.sqrt(6.0 / (d + static.projection_dim))  # Glorot-uniform
-        return jax.vmap(lambda u, w: _episode(tables, u, (2 * w - 1) * limit, static))(u, w)
-    return jax.vmap(lambda u: _episode(tables, u, None, static))(u)
+    return jax.vmap(lambda k: _sample_one(tables, k, static))(jax.random.split(key, num_episodes))
 
 
-def _layout(s: _Static) -> dict[str, tuple[int, ...]]:
-    """Shapes of the uniform draws of one episode (sliced, in order, from one vector)."""
-    T, B = s.steps, s.batch
-    shapes = {"member": (1,), "classes": (s.max_classes,)}
-    if s.fewshot is None:
-        shapes |= {"labels": (T, B), "examples": (T, B)}
-    else:
-        ways, shots, queries = s.fewshot
-        shapes |= {"examples": (B, ways, s.max_count), "order": (B, ways * shots), "labels": (B, queries)}
-    if s.permutation == "episode":
-        shapes["permutation"] = (int(np.prod(s.stored_shape)),)
-    return shapes
+def _sample_one(t: _Tables, key, s: _Static):
+    if s.fewshot is not None:
+        return _fewshot_episode(t, key, s)
+    k_task, k_steps = jax.random.split(key)
+    return _steps(t, _task(t, k_task, s), k_steps, s.steps, s)
 
 
-def _num_uniforms(s: _Static) -> int:
-    return sum(int(np.prod(shape)) for shape in _layout(s).values())
+def _draw_member(t: _Tables, key, s: _Static):
+    if s.members == 1:
+        return jnp.int32(0)
+    cdf = jnp.cumsum(jnp.exp(t.logits))  # inverse-CDF draw of the mixture member
+    return jnp.minimum(jnp.searchsorted(cdf, jax.random.uniform(key) * cdf[-1], side="right"), s.members - 1).astype(jnp.int32)
 
 
-def _episode(t: _Tables, u_flat, proj, s: _Static):
-    """One episode from ``u_flat [_num_uniforms]`` uniforms (and ``proj [D, D']`` when episode-wise)."""
-    u, offset = {}, 0
-    for name, shape in _layout(s).items():
-        size = int(np.prod(shape))
-        u[name] = u_flat[offset : offset + size].reshape(shape)
-        offset += size
-    T, B, C = s.steps, s.batch, s.max_classes
-    if s.members > 1:  # inverse-CDF draw of the mixture member
-        cdf = jnp.cumsum(jnp.exp(t.logits))
-        m = jnp.minimum(jnp.searchsorted(cdf, u["member"][0] * cdf[-1], side="right"), s.members - 1)
-    else:
-        m = 0
-    count, start = t.count[m], t.start[m]
-    ids = jnp.arange(C)
-    # slots: the episode's classes; a step's label is the index of its class's slot
+def _draw_slots(t: _Tables, m, key, s: _Static):
+    """The episode's classes: slot i holds the member's class shown with label i."""
+    ids = jnp.arange(s.max_classes)
+    u = jax.random.uniform(key, (s.max_classes,))
     if s.all_classes:
         if s.permute_classes:  # random order of the member's own classes; absent classes last
-            slots = jnp.argsort(jnp.where(ids < t.num_classes[m], u["classes"], 2.0))
-        else:
-            slots = ids
-    else:  # random subset of eligible classes, in random or ascending order
-        slots = jnp.argsort(jnp.where(count > 0, u["classes"], 2.0))[: s.slots]
-        if not (s.permute_classes or s.fewshot):
-            slots = jnp.sort(slots)
-    slot_count = count[slots]
-    if s.fewshot is None:
-        w = (slot_count > 0).astype(jnp.float32) if s.balanced else slot_count.astype(jnp.float32)
-        cdf = jnp.cumsum(w)
-        labels = jnp.minimum(jnp.searchsorted(cdf, u["labels"] * cdf[-1], side="right"), s.slots - 1)
-        n = slot_count[labels]
-        offsets = jnp.minimum(jnp.floor(u["examples"] * n).astype(jnp.int32), n - 1)
-    else:
-        ways, shots, queries = s.fewshot
-        r = jnp.where(jnp.arange(s.max_count) < slot_count[None, :, None], u["examples"], -1.0)
-        _, picks = jax.lax.top_k(r, shots + queries)  # [B, ways, shots+queries] distinct offsets per class
-        shuffle = jnp.argsort(u["order"], axis=1)  # random order of the labelled examples
-        sup_labels = jnp.take_along_axis(jnp.broadcast_to(jnp.repeat(jnp.arange(ways), shots), (B, ways * shots)), shuffle, 1)
-        sup_offsets = jnp.take_along_axis(picks[:, :, :shots].reshape(B, ways * shots), shuffle, 1)
-        q_labels = jnp.minimum(jnp.floor(u["labels"] * ways).astype(jnp.int32), ways - 1)
-        held_back = picks[:, :, shots:].transpose(0, 2, 1)  # [B, queries, ways]
-        q_offsets = jnp.take_along_axis(held_back, q_labels[:, :, None], 2)[..., 0]  # query j: j-th held-back example
-        labels = jnp.concatenate([sup_labels, q_labels], 1).T  # [T, B]
-        offsets = jnp.concatenate([sup_offsets, q_offsets], 1).T
-    idx = t.order[start[slots[labels]] + offsets]
-    x = t.data[idx].astype(jnp.float32) * t.scale[m] + t.shift[m]  # [T, B, *stored]
+            return jnp.argsort(jnp.where(ids < t.num_classes[m], u, 2.0)).astype(jnp.int32)
+        return ids.astype(jnp.int32)
+    slots = jnp.argsort(jnp.where(t.count[m] > 0, u, 2.0))[: s.slots]  # random subset of eligible classes
+    if not (s.permute_classes or s.fewshot):
+        slots = jnp.sort(slots)
+    return slots.astype(jnp.int32)
+
+
+def _task(t: _Tables, key, s: _Static) -> EpisodeTask:
+    k_member, k_classes, k_perm, k_proj = jax.random.split(key, 4)
+    scale = None
+    if s.input_scale is not None:
+        lo, hi = s.input_scale
+        scale = jnp.exp(jax.random.uniform(jax.random.fold_in(key, 7), minval=math.log(lo), maxval=math.log(hi)))
+    m = _draw_member(t, k_member, s)
+    d = int(np.prod(s.stored_shape))
+    perm = proj = None
+    if s.permutation == "episode":
+        perm = jnp.argsort(jax.random.uniform(k_perm, (d,))).astype(jnp.int32)
+    if s.projection == "episode":
+        limit = math.sqrt(6.0 / (d + s.projection_dim))  # Glorot-uniform
+        proj = jax.random.uniform(k_proj, (d, s.projection_dim), minval=-limit, maxval=limit)
+    return EpisodeTask(m, _draw_slots(t, m, k_classes, s), perm, proj, scale)
+
+
+def _steps(t: _Tables, task: EpisodeTask, key, T: int, s: _Static):
+    """``T`` independent steps of ``task``: labels by class frequency (or uniform if balanced)."""
+    B = s.batch
+    k_labels, k_examples = jax.random.split(key)
+    slot_count = t.count[task.member][task.slots]
+    w = (slot_count > 0).astype(jnp.float32) if s.balanced else slot_count.astype(jnp.float32)
+    cdf = jnp.cumsum(w)
+    u = jax.random.uniform(k_labels, (T, B))
+    labels = jnp.minimum(jnp.searchsorted(cdf, u * cdf[-1], side="right"), s.slots - 1)
+    n = slot_count[labels]
+    offsets = jnp.minimum(jnp.floor(jax.random.uniform(k_examples, (T, B)) * n).astype(jnp.int32), n - 1)
+    return _gather(t, task, t.start[task.member][task.slots[labels]] + offsets, labels, s)
+
+
+def _gather(t: _Tables, task: EpisodeTask, positions, labels, s: _Static):
+    """Examples at ``positions`` (into ``t.order``) -> normalised, permuted, projected ``xs``."""
+    T, B = labels.shape
+    x = t.data[t.order[positions]].astype(jnp.float32) * t.scale[task.member] + t.shift[task.member]  # [T, B, *stored]
+    if task.scale is not None:
+        x = x * task.scale
     d = int(np.prod(s.stored_shape))
     if s.permutation != "none" or s.projection != "none" or s.flatten:
         x = x.reshape(T, B, d)
         if s.permutation != "none":
-            perm = t.permutation if s.permutation == "fixed" else jnp.argsort(u["permutation"])
-            x = x[..., perm]
+            x = x[..., t.permutation if s.permutation == "fixed" else task.permutation]
             if s.projection == "none" and not s.flatten:
                 x = x.reshape(T, B, *s.stored_shape)
         if s.projection != "none":
-            x = x @ (t.projection if s.projection == "fixed" else proj)
+            x = x @ (t.projection if s.projection == "fixed" else task.projection)
     return x, labels.astype(jnp.int32)
+
+
+def _fewshot_episode(t: _Tables, key, s: _Static):
+    """N-way K-shot: ``shots`` distinct examples per class in random order, then the queries."""
+    k_task, k_examples, k_order, k_queries = jax.random.split(key, 4)
+    task = _task(t, k_task, s)
+    B = s.batch
+    ways, shots, queries = s.fewshot
+    slot_count = t.count[task.member][task.slots]
+    u = jax.random.uniform(k_examples, (B, ways, s.max_count))
+    r = jnp.where(jnp.arange(s.max_count) < slot_count[None, :, None], u, -1.0)
+    _, picks = jax.lax.top_k(r, shots + queries)  # [B, ways, shots+queries] distinct offsets per class
+    shuffle = jnp.argsort(jax.random.uniform(k_order, (B, ways * shots)), axis=1)  # random order of the labelled examples
+    sup_labels = jnp.take_along_axis(jnp.broadcast_to(jnp.repeat(jnp.arange(ways), shots), (B, ways * shots)), shuffle, 1)
+    sup_offsets = jnp.take_along_axis(picks[:, :, :shots].reshape(B, ways * shots), shuffle, 1)
+    q_labels = jnp.minimum(jnp.floor(jax.random.uniform(k_queries, (B, queries)) * ways).astype(jnp.int32), ways - 1)
+    held_back = picks[:, :, shots:].transpose(0, 2, 1)  # [B, queries, ways]
+    q_offsets = jnp.take_along_axis(held_back, q_labels[:, :, None], 2)[..., 0]  # query j: j-th held-back example
+    labels = jnp.concatenate([sup_labels, q_labels], 1).T  # [T, B]
+    offsets = jnp.concatenate([sup_offsets, q_offsets], 1).T
+    return _gather(t, task, t.start[task.member][task.slots[labels]] + offsets, labels, s)
+
+
+_sample_one_jit = jax.jit(_sample_one, static_argnums=2)
+_task_jit = jax.jit(_task, static_argnums=2)
+_steps_jit = jax.jit(_steps, static_argnums=(3, 4))

@@ -3,6 +3,11 @@
 Hashing a 30 MB file costs ~0.1 s, so results are cached in ``<cache dir>/verified.json``
 (``VSML_CACHE_DIR``, default ``~/.cache/vsml``), keyed by absolute path and the file's size and
 mtime: a file is rehashed only when it changes. The data directory itself may be read-only.
+
+Files of your own (read by path, see :mod:`vsml.data.userdata`) have no published checksum: the
+first time one is read its content fingerprint is recorded in ``<cache dir>/fingerprints.json``,
+and a later read whose content differs fails (:func:`check_fingerprint`) until the record is
+dropped with :func:`forget_fingerprint` (``vsml data forget PATH``).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 
@@ -56,23 +62,31 @@ def _cache_file() -> Path:
     return cache_dir() / "verified.json"
 
 
-def _read_cache() -> dict:
+def _read_json(path: Path) -> dict:
     try:
-        return json.loads(_cache_file().read_text())
+        entries = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+    return entries if isinstance(entries, dict) else {}
 
 
-def _write_cache(entries: dict) -> None:
-    path = _cache_file()
+def _write_json(path: Path, entries: dict) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".verified.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             json.dump(entries, f, indent=0, sort_keys=True)
         os.replace(tmp, path)
     except OSError:
         pass  # an unwritable cache only costs a rehash next time
+
+
+def _read_cache() -> dict:
+    return _read_json(_cache_file())
+
+
+def _write_cache(entries: dict) -> None:
+    _write_json(_cache_file(), entries)
 
 
 def hash_file(path: Path, chunk: int = 1 << 20) -> tuple[str, str]:
@@ -129,3 +143,45 @@ def check_file(spec: FileSpec, path: Path, *, hint: str = "", use_cache: bool = 
             entries = _read_cache()
             entries[key] = {"stamp": stamp, "digest": expected}
             _write_cache(entries)
+
+
+# --- fingerprints of user files ---------------------------------------------------------------
+
+
+def _fingerprint_file() -> Path:
+    return cache_dir() / "fingerprints.json"
+
+
+def check_fingerprint(path: str | os.PathLike, digest: str, *, shown: str | None = None) -> None:
+    """Record ``digest`` (sha256 of the content) for ``path`` on first use; raise :class:`DataError`
+    when a later read of ``path`` has a different digest. ``shown``: the path as the user wrote it."""
+    key = str(Path(path).expanduser().resolve())
+    with _lock:
+        entries = _read_json(_fingerprint_file())
+        entry = entries.get(key)
+        if not isinstance(entry, dict) or "sha256" not in entry:
+            entries = {k: v for k, v in entries.items() if os.path.exists(k)}  # drop records of deleted files
+            entries[key] = {"sha256": digest, "first_read": time.strftime("%Y-%m-%d %H:%M:%S")}
+            _write_json(_fingerprint_file(), entries)
+            return
+    if entry["sha256"] != digest:
+        shown = shown or str(path)
+        raise DataError(
+            f"{shown} changed since vsml first read it ({entry.get('first_read', 'earlier')}):\n"
+            f"  recorded sha256: {entry['sha256']}\n  current  sha256: {digest}\n"
+            f"  Episodes drawn from it now differ from those of earlier runs. If the change is intended, run "
+            f"`vsml data forget {shown}` (or vsml.data.forget(path)) to accept the new content; "
+            f"verify=False skips this check."
+        )
+
+
+def forget_fingerprint(path: str | os.PathLike) -> bool:
+    """Drop the recorded fingerprint of ``path`` (its next read is recorded anew). True if one was recorded."""
+    key = str(Path(path).expanduser().resolve())
+    with _lock:
+        entries = _read_json(_fingerprint_file())
+        if key not in entries:
+            return False
+        del entries[key]
+        _write_json(_fingerprint_file(), entries)
+    return True

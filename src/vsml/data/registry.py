@@ -7,6 +7,11 @@ Files are looked up in the data directory (``VSML_DATA_DIR``, default ``~/.cache
 whose layout mirrors the dataset names: ``mnist/``, ``fashion_mnist/``, ``kmnist/``, ``emnist/``,
 ``cifar10/``, ``svhn_cropped/``, ``omniglot/``. Each file is checked against its published size and
 hash on first use (see :mod:`vsml.data.integrity`).
+
+Every dataset, built-in or yours, is added with :func:`register` (a reader per split, optional
+canonical files with checksums). A name that is not registered and looks like a path
+(``data/x.npz``, ``./photos``, ``table.csv?label=species``) is read as a file or folder of your own
+(see :mod:`vsml.data.userdata`).
 """
 
 from __future__ import annotations
@@ -14,15 +19,17 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import importlib
+import importlib.util
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from vsml.data import builtin, formats
-from vsml.data.integrity import DataError, FileSpec, cache_dir, check_file
+from vsml.data import builtin, formats, userdata
+from vsml.data.integrity import DataError, FileSpec, cache_dir, check_file, check_fingerprint
 
 # --- where the data lives --------------------------------------------------------------------
 
@@ -53,13 +60,14 @@ class Source:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class DatasetInfo:
-    """A registered dataset. ``image_shape`` is ``(H, W, C)`` as loaded; ``mean``/``std`` are the
-    normalisation statistics of grayscale pixels in [0, 1] (``None``: computed from the split)."""
+    """A registered dataset (or a file of your own, then ``path`` is set). ``image_shape`` is ``(H, W, C)``
+    as loaded, or ``(F,)`` for feature vectors; ``mean``/``std`` are the normalisation statistics of
+    grayscale pixels in [0, 1] (``None``: computed from the split)."""
 
     name: str
     description: str
     num_classes: int
-    image_shape: tuple[int, int, int]
+    image_shape: tuple[int, ...]
     splits: dict[str, tuple[Source, ...]]
     downloads: tuple[FileSpec, ...] = ()
     mean: float | None = None
@@ -67,6 +75,9 @@ class DatasetInfo:
     homepage: str = ""
     license: str = ""
     split_classes: dict[str, int] = dataclasses.field(default_factory=dict)  # where a split has fewer
+    path: str | None = None  # your own file or folder (as written, with any ?options); see vsml.data.userdata
+    fingerprint: str | None = None  # sha256 of that file's content when it was parsed
+    class_names: tuple[str, ...] = ()  # label i is class_names[i] (folders, string labels)
 
     def classes_in(self, split: str) -> int:
         """Label range of ``split``: labels are in ``[0, classes_in(split))``."""
@@ -74,7 +85,7 @@ class DatasetInfo:
 
     @property
     def builtin(self) -> bool:
-        return all(not s.files for sources in self.splits.values() for s in sources)
+        return self.path is None and all(not s.files for sources in self.splits.values() for s in sources)
 
     @property
     def files(self) -> tuple[FileSpec, ...]:
@@ -89,8 +100,8 @@ class DatasetInfo:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Split:
-    """Loaded examples: ``images [N, H, W, C]`` (uint8 0..255, or float32 for built-in data),
-    ``labels [N]`` int32 in ``[0, num_classes)``."""
+    """Loaded examples: ``images [N, H, W, C]`` (uint8 0..255, or float32) or ``[N, F]`` float32 features,
+    ``labels [N]`` int32 in ``[0, num_classes)``. ``fingerprint``: content sha256 of a file of your own."""
 
     name: str
     split: str
@@ -99,9 +110,208 @@ class Split:
     num_classes: int
     mean: float | None
     std: float | None
+    fingerprint: str | None = None
+    class_names: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.labels)
+
+
+# --- the registry ----------------------------------------------------------------------------
+
+REGISTRY: dict[str, DatasetInfo] = {}
+_ALIASES = {"fashion-mnist": "fashion_mnist", "fashionmnist": "fashion_mnist", "cifar-10": "cifar10",
+            "svhn": "svhn_cropped", "emnist/byclass": "emnist"}
+
+SplitValue = Callable[..., tuple[np.ndarray, np.ndarray]] | Source | Sequence[Source] | tuple[np.ndarray, np.ndarray]
+
+
+def _sources(name: str, split: str, value, specs) -> tuple[Source, ...]:
+    if specs and not callable(value):
+        raise DataError(f"dataset '{name}': files for split '{split}' need a reader function reader(paths)")
+    if isinstance(value, Source):
+        return (value,)
+    if isinstance(value, (tuple, list)) and value and all(isinstance(v, Source) for v in value):
+        return tuple(value)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and not any(callable(v) or isinstance(v, Source) for v in value):
+        images, labels = value  # in-memory arrays
+        return (Source((), lambda paths: (images, labels)),)
+    if callable(value):
+        if specs:
+            return (Source(tuple(specs), lambda paths: value(list(paths))),)
+        return (Source((), lambda paths: value()),)
+    raise DataError(f"dataset '{name}': split '{split}' must be a reader function, an (images, labels) pair, "
+                    f"or Source(s); got {type(value).__name__}")
+
+
+def _check_new_name(name: str, overwrite: bool) -> None:
+    if not userdata.valid_name(name):
+        raise DataError(f"cannot register dataset {name!r}: names use letters, digits, '_', '-' and '/' "
+                        "(no '.', so they are never mistaken for file paths)")
+    if name in REGISTRY and not overwrite:
+        raise DataError(f"dataset '{name}' is already registered ({REGISTRY[name].description or 'no description'}); "
+                        "pass overwrite=True to replace it, or choose another name")
+
+
+def register(
+    name: str,
+    splits: Mapping[str, SplitValue],
+    *,
+    num_classes: int,
+    image_shape: Sequence[int],
+    description: str = "",
+    files: Mapping[str, Sequence[FileSpec | str]] | None = None,
+    mean: float | None = None,
+    std: float | None = None,
+    downloads: Sequence[FileSpec] | None = None,
+    homepage: str = "",
+    license: str = "",
+    split_classes: Mapping[str, int] | None = None,
+    overwrite: bool = False,
+) -> DatasetInfo:
+    """Add dataset ``name`` to the registry; it then works wherever a dataset name is accepted.
+
+    ``splits`` maps split names to a reader: a function returning ``(images, labels)`` (images
+    ``[N, H, W, C]``, ``[N, H, W]`` or ``[N, F]``, uint8 or float; labels ``[N]`` ints in
+    ``[0, num_classes)``), called with no arguments, or with the list of paths of ``files[split]``
+    when that is given; an ``(images, labels)`` pair; or :class:`Source` objects (alternatives, the
+    first whose files are all present wins). ``files[split]``: :class:`FileSpec` s (paths relative
+    to the data directory, or absolute) checked against their size and sha256/md5 on load, exactly
+    like the built-in datasets' files (a plain string: presence only). ``image_shape``: ``(H, W, C)``,
+    ``(H, W)`` (= ``(H, W, 1)``) or ``(F,)``. ``mean``/``std``: normalisation statistics of pixels in
+    [0, 1] (``None``: computed from each split). ``downloads``: files `vsml data download NAME`
+    fetches (default: the given files that have ``urls``). A clash with a registered name raises
+    :class:`DataError` unless ``overwrite=True``. Returns the :class:`DatasetInfo`.
+    """
+    _check_new_name(name, overwrite)
+    if not isinstance(num_classes, (int, np.integer)) or isinstance(num_classes, bool) or num_classes < 2:
+        raise DataError(f"dataset '{name}': num_classes must be an integer >= 2, got {num_classes!r}")
+    shape = tuple(int(d) for d in image_shape)
+    if len(shape) == 2:
+        shape += (1,)
+    if len(shape) not in (1, 3) or min(shape) < 1:
+        raise DataError(f"dataset '{name}': image_shape must be (H, W, C), (H, W) or (F,) with positive sizes, got {image_shape}")
+    if not splits:
+        raise DataError(f"dataset '{name}': needs at least one split")
+    files = {k: tuple(FileSpec(f) if isinstance(f, (str, os.PathLike)) else f for f in v) for k, v in (files or {}).items()}
+    for key in (*files, *(split_classes or {})):
+        if key not in splits:
+            raise DataError(f"dataset '{name}': files/split_classes name split '{key}', which is not in splits ({', '.join(splits)})")
+    sources = {}
+    for split, value in splits.items():
+        if not re.fullmatch(r"[A-Za-z0-9_]+", str(split)):
+            raise DataError(f"dataset '{name}': split names use letters, digits and '_', got {split!r}")
+        sources[split] = _sources(name, split, value, files.get(split, ()))
+    if (mean is None) != (std is None) or (std is not None and not std > 0):
+        raise DataError(f"dataset '{name}': give both mean and std (std > 0), or neither; got {mean}, {std}")
+    if downloads is None:
+        downloads = tuple(dict.fromkeys(f for specs in files.values() for f in specs if f.urls))
+    info = DatasetInfo(name, description, int(num_classes), shape, sources, tuple(downloads),
+                       None if mean is None else float(mean), None if std is None else float(std),
+                       homepage, license, dict(split_classes or {}))
+    REGISTRY[name] = info
+    return info
+
+
+def register_file(name: str, path: str | os.PathLike, *, label: str | None = None, size: str | None = None,
+                  description: str = "", overwrite: bool = False) -> DatasetInfo:
+    """Register a file or folder of your own (see :mod:`vsml.data.userdata`) under ``name``.
+
+    ``label``: the label column of a CSV; ``size``: ``"HxW"`` to resize a folder's images on load.
+    The file is read now (errors surface here) and again whenever it changes.
+    """
+    target = str(path)
+    options = "&".join(f"{k}={v}" for k, v in (("label", label), ("size", size)) if v is not None)
+    if options:
+        target += ("&" if "?" in target else "?") + options
+    _check_new_name(name, overwrite)
+    info = _path_info(target)
+    REGISTRY[name] = dataclasses.replace(info, name=name, description=description or info.description)
+    return REGISTRY[name]
+
+
+def unregister(name: str) -> None:
+    """Remove dataset ``name`` from the registry (a :class:`DataError` if it is not registered)."""
+    if name not in REGISTRY:
+        raise DataError(f"dataset '{name}' is not registered; registered: {', '.join(REGISTRY)}")
+    del REGISTRY[name]
+
+
+_plugins_loaded = False
+
+
+def _load_plugins() -> None:
+    """Import the modules (or ``.py`` files) listed in ``$VSML_DATASETS`` (comma-separated) once, so the
+    datasets they register exist in every process, the command line included."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for entry in filter(None, (e.strip() for e in os.environ.get("VSML_DATASETS", "").split(","))):
+        try:
+            if entry.endswith(".py"):
+                spec = importlib.util.spec_from_file_location(f"vsml_datasets_{Path(entry).stem}", Path(entry).expanduser())
+                if spec is None or spec.loader is None:
+                    raise ImportError(f"cannot load {entry}")
+                spec.loader.exec_module(importlib.util.module_from_spec(spec))
+            else:
+                importlib.import_module(entry)
+        except Exception as e:
+            raise DataError(f"VSML_DATASETS: cannot import {entry} ({type(e).__name__}: {e})") from e
+
+
+def names() -> list[str]:
+    """Registered dataset names, built-in ones first."""
+    _load_plugins()
+    return list(REGISTRY)
+
+
+def _user_split(data: userdata.UserData, split: str, paths):
+    return data.split(split)
+
+
+def _path_info(name: str) -> DatasetInfo:
+    """The :class:`DatasetInfo` of a file or folder of your own (parsed now, cached until it changes)."""
+    try:
+        data = userdata.read(name)
+    except DataError as e:
+        shown = userdata.parse_name(name)[0]
+        close = difflib.get_close_matches(shown.lower(), list(REGISTRY), n=1)
+        if close and not Path(shown).expanduser().exists():
+            raise DataError(f"{e} Did you mean the registered dataset '{close[0]}'?") from None
+        raise
+    n = sum(len(labels) for _, labels in data.stored.values())
+    splits = ("train/test = fixed 80/20 of all" if data.partition is not None else "/".join(data.split_names))
+    what = "features" if len(data.example_shape) == 1 else "images"
+    description = (f"your {data.kind} {userdata.parse_name(name)[0]}: {n} {what} {list(data.example_shape)}, "
+                   f"{data.num_classes} classes, splits {splits}")
+    return DatasetInfo(name, description, data.num_classes, data.example_shape,
+                       {s: (Source((), functools.partial(_user_split, data, s)),) for s in data.split_names},
+                       path=name, fingerprint=data.fingerprint, class_names=data.class_names)
+
+
+def get_info(name: str) -> DatasetInfo:
+    """The :class:`DatasetInfo` of ``name``: a registered dataset (or an alias such as ``svhn``), else a
+    file or folder of your own when ``name`` contains ``/``, starts with ``~`` or contains ``.`` (see
+    :mod:`vsml.data.userdata`). Unknown names raise :class:`DataError` with a suggestion."""
+    _load_plugins()
+    if not isinstance(name, str) or not name:
+        raise DataError(f"a dataset name must be a non-empty string, got {name!r}")
+    info = REGISTRY.get(name)
+    if info is not None:
+        if info.path is not None:  # registered file: re-read when it has changed
+            return dataclasses.replace(_path_info(info.path), name=info.name, description=info.description)
+        return info
+    if name.lower() in _ALIASES:
+        return REGISTRY[_ALIASES[name.lower()]]
+    if userdata.is_path(name):
+        return _path_info(name)
+    close = difflib.get_close_matches(name.lower(), list(REGISTRY) + list(_ALIASES), n=1)
+    hint = f" Did you mean '{_ALIASES.get(close[0], close[0])}'?" if close else ""
+    if Path(name).exists():
+        hint += f" There is a file or folder '{name}' here: write './{name}' to read it."
+    raise DataError(f"unknown dataset '{name}'.{hint} Known datasets: {', '.join(REGISTRY)}. "
+                    "Files of your own: a path to an .npz, a .csv or a folder (see docs/data.md).")
 
 
 # --- canonical files and their published checksums ------------------------------------------
@@ -206,10 +416,6 @@ def _table(folder: str, table: dict, base_urls=(), source: str = "") -> dict[str
 # --- readers (paths come in the order of Source.files) ---------------------------------------
 
 
-def _as_nhwc(images: np.ndarray) -> np.ndarray:
-    return images[..., None] if images.ndim == 3 else images
-
-
 def _read_idx_pair(paths, transpose: bool = False):
     images, labels = formats.read_idx(paths[0]), formats.read_idx(paths[1])
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
@@ -257,36 +463,45 @@ def _builtin(fn, split):
     return (Source((), lambda paths: fn(split)),)
 
 
-def _build_registry() -> dict[str, DatasetInfo]:
-    reg: dict[str, DatasetInfo] = {}
+# --- the built-in datasets: one block each, registered through `register` ---------------------
 
-    def add(info: DatasetInfo):
-        reg[info.name] = info
 
-    def idx_dataset(name, folder, table, urls, source, description, mean, std, homepage, license_, extra=None):
-        files = _table(folder, table, urls, source)
-        splits = {
-            "train": (Source((files["train-images-idx3-ubyte.gz"], files["train-labels-idx1-ubyte.gz"]), _read_idx_pair),),
-            "test": (Source((files["t10k-images-idx3-ubyte.gz"], files["t10k-labels-idx1-ubyte.gz"]), _read_idx_pair),),
-        }
-        for split, alt in (extra or {}).items():
-            splits[split] = splits[split] + (alt,)
-        add(DatasetInfo(name, description, 10, (28, 28, 1), splits, tuple(files.values()), mean, std, homepage, license_))
+def _idx_dataset(name, table, urls, source, description, mean, std, homepage, license_, extra=None):
+    """MNIST-like: train/test IDX pairs in folder ``name``, 10 classes of 28x28 grayscale images."""
+    files = _table(name, table, urls, source)
+    splits = {
+        "train": (Source((files["train-images-idx3-ubyte.gz"], files["train-labels-idx1-ubyte.gz"]), _read_idx_pair),),
+        "test": (Source((files["t10k-images-idx3-ubyte.gz"], files["t10k-labels-idx1-ubyte.gz"]), _read_idx_pair),),
+    }
+    for split, alt in (extra or {}).items():
+        splits[split] = splits[split] + (alt,)
+    register(name, splits, num_classes=10, image_shape=(28, 28, 1), description=description, mean=mean, std=std,
+             downloads=tuple(files.values()), homepage=homepage, license=license_)
 
-    idx_dataset("mnist", "mnist", MNIST, _MNIST_URLS, _TFDS.format("mnist") + "; torchvision MNIST (md5)",
-                "MNIST handwritten digits (LeCun, Cortes, Burges)", 0.1307, 0.3081,
-                "http://yann.lecun.com/exdb/mnist/", "none stated")
-    idx_dataset("fashion_mnist", "fashion_mnist", FASHION, ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
-                _TFDS.format("fashion_mnist") + "; zalandoresearch/fashion-mnist README (md5)",
-                "Fashion-MNIST clothing images (Zalando)", 0.2860, 0.3530,
-                "https://github.com/zalandoresearch/fashion-mnist", "MIT")
+
+def _mnist():
+    _idx_dataset("mnist", MNIST, _MNIST_URLS, _TFDS.format("mnist") + "; torchvision MNIST (md5)",
+                 "MNIST handwritten digits (LeCun, Cortes, Burges)", 0.1307, 0.3081,
+                 "http://yann.lecun.com/exdb/mnist/", "none stated")
+
+
+def _fashion_mnist():
+    _idx_dataset("fashion_mnist", FASHION, ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+                 _TFDS.format("fashion_mnist") + "; zalandoresearch/fashion-mnist README (md5)",
+                 "Fashion-MNIST clothing images (Zalando)", 0.2860, 0.3530,
+                 "https://github.com/zalandoresearch/fashion-mnist", "MIT")
+
+
+def _kmnist():
     npz = _table("kmnist", KMNIST_NPZ, (), "datasets-mila/datasets--kmnist git-annex keys (md5); data MANIFEST (sha256)")
-    idx_dataset("kmnist", "kmnist", KMNIST, ("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
-                _TFDS.format("kmnist") + "; torchvision KMNIST (md5)",
-                "Kuzushiji-MNIST cursive Japanese characters (CODH)", 0.1918, 0.3483,
-                "https://github.com/rois-codh/kmnist", "CC BY-SA 4.0",
-                extra={"test": Source((npz["kmnist-test-imgs.npz"], npz["kmnist-test-labels.npz"]), _read_npz_pair)})
+    _idx_dataset("kmnist", KMNIST, ("http://codh.rois.ac.jp/kmnist/dataset/kmnist/",),
+                 _TFDS.format("kmnist") + "; torchvision KMNIST (md5)",
+                 "Kuzushiji-MNIST cursive Japanese characters (CODH)", 0.1918, 0.3483,
+                 "https://github.com/rois-codh/kmnist", "CC BY-SA 4.0",
+                 extra={"test": Source((npz["kmnist-test-imgs.npz"], npz["kmnist-test-labels.npz"]), _read_npz_pair)})
 
+
+def _emnist():
     members = _table("emnist", EMNIST_MEMBERS, (), "Git-LFS pointers of aurelienduarte/emnist (mirror of NIST gzip.zip)")
     for config, name, classes, mean, std, desc in (
         ("byclass", "emnist", 62, 0.1736, 0.3317, "EMNIST ByClass: digits and letters, 62 classes (TFDS default)"),
@@ -301,10 +516,13 @@ def _build_registry() -> dict[str, DatasetInfo]:
                 alts.append(Source((img, lbl), functools.partial(_read_idx_pair, transpose=True)))
             alts.append(Source((EMNIST_ZIP,), _read_emnist_zip(config, split)))
             splits[split] = tuple(alts)
-        add(DatasetInfo(name, desc, classes, (28, 28, 1), splits, (EMNIST_ZIP,), mean, std,
-                        "https://www.nist.gov/itl/products-and-services/emnist-dataset", "none stated (NIST SD 19)"))
+        register(name, splits, num_classes=classes, image_shape=(28, 28, 1), description=desc, mean=mean, std=std,
+                 downloads=(EMNIST_ZIP,), homepage="https://www.nist.gov/itl/products-and-services/emnist-dataset",
+                 license="none stated (NIST SD 19)")
 
-    cifar_splits = {}
+
+def _cifar10():
+    splits = {}
     for split, batches in (("train", formats.CIFAR_TRAIN_BATCHES), ("test", formats.CIFAR_TEST_BATCHES)):
         from_tar, from_dir = _cifar(batches)
         dir_files = tuple(
@@ -313,60 +531,58 @@ def _build_registry() -> dict[str, DatasetInfo]:
                      CIFAR_BATCH_MD5[b], (), "torchvision CIFAR10 (md5)")
             for b in batches
         )
-        cifar_splits[split] = (Source((CIFAR_TGZ,), from_tar), Source(dir_files, from_dir))
-    add(DatasetInfo("cifar10", "CIFAR-10 32x32 colour images, 10 classes (Krizhevsky)", 10, (32, 32, 3),
-                    cifar_splits, (CIFAR_TGZ,), None, None, "https://www.cs.toronto.edu/~kriz/cifar.html", "none stated"))
+        splits[split] = (Source((CIFAR_TGZ,), from_tar), Source(dir_files, from_dir))
+    register("cifar10", splits, num_classes=10, image_shape=(32, 32, 3),
+             description="CIFAR-10 32x32 colour images, 10 classes (Krizhevsky)", downloads=(CIFAR_TGZ,),
+             homepage="https://www.cs.toronto.edu/~kriz/cifar.html", license="none stated")
 
-    svhn = _table("svhn_cropped", SVHN, ("http://ufldl.stanford.edu/housenumbers/",), _TFDS.format("svhn_cropped") + "; torchvision SVHN (md5)")
-    add(DatasetInfo(
-        "svhn_cropped", "SVHN cropped house-number digits 32x32 colour (Netzer et al.)", 10, (32, 32, 3),
-        {s: (Source((svhn[f"{s}_32x32.mat"],), lambda p: formats.read_svhn_mat(p[0])),) for s in ("train", "test", "extra")},
-        (svhn["train_32x32.mat"], svhn["test_32x32.mat"]), None, None,
-        "http://ufldl.stanford.edu/housenumbers/", "non-commercial use only"))
 
+def _svhn():
+    svhn = _table("svhn_cropped", SVHN, ("http://ufldl.stanford.edu/housenumbers/",),
+                  _TFDS.format("svhn_cropped") + "; torchvision SVHN (md5)")
+    register("svhn_cropped",
+             {s: (Source((svhn[f"{s}_32x32.mat"],), lambda p: formats.read_svhn_mat(p[0])),) for s in ("train", "test", "extra")},
+             num_classes=10, image_shape=(32, 32, 3),
+             description="SVHN cropped house-number digits 32x32 colour (Netzer et al.)",
+             downloads=(svhn["train_32x32.mat"], svhn["test_32x32.mat"]),
+             homepage="http://ufldl.stanford.edu/housenumbers/", license="non-commercial use only")
+
+
+def _omniglot():
     omni = _table("omniglot", OMNIGLOT, (OMNIGLOT_URL,), _TFDS.format("omniglot") + "; torchvision Omniglot (md5)")
     onpz = _table("omniglot", OMNIGLOT_NPZ, (), "data MANIFEST (npz conversion of the official PNGs)")
     zip_read = _inverted(formats.read_omniglot_zip)
     npz_read = _inverted(formats.read_omniglot_npz)
-    add(DatasetInfo(
-        "omniglot", "Omniglot handwritten characters of 50 alphabets, 105x105 (Lake et al.); ink = 255", 964, (105, 105, 1),
+    register(
+        "omniglot",
         {
             "train": (Source((onpz["omniglot_background.npz"],), npz_read), Source((omni["images_background.zip"],), zip_read)),
             "test": (Source((onpz["omniglot_evaluation.npz"],), npz_read), Source((omni["images_evaluation.zip"],), zip_read)),
             "small1": (Source((omni["images_background_small1.zip"],), zip_read),),
             "small2": (Source((omni["images_background_small2.zip"],), zip_read),),
         },
-        tuple(omni.values()), 0.0779, 0.2681, "https://github.com/brendenlake/omniglot", "MIT",
-        {"train": 964, "test": 659, "small1": 136, "small2": 156}))
-
-    add(DatasetInfo("digits", "scikit-learn's bundled 8x8 digits (1,797 images; built in)", 10, (8, 8, 1),
-                    {s: _builtin(builtin.digits, s) for s in ("train", "test")}, (), 0.3052, 0.3759,
-                    "https://scikit-learn.org/stable/modules/generated/sklearn.datasets.load_digits.html", "BSD-3 (scikit-learn)"))
-    add(DatasetInfo("random", "20 fixed Gaussian 28x28 images with random labels (memorisation; built in)", 10, (28, 28, 1),
-                    {s: _builtin(builtin.random_task, s) for s in ("train", "test")}, (), 0.0, 1.0))
-    add(DatasetInfo("sum", "28x28 truncated-normal images with random mean; label = [sum >= 0] (built in)", 2, (28, 28, 1),
-                    {s: _builtin(builtin.sum_task, s) for s in ("train", "test")}, (), 0.0, 1.0))
-    return reg
+        num_classes=964, image_shape=(105, 105, 1),
+        description="Omniglot handwritten characters of 50 alphabets, 105x105 (Lake et al.); ink = 255",
+        mean=0.0779, std=0.2681, downloads=tuple(omni.values()),
+        homepage="https://github.com/brendenlake/omniglot", license="MIT",
+        split_classes={"train": 964, "test": 659, "small1": 136, "small2": 156})
 
 
-REGISTRY: dict[str, DatasetInfo] = _build_registry()
+def _generated():
+    register("digits", {s: _builtin(builtin.digits, s) for s in ("train", "test")}, num_classes=10, image_shape=(8, 8, 1),
+             description="scikit-learn's bundled 8x8 digits (1,797 images; built in)", mean=0.3052, std=0.3759,
+             homepage="https://scikit-learn.org/stable/modules/generated/sklearn.datasets.load_digits.html",
+             license="BSD-3 (scikit-learn)")
+    register("random", {s: _builtin(builtin.random_task, s) for s in ("train", "test")}, num_classes=10,
+             image_shape=(28, 28, 1), description="20 fixed Gaussian 28x28 images with random labels (memorisation; built in)",
+             mean=0.0, std=1.0)
+    register("sum", {s: _builtin(builtin.sum_task, s) for s in ("train", "test")}, num_classes=2, image_shape=(28, 28, 1),
+             description="28x28 truncated-normal images with random mean; label = [sum >= 0] (built in)", mean=0.0, std=1.0)
 
 
-def names() -> list[str]:
-    return list(REGISTRY)
-
-
-def get_info(name: str) -> DatasetInfo:
-    """The :class:`DatasetInfo` of ``name``; unknown names raise :class:`DataError` with a suggestion."""
-    if name in REGISTRY:
-        return REGISTRY[name]
-    aliases = {"fashion-mnist": "fashion_mnist", "fashionmnist": "fashion_mnist", "cifar-10": "cifar10",
-               "svhn": "svhn_cropped", "emnist/byclass": "emnist"}
-    if name.lower() in aliases:
-        return REGISTRY[aliases[name.lower()]]
-    close = difflib.get_close_matches(name.lower(), list(REGISTRY) + list(aliases), n=1)
-    hint = f" Did you mean '{aliases.get(close[0], close[0])}'?" if close else ""
-    raise DataError(f"unknown dataset '{name}'.{hint} Known datasets: {', '.join(REGISTRY)}.")
+for _block in (_mnist, _fashion_mnist, _kmnist, _emnist, _cifar10, _svhn, _omniglot, _generated):
+    _block()
+BUILTIN_NAMES: tuple[str, ...] = tuple(REGISTRY)
 
 
 # --- split names and held-out partitions -----------------------------------------------------
@@ -437,11 +653,23 @@ def _missing_error(info: DatasetInfo, split: str, root: Path) -> DataError:
 
 
 @functools.lru_cache(maxsize=16)
-def _read_cached(name: str, split: str, source_index: int, paths: tuple[str, ...], stamps: tuple) -> tuple[np.ndarray, np.ndarray]:
-    source = REGISTRY[name].splits[split][source_index]
-    images, labels = source.read([Path(p) for p in paths])
-    images = _as_nhwc(np.asarray(images))
-    labels = np.asarray(labels).astype(np.int32)
+def _read_cached(source: Source, what: str, image_shape: tuple, paths: tuple[str, ...], stamps: tuple) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        images, labels = source.read([Path(p) for p in paths])
+    except (DataError, OSError):
+        raise
+    except Exception as e:  # a registered reader's own failure: keep its traceback as the cause
+        raise DataError(f"{what}: reading failed ({type(e).__name__}: {e})") from e
+    images = userdata.as_images(images, what)
+    labels, names = userdata.as_labels(labels, what)
+    if names:
+        raise DataError(f"{what}: a registered reader must return integer labels, got strings (e.g. {names[0]!r})")
+    if len(images) != len(labels):
+        raise DataError(f"{what}: {len(images)} examples but {len(labels)} labels")
+    if tuple(images.shape[1:]) != image_shape:
+        raise DataError(f"{what}: examples of shape {list(images.shape[1:])}, but the dataset is registered with "
+                        f"image_shape {list(image_shape)}")
+    labels = labels.astype(np.int32)
     images.setflags(write=False)
     labels.setflags(write=False)
     return images, labels
@@ -450,34 +678,44 @@ def _read_cached(name: str, split: str, source_index: int, paths: tuple[str, ...
 def load(name: str, split: str = "train", *, data_dir: str | os.PathLike | None = None, verify: bool = True) -> Split:
     """Load ``split`` of dataset ``name`` as a :class:`Split` (arrays are read-only, cached per process).
 
+    ``name`` is a registered name or a file or folder of your own (see :func:`get_info`).
     ``split`` is a split name (``train``, ``test``, ...) optionally sliced, e.g. ``test[:80%]``.
-    ``verify=False`` skips the checksum check (for non-canonical files; loaders still validate formats).
+    ``verify=False`` skips the checksum check (for non-canonical files; loaders still validate formats)
+    and, for files of your own, the check that their content is still the one first read.
     """
     info = get_info(name)
     base, _, _ = parse_split(split)
     if base not in info.splits:
         raise DataError(f"{info.name} has no split '{base}'; its splits are: {', '.join(info.splits)}")
-    root = _data_dir(data_dir)
-    index = next((i for i, src in enumerate(info.splits[base]) if _present(src, root)), None)
-    if index is None:
-        raise _missing_error(info, base, root)
-    source = info.splits[base][index]
-    paths = tuple(str(root / f.path) for f in source.files)
-    if verify:
-        for spec, path in zip(source.files, paths):
-            check_file(spec, Path(path), hint=f"Delete it and run `vsml data download {info.name}`, or pass verify=False for a non-canonical copy.")
-    stamps = tuple((os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths)
-    try:
-        images, labels = _read_cached(info.name, base, index, paths, stamps)
-    except OSError as e:
-        raise DataError(f"{info.name}: cannot read {e.filename or paths}: {e.strerror or e}") from None
+    if info.path is not None:  # a file or folder of your own, parsed by get_info
+        images, labels = info.splits[base][0].read(())
+        if verify:
+            shown = userdata.parse_name(info.path)[0]
+            check_fingerprint(shown, info.fingerprint, shown=shown)
+    else:
+        root = _data_dir(data_dir)
+        index = next((i for i, src in enumerate(info.splits[base]) if _present(src, root)), None)
+        if index is None:
+            raise _missing_error(info, base, root)
+        source = info.splits[base][index]
+        paths = tuple(str(root / f.path) for f in source.files)
+        if verify:
+            hint = (f"Delete it and run `vsml data download {info.name}`, or pass verify=False for a non-canonical copy."
+                    if info.downloads else "Replace it with the canonical file, or pass verify=False for a non-canonical copy.")
+            for spec, path in zip(source.files, paths):
+                check_file(spec, Path(path), hint=hint)
+        try:
+            stamps = tuple((os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths)
+            images, labels = _read_cached(source, f"{info.name}/{base}", info.image_shape, paths, stamps)
+        except OSError as e:
+            raise DataError(f"{info.name}: cannot read {e.filename or paths}: {e.strerror or e}") from None
     num_classes = info.classes_in(base)
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise DataError(f"{info.name}/{base}: labels span [{labels.min()}, {labels.max()}], expected [0, {num_classes})")
     sel = partition(len(labels), split)
     if sel is not None:
         images, labels = images[sel], labels[sel]
-    return Split(info.name, split, images, labels, num_classes, info.mean, info.std)
+    return Split(info.name, split, images, labels, num_classes, info.mean, info.std, info.fingerprint, info.class_names)
 
 
 # --- status (for `vsml data list`) ----------------------------------------------------------
@@ -496,6 +734,8 @@ class DatasetStatus:
 def status(name: str, *, data_dir: str | os.PathLike | None = None, verify: bool = True) -> DatasetStatus:
     info = get_info(name)
     root = _data_dir(data_dir)
+    if info.path is not None:
+        return DatasetStatus(info.name, info.description, tuple(info.splits), None, 0, ())
     if info.builtin:
         return DatasetStatus(info.name, info.description, tuple(info.splits), None, 0, ())
     present = [f for f in info.files if (root / f.path).is_file()]

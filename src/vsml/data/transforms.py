@@ -1,4 +1,4 @@
-"""Preprocessing transforms (SPEC §4, §6). Pure functions of arrays (and explicit PRNG keys).
+"""Preprocessing transforms. Pure functions of arrays (and explicit PRNG keys).
 
 Static, per-dataset steps (run once when a sampler is built), images ``[N, H, W, C]``:
 ``to_unit`` (uint8 -> [0, 1]), ``grayscale`` (RGB -> 1 channel), ``resize``, ``normalize``,

@@ -1,6 +1,7 @@
 """Meta-test evaluation: same episodes for every learner, curves, tables, plots, introspection.
 
-- :mod:`vsml.eval.evaluate` — :class:`Episodes`, :func:`make_episodes`, :func:`evaluate`
+- :mod:`vsml.eval.evaluate` — :func:`evaluate` over :class:`~vsml.data.episodes.Episodes` (drawn with
+  :func:`vsml.data.episodes.draw_episodes`, the one episode pipeline)
 - :mod:`vsml.eval.metrics` — confidence intervals and summary figures
 - :mod:`vsml.eval.report` — CSV / markdown / JSON / console table
 - :mod:`vsml.eval.plots` — PNG figures (Agg)
@@ -9,6 +10,7 @@
 - :mod:`vsml.eval.cli` — ``vsml evaluate`` / ``vsml introspect``
 """
 
-from vsml.eval.evaluate import EpisodeOptions, Episodes, EvalError, EvalReport, episode_keys, evaluate, make_episodes
+from vsml.data.episodes import Episodes, draw_episodes
+from vsml.eval.evaluate import EvalError, EvalReport, episode_keys, evaluate
 
-__all__ = ["EpisodeOptions", "Episodes", "EvalError", "EvalReport", "episode_keys", "evaluate", "make_episodes"]
+__all__ = ["Episodes", "EvalError", "EvalReport", "draw_episodes", "episode_keys", "evaluate"]

@@ -28,18 +28,31 @@ def _add_learner_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_episode_args(p: argparse.ArgumentParser, episodes: int, steps: int, datasets: list[str]) -> None:
-    p.add_argument("-d", "--dataset", action="append", default=None, help=f"dataset name (repeatable; default: {', '.join(datasets)})")
+    """Episode options: each maps onto a :class:`vsml.data.episodes.SamplerConfig` field (see --help)."""
+    p.add_argument("-d", "--dataset", action="append", default=None,
+                   help=f"registered dataset name or path to your own data (repeatable; default: {', '.join(datasets)})")
     p.add_argument("-n", "--episodes", type=int, default=episodes, help=f"episodes per dataset (default {episodes})")
-    p.add_argument("-T", "--steps", type=int, default=steps, help=f"steps per episode (default {steps})")
-    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("-T", "--steps", type=int, default=steps, help=f"steps per episode (SamplerConfig.steps; default {steps})")
+    p.add_argument("--batch-size", type=int, default=1, help="examples per step (SamplerConfig.batch_size)")
     p.add_argument("--seed", type=int, default=0, help="seed of the episodes and of the learners' per-episode keys")
-    p.add_argument("--split", default="test", help="dataset split to draw episodes from (default test)")
-    p.add_argument("--classes", type=int, default=None, help="random class subset of this size per episode")
-    p.add_argument("--resize", type=int, default=None, help="resize images to SxS (e.g. 14, 21, 32, 48)")
-    p.add_argument("--grayscale", action="store_true", help="convert colour images to one channel")
-    p.add_argument("--permute", action="store_true", help="random pixel permutation per episode")
-    p.add_argument("--project", action="store_true", help="random Glorot-uniform projection of the input per episode")
+    p.add_argument("--split", default="test", help="dataset split to draw episodes from (default test; slices like test[:80%%])")
+    p.add_argument("--classes", "--num-classes", dest="num_classes", type=int, default=None,
+                   help="random class subset of this size per episode (SamplerConfig.num_classes)")
+    p.add_argument("--resize", "--image-size", dest="image_size", type=int, default=None,
+                   help="resize images to SxS, e.g. 14, 21, 32, 48 (SamplerConfig.image_size)")
+    p.add_argument("--grayscale", action=argparse.BooleanOptionalAction, default=None,
+                   help="RGB -> one channel (SamplerConfig.grayscale; default on)")
+    p.add_argument("--permutation", choices=("none", "episode", "fixed"), default=None,
+                   help="pixel permutation per episode / fixed (SamplerConfig.permutation)")
+    p.add_argument("--permute", dest="permutation", action="store_const", const="episode", help="same as --permutation episode")
+    p.add_argument("--projection", choices=("none", "episode", "fixed"), default=None,
+                   help="random Glorot-uniform projection of the input (SamplerConfig.projection)")
+    p.add_argument("--project", dest="projection", action="store_const", const="episode", help="same as --projection episode")
+    p.add_argument("--sampler", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other SamplerConfig field, e.g. balanced=true or 'pad_to=[32, 32]' (repeatable)")
     p.add_argument("--data-dir", default=None, help="data directory (default $VSML_DATA_DIR)")
+    p.add_argument("--no-verify", dest="verify", action="store_false",
+                   help="skip the checksum / fingerprint check of dataset files (SamplerConfig.verify)")
     p.add_argument("--chunk", type=int, default=None, help="episodes run in parallel (default: all)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -56,6 +69,11 @@ def register(subparsers) -> None:
     ev.add_argument("--json", default=None, metavar="PATH", help="also write every figure of the table as JSON")
     ev.add_argument("--tune-lr", action="store_true", help="pick SGD/Adam learning rates per dataset on separate tuning episodes")
     ev.add_argument("--tune-episodes", type=int, default=4, help="tuning episodes per dataset (default 4)")
+    ev.add_argument("--oracle-backprop", action="store_true",
+                    help="add the 'oracle best backprop' row: per figure the best of SGD/Adam x {linear, 160-tanh} x a "
+                         "learning-rate grid, chosen on the reported episodes themselves (favours backprop)")
+    ev.add_argument("--reference", default=None, metavar="LEARNER|oracle",
+                    help="report paired differences (learner - reference, same episodes, 95%% CI); 'oracle' implies --oracle-backprop")
     ev.add_argument("--smooth", type=int, default=None, help="running-mean window of the plotted curves")
     ev.add_argument("--no-plot", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
@@ -105,23 +123,38 @@ def build_learners(args) -> dict:
     return out
 
 
-def _episode_options(args, episodes=None, split=None):
-    from vsml.eval.evaluate import EpisodeOptions
+def sampler_config(args, dataset: str, split: str | None = None):
+    """The :class:`~vsml.data.episodes.SamplerConfig` of the episode options in ``args`` for one dataset."""
+    from vsml.config import apply_overrides, from_dict
+    from vsml.data.episodes import SamplerConfig
 
-    return EpisodeOptions(
-        episodes=episodes or args.episodes, steps=args.steps, batch_size=args.batch_size, split=split or args.split,
-        classes=args.classes, resize=args.resize, grayscale=args.grayscale, permute=args.permute, project=args.project,
-    )
+    data = {"datasets": [{"name": dataset, "split": split or args.split}], "steps": args.steps,
+            "batch_size": args.batch_size, "data_dir": args.data_dir, "verify": args.verify}
+    for cli_name in ("num_classes", "grayscale", "permutation", "projection"):
+        if getattr(args, cli_name) is not None:
+            data[cli_name] = getattr(args, cli_name)
+    if args.image_size is not None:
+        data["image_size"] = [args.image_size, args.image_size]
+    data = apply_overrides(data, list(args.sampler))
+    return from_dict(SamplerConfig, data, path="episodes")
+
+
+def episodes_for(args, dataset: str, *, n: int | None = None, split: str | None = None, seed: int | None = None):
+    """Episodes of ``dataset`` for the options in ``args`` (through :func:`vsml.data.episodes.draw_episodes`)."""
+    from vsml.data.episodes import draw_episodes
+
+    return draw_episodes(sampler_config(args, dataset, split), args.seed if seed is None else seed, n or args.episodes)
 
 
 def _run(fn, args) -> int:
     from vsml.config import ConfigError
+    from vsml.data.integrity import DataError
     from vsml.eval.evaluate import EvalError
     from vsml.learners.base import InputError
 
     try:
         return fn(args)
-    except (_CliError, ConfigError, EvalError, InputError) as e:
+    except (_CliError, ConfigError, DataError, EvalError, InputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
@@ -147,21 +180,24 @@ def _tuning_split(dataset: str, split: str, data_dir) -> str:
 
 def _evaluate(args) -> int:
     from vsml.eval import report as rep
-    from vsml.eval.evaluate import EvalReport, evaluate, make_episodes
+    from vsml.eval.evaluate import EvalReport, evaluate
 
     learners = build_learners(args)
     datasets = list(dict.fromkeys(args.dataset or ["digits"]))
-    opts = _episode_options(args)
     progress = not args.no_progress
     report = EvalReport([], {"seed": args.seed, "datasets": {}})
     for d in datasets:  # one dataset in memory at a time
-        episodes = {d: make_episodes(d, opts, args.seed, data_dir=args.data_dir)}
+        episodes = {d: episodes_for(args, d)}
         tune = None
         if args.tune_lr:
             # Tuning episodes: another seed, and the train split when it exists; never the reported episodes.
-            t_opts = _episode_options(args, args.tune_episodes, _tuning_split(d, args.split, args.data_dir))
-            tune = {d: make_episodes(d, t_opts, args.seed + 1_000_003, data_dir=args.data_dir)}
+            tune = {d: episodes_for(args, d, n=args.tune_episodes, split=_tuning_split(d, args.split, args.data_dir),
+                                    seed=args.seed + 1_000_003)}
         part = evaluate(learners, episodes, seed=args.seed, tune=tune, chunk=args.chunk, progress=progress)
+        if args.oracle_backprop or args.reference == "oracle":
+            from vsml.eval.compare import oracle_backprop
+
+            report.oracles.update(oracle_backprop(episodes, seed=args.seed, chunk=args.chunk, progress=progress))
         report.results.extend(part.results)
         report.meta["learners"] = part.meta["learners"]
         report.meta["datasets"].update(part.meta["datasets"])
@@ -169,6 +205,11 @@ def _evaluate(args) -> int:
             report.meta.setdefault("tuned_lr", {}).setdefault(name, {}).update(lrs)
         del episodes, tune
     report.meta["options"] = {k: v for k, v in vars(args).items() if k != "func"}
+    if args.reference is not None:
+        if args.reference != "oracle" and args.reference not in report.learners:
+            raise _CliError(f"--reference {args.reference!r} is not one of the evaluated learners ({', '.join(report.learners)}) "
+                            "or 'oracle'")
+        report.reference = args.reference
     paths = rep.write_all(report, args.out, json_path=args.json, plot=not args.no_plot, smooth=args.smooth)
     rep.print_table(report)
     for kind, path in paths.items():
@@ -184,14 +225,13 @@ def _introspect(args) -> int:
     import jax
     import numpy as np
 
-    from vsml.eval.evaluate import episode_keys, make_episodes
+    from vsml.eval.evaluate import episode_keys
     from vsml.eval.introspect import fast_association, state_norms
     from vsml.eval.plots import plot_fast_association, plot_state_norms
 
     learners = build_learners(args)
     dataset = (args.dataset or ["digits"])[0]
-    opts = _episode_options(args)
-    eps = make_episodes(dataset, opts, args.seed, data_dir=args.data_dir)
+    eps = episodes_for(args, dataset)
     keys = episode_keys(args.seed, eps.n_episodes)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -8,19 +8,19 @@ The core works on plain arrays::
 
 Every learner sees the same episodes and the same per-episode PRNG keys (``episode_keys(seed, E)``),
 so differences come from the learners only, and a rerun with the same seed reproduces identical
-numbers. :func:`make_episodes` draws episodes from a dataset (test split by default) with the
-invariance options (pixel permutation, random projection, resize, class subsets).
+numbers. Episodes from datasets come from the one episode pipeline of :mod:`vsml.data.episodes`
+(``draw_episodes(SamplerConfig(...), seed, n)``), the same as meta-training and its meta-test use.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import zlib
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, Callable, Mapping
 
 import jax
 import numpy as np
 
+from vsml.data.episodes import Episodes
 from vsml.eval.metrics import Estimate, curve_ci, summarize
 from vsml.learners.base import InputError, OnlineLearner, run_episodes
 
@@ -29,22 +29,6 @@ PyTree = Any
 
 class EvalError(ValueError):
     """Bad evaluation request (unknown dataset, inconsistent shapes, bad options)."""
-
-
-class Episodes(NamedTuple):
-    """A batch of online episodes: ``xs [E, T, batch, *input_shape]`` float, ``ys [E, T, batch]`` int."""
-
-    xs: np.ndarray
-    ys: np.ndarray
-    num_classes: int
-
-    @property
-    def n_episodes(self) -> int:
-        return int(self.xs.shape[0])
-
-    @property
-    def steps(self) -> int:
-        return int(self.xs.shape[1])
 
 
 def check_episodes(eps: Episodes, what: str = "episodes") -> None:
@@ -123,10 +107,13 @@ class Curves:
 
 @dataclasses.dataclass
 class EvalReport:
-    """All :class:`Curves` of an evaluation plus its settings (``meta``)."""
+    """All :class:`Curves` of an evaluation plus its settings (``meta``); optionally the oracle
+    best backprop per dataset and the reference of paired differences (:mod:`vsml.eval.compare`)."""
 
     results: list[Curves]
     meta: dict = dataclasses.field(default_factory=dict)
+    oracles: dict = dataclasses.field(default_factory=dict)  # dataset -> compare.Oracle
+    reference: str | None = None  # learner name or "oracle": report paired differences against it
 
     def get(self, learner: str, dataset: str) -> Curves:
         for r in self.results:
@@ -243,128 +230,3 @@ def evaluate(
     if tuned:
         meta["tuned_lr"] = tuned
     return EvalReport(results, meta)
-
-
-# ---------------------------------------------------------------------------------------------
-# Episodes from datasets (with invariance transforms)
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class EpisodeOptions:
-    """How episodes are drawn from a dataset.
-
-    Pixels are scaled to [0, 1], optionally converted to grayscale, normalised with the dataset's
-    statistics (``vsml.data`` registry; computed from the split when it has none) and resized.
-    ``classes``: a random subset of this many classes per episode (relabelled 0..K-1);
-    ``resize``: resize images to ``resize x resize`` (bilinear); ``permute``: a random pixel
-    permutation per episode; ``project``: a random Glorot-uniform ``D x D`` projection of the
-    flattened input per episode. Examples are drawn uniformly with replacement.
-    """
-
-    episodes: int = 10
-    steps: int = 1000
-    batch_size: int = 1
-    split: str = "test"
-    classes: int | None = None
-    resize: int | None = None
-    grayscale: bool = False
-    permute: bool = False
-    project: bool = False
-
-    def __post_init__(self):
-        for name in ("episodes", "steps", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise EvalError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.classes is not None and self.classes < 2:
-            raise EvalError(f"classes must be >= 2, got {self.classes}")
-        if self.resize is not None and self.resize < 1:
-            raise EvalError(f"resize must be >= 1, got {self.resize}")
-
-
-def load_pool(dataset: str, split: str = "test", *, grayscale: bool = False, resize: int | None = None, data_dir=None) -> tuple[np.ndarray, np.ndarray, int]:
-    """All examples of a dataset split, preprocessed: ``(images [N, H, W, C] float32, labels [N], num_classes)``.
-
-    Loaded through :func:`vsml.data.registry.load` (``VSML_DATA_DIR``); any
-    :class:`~vsml.data.integrity.DataError` becomes an :class:`EvalError` with the same message.
-    """
-    from vsml.data import registry as data_registry
-    from vsml.data import transforms
-    from vsml.data.integrity import DataError
-
-    try:
-        s = data_registry.load(dataset, split, data_dir=data_dir)
-        images = transforms.to_unit(s.images)
-        if grayscale:
-            images = transforms.grayscale(images)
-        mean, std = s.mean, s.std
-        if mean is None or std is None or (grayscale and images.shape[-1] != np.shape(s.images)[-1]):
-            mean, std = float(images.mean()), float(images.std()) or 1.0
-        images = transforms.normalize(images, mean, std)
-        if resize is not None:
-            images = transforms.resize(images, (resize, resize))
-    except DataError as e:
-        raise EvalError(str(e)) from None
-    return np.asarray(images, np.float32), np.asarray(s.labels, np.int64), int(s.num_classes)
-
-
-def stable_seed(*parts) -> int:
-    """A seed from ints/strings that does not depend on Python's hash randomisation."""
-    acc = 0
-    for p in parts:
-        acc = (acc * 1_000_003 + (zlib.crc32(p.encode()) if isinstance(p, str) else int(p))) % (2**63)
-    return acc
-
-
-def sample_episodes(images: np.ndarray, labels: np.ndarray, num_classes: int, opts: EpisodeOptions, seed: int) -> Episodes:
-    """Draw ``opts.episodes`` episodes of ``opts.steps`` x ``opts.batch_size`` examples from a pool
-    (``images [N, H, W, C]``, ``labels [N]``), with the per-episode class subset / permutation /
-    projection of ``opts`` (``opts.resize``/``grayscale`` are applied by :func:`load_pool`).
-    """
-    from vsml.data import transforms
-
-    classes = np.unique(labels)
-    k = num_classes if opts.classes is None else opts.classes
-    if opts.classes is not None and k > len(classes):
-        raise EvalError(f"asked for {k} classes but the split has only {len(classes)}")
-    by_class = {int(c): np.flatnonzero(labels == c) for c in classes}
-    shape = images.shape[1:]
-    dim = int(np.prod(shape))
-    n = opts.steps * opts.batch_size
-    xs = np.empty((opts.episodes, n, *shape), np.float32)
-    ys = np.empty((opts.episodes, n), np.int64)
-    root = jax.random.PRNGKey(seed % (2**32))
-    for e, child in enumerate(np.random.SeedSequence(seed).spawn(opts.episodes)):
-        rng = np.random.default_rng(child)
-        key_perm, key_proj = jax.random.split(jax.random.fold_in(root, e))
-        if opts.classes is None:
-            idx = rng.integers(0, len(labels), n)
-            xs[e], ys[e] = images[idx], labels[idx]
-        else:
-            chosen = rng.choice(classes, size=k, replace=False)
-            pool = np.concatenate([by_class[int(c)] for c in chosen])
-            idx = pool[rng.integers(0, len(pool), n)]
-            lut = np.zeros(int(classes.max()) + 1, np.int64)
-            lut[chosen] = np.arange(k)
-            xs[e], ys[e] = images[idx], lut[labels[idx]]
-        if opts.permute:
-            perm = np.asarray(transforms.pixel_permutation(key_perm, dim))
-            xs[e] = xs[e].reshape(n, dim)[:, perm].reshape(n, *shape)
-        if opts.project:
-            proj = np.asarray(transforms.glorot_uniform(key_proj, dim, dim))
-            xs[e] = (xs[e].reshape(n, dim) @ proj).reshape(n, *shape)
-    xs = xs.reshape(opts.episodes, opts.steps, opts.batch_size, *shape)
-    ys = ys.reshape(opts.episodes, opts.steps, opts.batch_size).astype(np.int32)
-    return Episodes(xs, ys, k)
-
-
-def make_episodes(dataset: str, opts: EpisodeOptions, seed: int = 0, *, data_dir=None) -> Episodes:
-    """Episodes of ``dataset`` (split ``opts.split``) for ``seed``; identical for identical arguments.
-
-    The data seed mixes ``seed``, the dataset name and the split, so adding a dataset changes no
-    other dataset's episodes.
-    """
-    images, labels, num_classes = load_pool(dataset, opts.split, grayscale=opts.grayscale, resize=opts.resize, data_dir=data_dir)
-    if images.ndim != 4:
-        raise EvalError(f"dataset '{dataset}' images must be [N, H, W, C], got shape {images.shape}")
-    return sample_episodes(images, labels, num_classes, opts, stable_seed(seed, dataset, opts.split))

@@ -1,6 +1,6 @@
 """Looking inside learners: fast association and per-step state norms.
 
-Fast association (SPEC §7.5): for each step whose label is class c, count how many labelled
+Fast association (the paper's introspection of the learned LA): for each step whose label is class c, count how many labelled
 examples of c the learner had already seen (``shots``), and record the probability it assigns to
 c. Averaging by ``shots`` gives "p(correct) at the next occurrence after k examples"; a learner
 that learns by fast association is already confident after one example (``one_shot_prob``), while

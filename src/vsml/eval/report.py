@@ -11,8 +11,12 @@ from vsml.eval.evaluate import EvalReport
 from vsml.eval.metrics import METRIC_LABELS, curve_ci
 
 
+ORACLE = "oracle best backprop"
+
+
 def summary_rows(report: EvalReport, confidence: float = 0.95) -> list[dict]:
-    """One row per (learner, dataset): ``{'learner', 'dataset', 'episodes', 'steps', <metric>: Estimate}``."""
+    """One row per (learner, dataset): ``{'learner', 'dataset', 'episodes', 'steps', <metric>: Estimate}``;
+    plus one ``oracle best backprop`` row per dataset when the report has oracles."""
     rows = []
     for r in report.results:
         row = {"learner": r.learner, "dataset": r.dataset, "episodes": r.correct.shape[0], "steps": r.correct.shape[1]}
@@ -20,7 +24,46 @@ def summary_rows(report: EvalReport, confidence: float = 0.95) -> list[dict]:
         if "tuned_lr" in r.info:
             row["tuned_lr"] = r.info["tuned_lr"]
         rows.append(row)
+    for dataset, oracle in report.oracles.items():
+        first = next(r for r in report.results if r.dataset == dataset)
+        row = {"learner": ORACLE, "dataset": dataset, "episodes": first.correct.shape[0], "steps": first.correct.shape[1],
+               "oracle_choice": {m: label for m, (label, _) in oracle.best.items()}}
+        row.update(oracle.summary(confidence))
+        rows.append(row)
     return rows
+
+
+def paired_rows(report: EvalReport, confidence: float = 0.95) -> list[dict]:
+    """Paired differences against ``report.reference`` (empty when none is set)."""
+    if report.reference is None:
+        return []
+    from vsml.eval.compare import paired_differences
+
+    return paired_differences(report, report.reference, report.oracles, confidence)
+
+
+def _paired_markdown(report: EvalReport, confidence: float) -> str:
+    rows = paired_rows(report, confidence)
+    if not rows:
+        return ""
+    metrics = [m for m in METRIC_LABELS if any(m in r for r in rows) and m.endswith("_acc")]
+    ref = ORACLE if report.reference == "oracle" else report.reference
+    lines = [f"\n**Paired differences: learner − {ref}** (accuracy points; mean ± half-width of the "
+             f"{int(confidence * 100)} % t-interval of the per-episode difference; same episodes and keys)\n",
+             "| dataset | learner | " + " | ".join(METRIC_LABELS[m] for m in metrics) + " |",
+             "|" + "|".join(["---"] * 2 + ["---:"] * len(metrics)) + "|"]
+    for r in rows:
+        cells = [_fmt_diff(r.get(m)) for m in metrics]
+        lines.append(f"| {r['dataset']} | {r['learner']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt_diff(est) -> str:
+    if est is None:
+        return "—"
+    if not math.isfinite(est.lo):
+        return f"{est.mean * 100:+.1f} (interval undefined: 1 episode)"
+    return f"{est.mean * 100:+.1f} ± {est.half_width * 100:.1f}"
 
 
 def _metrics_present(rows) -> list[str]:
@@ -41,22 +84,34 @@ def markdown_table(report: EvalReport, confidence: float = 0.95) -> str:
     metrics = _metrics_present(rows)
     header = ["dataset", "learner"] + [METRIC_LABELS[m] + (" (%)" if m.endswith("_acc") else "") for m in metrics]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * len(metrics)) + "|"]
-    for row in sorted(rows, key=lambda r: (report.datasets.index(r["dataset"]), report.learners.index(r["learner"]))):
+    order = report.learners + [ORACLE]
+    for row in sorted(rows, key=lambda r: (report.datasets.index(r["dataset"]), order.index(r["learner"]))):
         name = row["learner"] + (f" = {row['tuned_lr']:g}" if "tuned_lr" in row else "")
         cells = [row["dataset"], name] + [_fmt(row.get(m), m.endswith("_acc")) for m in metrics]
         lines.append("| " + " | ".join(cells) + " |")
     e = {r["episodes"] for r in rows}
     note = f"\nMean ± half-width of the {int(confidence * 100)} % t-interval over {', '.join(map(str, sorted(e)))} episodes; final = last 100 steps."
-    return "\n".join(lines) + "\n" + note + "\n"
+    for row in rows:
+        if "oracle_choice" in row:
+            choice = "; ".join(f"{METRIC_LABELS[m]}: {label}" for m, label in row["oracle_choice"].items() if m in metrics)
+            note += (f"\n{ORACLE} on {row['dataset']}: for each column the best of SGD/Adam × {{linear, 160-tanh}} × a "
+                     f"learning-rate grid, chosen on these same episodes (favours backprop) — {choice}.")
+    return "\n".join(lines) + "\n" + note + "\n" + _paired_markdown(report, confidence)
 
 
 def report_json(report: EvalReport, confidence: float = 0.95) -> dict:
     """Every figure of the table as plain JSON (means, CI bounds, n), plus the settings."""
     out = {"meta": report.meta, "confidence": confidence, "results": []}
     for row in summary_rows(report, confidence):
-        entry = {k: v for k, v in row.items() if k in ("learner", "dataset", "episodes", "steps", "tuned_lr")}
+        entry = {k: v for k, v in row.items() if k in ("learner", "dataset", "episodes", "steps", "tuned_lr", "oracle_choice")}
         entry["metrics"] = {m: row[m].as_dict() for m in METRIC_LABELS if m in row}
         out["results"].append(entry)
+    if report.oracles:
+        out["oracle_grid"] = {d: o.scores for d, o in report.oracles.items()}
+    if report.reference is not None:
+        out["paired"] = [{**{k: r[k] for k in ("learner", "reference", "dataset", "episodes")},
+                          "metrics": {m: r[m].as_dict() for m in METRIC_LABELS if m in r}}
+                         for r in paired_rows(report, confidence)]
     return _finite(out)
 
 
@@ -118,6 +173,18 @@ def print_table(report: EvalReport, confidence: float = 0.95, console=None) -> N
         if not console.is_terminal:  # files/pipes: do not wrap the table at 80 columns
             console = Console(width=160)
     console.print(table)
+    paired = paired_rows(report, confidence)
+    if paired:
+        acc = [m for m in metrics if m.endswith("_acc")]
+        ref = ORACLE if report.reference == "oracle" else report.reference
+        pt = Table(title=f"paired difference: learner − {ref} (points, mean ± {int(confidence * 100)} % CI, same episodes)")
+        pt.add_column("dataset")
+        pt.add_column("learner")
+        for m in acc:
+            pt.add_column(METRIC_LABELS[m], justify="right")
+        for r in paired:
+            pt.add_row(r["dataset"], r["learner"], *[_fmt_diff(r.get(m)) for m in acc])
+        console.print(pt)
 
 
 def write_all(report: EvalReport, out_dir: str | Path, *, json_path=None, plot: bool = True, smooth: int | None = None, confidence=0.95) -> dict[str, Path]:

@@ -114,16 +114,6 @@ class Backprop(OnlineLearner):
         return {"net": net, "opt": opt}
 
 
-def sgd(**options) -> Backprop:
-    """Online SGD (default lr 0.01)."""
-    return Backprop(optimizer="sgd", **options)
-
-
-def adam(**options) -> Backprop:
-    """Online Adam (default lr 1e-3)."""
-    return Backprop(optimizer="adam", **options)
-
-
 def with_traced_lr(learner: Backprop, params=None) -> tuple[Backprop, dict]:
     """An equivalent ``(learner, params)`` whose learning rate is a traced meta-parameter.
 

@@ -127,40 +127,49 @@ def validate_episode(task: TaskSpec, xs, ys) -> None:
             raise InputError("xs contains NaN or infinite values")
 
 
-def _episode_scan(learner: OnlineLearner, params, state, xs, ys):
+def run_steps(learner: OnlineLearner, params, state, xs, ys, *, remat: bool = False, truncation: int | None = None):
+    """Scan ``learner`` over steps ``xs [T, batch, ...]``, ``ys [T, batch]`` from ``state``.
+
+    Returns ``(state, EpisodeResult)``. ``remat=True`` rematerialises each step in the backward pass
+    (memory ~ one state per step). ``truncation=k`` stops gradients through the state every ``k``
+    steps (truncated backprop through time: biased, but its cost does not grow with the
+    dependency length); values are unchanged. This is the one episode scan of the package.
+    """
+    predict, update = learner.predict, learner.update
+    if remat:
+        predict, update = jax.checkpoint(predict), jax.checkpoint(update)
+
     def step(state, xy):
         x, y = xy
-        state, logits = learner.predict(params, state, x)
-        state = learner.update(params, state, x, logits, y)
-        loss = cross_entropy(logits, y)
-        correct = (jnp.argmax(logits, axis=-1) == y).astype(jnp.float32)
-        return state, (logits, loss, correct)
+        state, logits = predict(params, state, x)
+        state = update(params, state, x, logits, y)
+        return state, (logits, cross_entropy(logits, y), (jnp.argmax(logits, axis=-1) == y).astype(jnp.float32))
 
-    state, (logits, losses, correct) = jax.lax.scan(step, state, (xs, ys))
-    return state, EpisodeResult(logits, losses, correct)
+    T = xs.shape[0]
+    if truncation is None or truncation >= T:
+        state, out = jax.lax.scan(step, state, (xs, ys))
+        return state, EpisodeResult(*out)
+
+    def chunk(state, xy):
+        return jax.lax.scan(step, jax.lax.stop_gradient(state), xy)
+
+    n_full, rest = divmod(T, truncation)
+    outs = []
+    if n_full:
+        split = lambda a: a[: n_full * truncation].reshape(n_full, truncation, *a.shape[1:])  # noqa: E731
+        state, out = jax.lax.scan(chunk, state, (split(xs), split(ys)))
+        outs.append(jax.tree_util.tree_map(lambda a: a.reshape(n_full * truncation, *a.shape[2:]), out))
+    if rest:
+        state, out = chunk(state, (xs[n_full * truncation :], ys[n_full * truncation :]))
+        outs.append(out)
+    return state, EpisodeResult(*(jnp.concatenate(parts) for parts in zip(*outs)))
 
 
-def episode(learner: OnlineLearner, params, key, xs, ys, task: TaskSpec, *, remat: bool = False):
-    """Pure, traceable episode: fresh state from ``key`` then a ``lax.scan``. Returns (state, result).
-
-    ``remat=True`` rematerialises each scan step in the backward pass (memory ~ state per step).
-    """
+def episode(learner: OnlineLearner, params, key, xs, ys, task: TaskSpec, *, remat: bool = False,
+            truncation: int | None = None):
+    """Pure, traceable episode: fresh state from ``key``, then :func:`run_steps`. Returns (state, result)."""
     state = learner.init_state(params, key, task)
-    if remat:
-        body_learner = _RematLearner(learner)
-        return _episode_scan(body_learner, params, state, xs, ys)
-    return _episode_scan(learner, params, state, xs, ys)
-
-
-@dataclasses.dataclass(frozen=True)
-class _RematLearner(OnlineLearner):
-    inner: OnlineLearner
-
-    def predict(self, params, state, x):
-        return jax.checkpoint(self.inner.predict)(params, state, x)
-
-    def update(self, params, state, x, logits, y):
-        return jax.checkpoint(self.inner.update)(params, state, x, logits, y)
+    return run_steps(learner, params, state, xs, ys, remat=remat, truncation=truncation)
 
 
 def task_for(xs, ys, num_classes: int) -> TaskSpec:

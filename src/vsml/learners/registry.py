@@ -96,6 +96,35 @@ def make_learner(name: str, config: dict | None = None) -> OnlineLearner:
         raise ConfigError(f"learner '{name}': {e}") from None
 
 
+def learner_from_record(record: dict) -> OnlineLearner:
+    """Build the learner a stored record ``{"name", "options"}`` (checkpoint, LA) describes.
+
+    A VSML record's options that lack a semantic option predate it: they are read with its legacy
+    value (:func:`vsml.learners.vsml.vsml_config_from_record`), so an old checkpoint keeps its numbers.
+    """
+    name, options = record.get("name", "vsml"), dict(record.get("options") or {})
+    if name == "vsml":
+        try:
+            mod = importlib.import_module("vsml.learners.vsml")
+        except ImportError as e:
+            raise ConfigError(f"learner 'vsml' is not available: cannot import vsml.learners.vsml ({e})") from None
+        try:
+            return mod.VSML(mod.vsml_config_from_record(options))
+        except ConfigError as e:
+            raise ConfigError(f"learner 'vsml': {e}") from None
+    return make_learner(name, options)
+
+
+def learner_record(name: str, learner: OnlineLearner, options: dict) -> dict:
+    """The record to store for a learner built by ``make_learner(name, options)``: for VSML every
+    ``VSMLConfig`` field (so that later defaults never change what it computes), else ``options``."""
+    if name == "vsml":
+        from vsml.config import to_dict
+
+        return {"name": name, "options": to_dict(learner.config)}
+    return {"name": name, "options": dict(options)}
+
+
 def _number(value):
     """YAML 1.1 reads '3e-4' as a string; accept it as a float."""
     if isinstance(value, str):

@@ -1,4 +1,4 @@
-"""The VSML RNN as an :class:`~vsml.learners.base.OnlineLearner` (SPEC §1–2), factorised kernels.
+"""The VSML RNN as an :class:`~vsml.learners.base.OnlineLearner`, with factorised kernels.
 
 Every weight w_ab of a network is a tiny LSTM with state (h_ab, c_ab) ∈ R^N × R^N; all LSTMs
 share one parameter set (the meta-parameters). A dense layer with A inputs and B outputs keeps its
@@ -6,10 +6,18 @@ states flat as ``h, c: [batch, A·B, N]`` (cell index ``a·B + b``); a conv laye
 per kernel entry, ``[batch, kh·kw·C_in·C_out, N]`` (index ``((i·kw + j)·C_in + ci)·C_out + co``),
 shared over spatial positions.
 
-Factorised tick (the "cost insight" of SPEC §1): the LSTM input is ``[fwd_in[a], bwd_in[b]]``, so
+By default every semantic choice follows the authors' implementation (Kirsch & Schmidhuber,
+"Meta Learning Backpropagation And Improving It", NeurIPS 2021, code: github.com/louiskirsch/vsml-neurips2021);
+the older semantics of this library stay available as named options (:data:`LEGACY_SEMANTICS`,
+table in docs/vsml.md). Stored LAs and checkpoints that predate the options load with the legacy
+values (:func:`vsml_config_from_record`).
+
+Factorised tick: the LSTM input is ``[fwd_in[a], bwd_in[b]]``, so
 ``z_ab = U·fwd_in[a] + V·bwd_in[b] + R·h_ab + bias`` — two small matmuls per layer plus one
 ``[cells, N] × [N, 4N]`` matmul — and, the message heads being linear, the reduction over the
-sending axis happens before the head: ``fwd_out[b] = W_f·mean_a h_ab + b_f``.
+sending axis happens before the head: ``fwd_out[b] = W_f·mean_a h_ab + b_f``. With LayerNorm placed
+on every cell's message (``layer_norm_placement="cell"``, the authors') the heads are applied per
+cell instead; that cost is only paid when ``layer_norm`` is on.
 
 Sub-RNN parameters (one set, or one per layer, plus optionally one set for the backward sweep)::
 
@@ -17,13 +25,15 @@ Sub-RNN parameters (one set, or one per layer, plus optionally one set for the b
     wf [N, M], bf [M]  (forward message head)     wb [N, M], bb [M]  (backward message head)
     ln_f_scale, ln_f_bias, ln_b_scale, ln_b_bias [M]   (only with ``layer_norm``)
 
-Gate order in the 4N axis: input, forget, cell, output; i = σ(z_i − 5), f = σ(z_f + 5).
+Gate order in the 4N axis: input, forget, cell, output (the authors' code orders them input, cell,
+forget, output); i = σ(z_i − 5), f = σ(z_f + 5).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from typing import Literal, NamedTuple
 
 import jax
@@ -31,16 +41,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from vsml import kernels
-from vsml.config import ConfigError
+from vsml.config import ConfigError, from_dict
 from vsml.learners.base import InputError, OnlineLearner, TaskSpec
 
-#: Channel of the last layer's forward message read out as the prediction (SPEC §2).
+#: Channel of the last layer's forward message read out as the prediction.
 OUTPUT_CHANNEL = 1
-#: Channel of the first layer's forward message that carries the input (SPEC §2).
+#: Channel of the first layer's forward message that carries the input.
 INPUT_CHANNEL = 0
-#: Channels of the last layer's backward input carrying the error and the fed label (SPEC §2).
+#: Channels of the last layer's backward input carrying the error and the fed label.
 ERROR_CHANNEL, LABEL_CHANNEL = 0, 1
-#: Constant gate offsets so that a fresh cell keeps its state (SPEC §1).
+#: Constant gate offsets so that a fresh cell keeps its state.
 INPUT_GATE_OFFSET, FORGET_GATE_OFFSET = -5.0, 5.0
 LN_EPS = 1e-5
 
@@ -48,7 +58,8 @@ LN_EPS = 1e-5
 @dataclasses.dataclass(frozen=True)
 class LayerSpec:
     """A hidden layer. ``dense``: ``units`` outputs. ``conv``: ``channels`` outputs, square
-    ``kernel``, ``stride``, VALID padding. The output layer (dense, one unit per class) is implicit."""
+    ``kernel``, ``stride``, padding per ``VSMLConfig.conv_padding``. The output layer (dense, one
+    unit per class) is implicit."""
 
     kind: Literal["dense", "conv"] = "dense"
     units: int = 0
@@ -63,9 +74,24 @@ class LayerSpec:
             raise ConfigError(f"conv layer needs channels, kernel, stride >= 1, got {self}")
 
 
+#: Values of the semantic options that reproduce this library's semantics before they became
+#: options (the defaults now follow the authors' code). A stored config / learner record that lacks
+#: one of these keys predates it and is read with this value (:func:`vsml_config_from_record`).
+LEGACY_SEMANTICS = {
+    "layer_norm_placement": "reduced",
+    "backward_inputs": "zeros",
+    "error_scale": "sum",
+    "param_init": "blockwise",
+    "conv_padding": "valid",
+    "conv_init_c_std": "fan_in",
+    "fraction_rounding": "round",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class VSMLConfig:
-    """Options of the VSML RNN (defaults as in SPEC §1–2)."""
+    """Options of the VSML RNN. The semantic options (last block) default to the authors' choices;
+    docs/vsml.md tables them next to the alternatives."""
 
     state_size: int = 16  # N
     message_size: int = 8  # M
@@ -81,14 +107,23 @@ class VSMLConfig:
     merge_fraction: float = 0.5  # fraction of h and c averaged over the batch before each step
     output_bound: float = 100.0  # ŷ = bound·tanh(ŷ/bound); 0 disables
     kernel: Literal["auto", "fused", "xla"] = "auto"  # dense-layer tick: fused C++ kernel or XLA (vsml.kernels)
+    # semantic choices: default = the authors' code; the other value = this library's older semantics
+    layer_norm_placement: Literal["cell", "reduced"] = "cell"  # LN each cell's message, then reduce / reduce, then LN
+    backward_inputs: Literal["replay", "zeros"] = "replay"  # what the two sweeps of backward_pass see (docs/vsml.md)
+    error_scale: Literal["batch_mean", "sum"] = "batch_mean"  # error (softmax − y)/batch, or softmax − y
+    param_init: Literal["joint", "blockwise"] = "joint"  # LSTM kernel std 1/√(2M+N) / wx 1/√(2M), wh 1/√N
+    conv_padding: Literal["same", "valid"] = "same"
+    conv_init_c_std: Literal["kernel", "fan_in"] = "kernel"  # conv initial c: std 1/√k / 1/√(k·k·C_in)
+    fraction_rounding: Literal["floor", "round"] = "floor"  # units = ⌊N·fraction⌋ / round(N·fraction)
 
     def __post_init__(self):
         if self.state_size < 1 or self.message_size < 2:
             raise ConfigError("state_size must be >= 1 and message_size >= 2 (input/label channels)")
         if self.micro_ticks < 1:
             raise ConfigError(f"micro_ticks must be >= 1, got {self.micro_ticks}")
-        if self.reduce not in ("mean", "sum"):
-            raise ConfigError(f"reduce must be 'mean' or 'sum', got {self.reduce!r}")
+        for name, allowed in _CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
         if self.separate_backward_rnn and not self.backward_pass:
             raise ConfigError("separate_backward_rnn needs backward_pass: true")
         for name in ("init_c_fraction", "merge_fraction"):
@@ -96,12 +131,8 @@ class VSMLConfig:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.output_bound < 0:
             raise ConfigError("output_bound must be >= 0")
-        if self.kernel not in ("auto", "fused", "xla"):
-            raise ConfigError(f"kernel must be 'auto', 'fused' or 'xla', got {self.kernel!r}")
         if self.kernel == "fused":
-            from vsml import kernels
-
-            if (reason := kernels.dense.unavailable_reason()) is not None:
+            if (reason := kernels.unavailable_reason()) is not None:
                 raise ConfigError(f"kernel: fused requested, but the fused CPU kernel cannot run: {reason}")
         seen_dense = False
         for spec in self.hidden_layers:
@@ -115,6 +146,35 @@ class VSMLConfig:
     @property
     def num_layers(self) -> int:
         return len(self.hidden_layers) + 1
+
+    @property
+    def replays_inputs(self) -> bool:
+        """Backward-pass mode with the authors' inputs: the state carries the forward messages."""
+        return self.backward_pass and self.backward_inputs == "replay"
+
+
+_CHOICES = {
+    name: typing.get_args(tp)
+    for name, tp in typing.get_type_hints(VSMLConfig).items()
+    if typing.get_origin(tp) is Literal
+}
+
+
+def vsml_config_from_record(record: dict) -> VSMLConfig:
+    """A stored ``vsml_config`` / VSML learner-options mapping -> :class:`VSMLConfig`.
+
+    Keys of :data:`LEGACY_SEMANTICS` that the record lacks take their legacy value: such a record
+    was written before the option existed, so the LA / checkpoint was made with the old semantics.
+    Raises :class:`~vsml.config.ConfigError` for unknown keys or bad values.
+    """
+    if not isinstance(record, dict):
+        raise ConfigError(f"a stored VSML config must be a mapping, got {record!r}")
+    return from_dict(VSMLConfig, {**LEGACY_SEMANTICS, **record})
+
+
+def unit_count(n: int, fraction: float, rounding: str) -> int:
+    """How many of ``n`` state units a ``fraction`` covers: ``int(n·fraction)`` or ``round(n·fraction)``."""
+    return int(n * fraction) if rounding == "floor" else int(round(n * fraction))
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,7 +205,12 @@ class DenseGeom(NamedTuple):
 
 
 class ConvGeom(NamedTuple):
-    """Conv layer: input [h, w, cin], kernel k×k, stride s, output [ho, wo, cout] (VALID)."""
+    """Conv layer: input [h, w, cin], kernel k×k, stride s, output [ho, wo, cout].
+
+    The input is zero-padded by ``pad_lo`` rows/columns before and ``pad_hi`` after (0 for VALID
+    padding; ``(k−1)//2`` and ``k//2`` for SAME, the authors' k//2 on each side for odd k); output
+    position o reads padded rows/columns ``o·s … o·s + k − 1``.
+    """
 
     h: int
     w: int
@@ -153,14 +218,24 @@ class ConvGeom(NamedTuple):
     k: int
     s: int
     cout: int
+    pad_lo: int = 0
+    pad_hi: int = 0
+
+    @property
+    def hp(self) -> int:
+        return self.h + self.pad_lo + self.pad_hi
+
+    @property
+    def wp(self) -> int:
+        return self.w + self.pad_lo + self.pad_hi
 
     @property
     def ho(self) -> int:
-        return (self.h - self.k) // self.s + 1
+        return (self.hp - self.k) // self.s + 1
 
     @property
     def wo(self) -> int:
-        return (self.w - self.k) // self.s + 1
+        return (self.wp - self.k) // self.s + 1
 
     @property
     def cells(self) -> int:
@@ -190,11 +265,13 @@ def layer_geometry(config: VSMLConfig, input_shape: tuple[int, ...], num_classes
             if len(shape) != 3:
                 raise InputError(f"conv layer {idx} needs a [H, W] or [H, W, C] input, got input shape {shape}")
             h, w, cin = shape
-            if spec.kernel > h or spec.kernel > w:
+            if config.conv_padding == "valid" and (spec.kernel > h or spec.kernel > w):
                 raise InputError(
-                    f"conv layer {idx}: kernel {spec.kernel}×{spec.kernel} is larger than its input {h}×{w}"
+                    f"conv layer {idx}: kernel {spec.kernel}×{spec.kernel} is larger than its input {h}×{w} "
+                    "(conv_padding: valid)"
                 )
-            g = ConvGeom(h, w, cin, spec.kernel, spec.stride, spec.channels)
+            pad = ((spec.kernel - 1) // 2, spec.kernel // 2) if config.conv_padding == "same" else (0, 0)
+            g = ConvGeom(h, w, cin, spec.kernel, spec.stride, spec.channels, *pad)
             shape = (g.ho, g.wo, g.cout)
         else:
             g = DenseGeom(math.prod(shape), spec.units)
@@ -208,17 +285,31 @@ def layer_geometry(config: VSMLConfig, input_shape: tuple[int, ...], num_classes
 # Sub-RNN parameters
 
 
-def init_cell_params(key: jax.Array, state_size: int, message_size: int, layer_norm: bool) -> dict:
-    """Parameters of one sub-RNN; truncated-normal weights with std 1/√fan_in, zero biases."""
+def init_cell_params(key: jax.Array, state_size: int, message_size: int, layer_norm: bool,
+                     init: str = "joint") -> dict:
+    """Parameters of one sub-RNN: truncated normal (±2) weights, zero biases, LayerNorm scale 1.
+
+    ``init="joint"`` (the authors'): the LSTM kernel over ``[fwd_in, bwd_in, h]`` is drawn as one
+    ``[2M + N, 4N]`` matrix with std parameter 1/√(2M + N) and split into ``wx`` and ``wh``.
+    ``"blockwise"``: ``wx`` with 1/√(2M), ``wh`` with 1/√N. Message heads: 1/√N in both.
+    (The truncated normal is not rescaled: the actual std is 0.88× the parameter, as in Haiku.)
+    """
     n, m = state_size, message_size
     k = jax.random.split(key, 4)
 
     def tn(key, shape, fan_in):
         return jax.random.truncated_normal(key, -2.0, 2.0, shape, jnp.float32) / math.sqrt(fan_in)
 
+    if init == "joint":
+        kernel = tn(k[0], (2 * m + n, 4 * n), 2 * m + n)
+        wx, wh = kernel[: 2 * m], kernel[2 * m :]
+    elif init == "blockwise":
+        wx, wh = tn(k[0], (2 * m, 4 * n), 2 * m), tn(k[1], (n, 4 * n), n)
+    else:
+        raise ConfigError(f"param_init must be 'joint' or 'blockwise', got {init!r}")
     p = {
-        "wx": tn(k[0], (2 * m, 4 * n), 2 * m),
-        "wh": tn(k[1], (n, 4 * n), n),
+        "wx": wx,
+        "wh": wh,
         "b": jnp.zeros((4 * n,), jnp.float32),
         "wf": tn(k[2], (n, m), n),
         "bf": jnp.zeros((m,), jnp.float32),
@@ -327,6 +418,16 @@ def message_head(p: dict, h_reduced: jax.Array, count: float | jax.Array, direct
     return msg
 
 
+def cell_messages(p: dict, h: jax.Array, direction: str) -> jax.Array:
+    """Every cell's own message ``LayerNorm(W·h + b)``: ``h [..., N]`` -> ``[..., M]``."""
+    w, b = (p["wf"], p["bf"]) if direction == "f" else (p["wb"], p["bb"])
+    return layer_norm(matmul(h, w) + b, p[f"ln_{direction}_scale"], p[f"ln_{direction}_bias"])
+
+
+def _ln_per_cell(config: VSMLConfig) -> bool:
+    return config.layer_norm and config.layer_norm_placement == "cell"
+
+
 # --------------------------------------------------------------------------------------------
 # Factorised layer kernels (batched: leading axis = batch)
 
@@ -345,12 +446,17 @@ def dense_layer(p, h, c, fwd_in, bwd_in, geom: DenseGeom, config: VSMLConfig):
     u = matmul(fwd_in, p["wx"][:m])  # [batch, A, 4N]
     v = matmul(bwd_in, p["wx"][m:]) + p["b"]  # [batch, B, 4N]
     if kernels.resolve_kernel(config.kernel) == "fused":  # at trace time (VSML_KERNEL, availability)
-        return kernels.fused_dense_layer(p, h, c, u, v, geom, config)
+        return kernels.fused_dense_layer(p, h, c, u, v, geom, config, cell_norm=_ln_per_cell(config))
     uv = outer_add(u, v)  # [batch, A·B, 4N]
     for _ in range(config.micro_ticks):
         h, c = lstm_gates(matmul(h, p["wh"]) + uv, c)
     h3 = h.reshape(batch, a, b, n)
     mean = config.reduce == "mean"
+    if _ln_per_cell(config):  # nonlinear per-cell messages: reduce after the heads
+        mf, mb = cell_messages(p, h3, "f"), cell_messages(p, h3, "b")  # [batch, A, B, M]
+        fwd_out = sum_axis1(mf) / (a if mean else 1)
+        bwd_out = mb.mean(2) if mean else mb.sum(2)
+        return h, c, fwd_out, bwd_out
     h_to_b = sum_axis1(h3) / (a if mean else 1)  # [batch, B, N]
     h_to_a = h3.mean(2) if mean else h3.sum(2)  # [batch, A, N]
     fwd_out = message_head(p, h_to_b, 1.0 if mean else a, "f", config.layer_norm)
@@ -359,7 +465,7 @@ def dense_layer(p, h, c, fwd_in, bwd_in, geom: DenseGeom, config: VSMLConfig):
 
 
 def _patch_index(geom: ConvGeom):
-    """Static gather indices: rows ``[Ho, 1, k, 1]`` and columns ``[1, Wo, 1, k]`` of each patch entry."""
+    """Static gather indices into the padded input: rows ``[Ho, 1, k, 1]``, columns ``[1, Wo, 1, k]``."""
     k, s = geom.k, geom.s
     rows = (np.arange(geom.ho)[:, None] * s + np.arange(k)[None, :])[:, None, :, None]
     cols = (np.arange(geom.wo)[:, None] * s + np.arange(k)[None, :])[None, :, None, :]
@@ -367,19 +473,23 @@ def _patch_index(geom: ConvGeom):
 
 
 def conv_patches(x: jax.Array, geom: ConvGeom) -> jax.Array:
-    """``x: [batch, H, W, C, F]`` -> ``[batch, Ho, Wo, k, k, C, F]`` (VALID, stride s), one gather."""
+    """``x: [batch, H, W, C, F]`` -> ``[batch, Ho, Wo, k, k, C, F]``: zero padding, then one gather."""
+    if geom.pad_lo or geom.pad_hi:
+        pad = (geom.pad_lo, geom.pad_hi)
+        x = jnp.pad(x, ((0, 0), pad, pad, (0, 0), (0, 0)))
     rows, cols = _patch_index(geom)
     return x[:, rows, cols]
 
 
 def conv_unpatch(patches: jax.Array, geom: ConvGeom) -> jax.Array:
-    """Adjoint of :func:`conv_patches` (sums overlapping entries), one scatter-add."""
+    """Adjoint of :func:`conv_patches` (sums overlapping entries, drops the padding): one scatter-add."""
     rows, cols = _patch_index(geom)
-    flat = np.broadcast_to(rows * geom.w + cols, (geom.ho, geom.wo, geom.k, geom.k)).reshape(-1)
+    flat = np.broadcast_to(rows * geom.wp + cols, (geom.ho, geom.wo, geom.k, geom.k)).reshape(-1)
     batch, c, f = patches.shape[0], patches.shape[-2], patches.shape[-1]
-    out = jnp.zeros((batch, geom.h * geom.w, c, f), patches.dtype)
+    out = jnp.zeros((batch, geom.hp * geom.wp, c, f), patches.dtype)
     out = out.at[:, flat].add(patches.reshape(batch, -1, c, f))
-    return out.reshape(batch, geom.h, geom.w, c, f)
+    out = out.reshape(batch, geom.hp, geom.wp, c, f)
+    return out[:, geom.pad_lo : geom.pad_lo + geom.h, geom.pad_lo : geom.pad_lo + geom.w]
 
 
 def conv_layer(p, h, c, fwd_in, bwd_in, geom: ConvGeom, config: VSMLConfig):
@@ -387,7 +497,9 @@ def conv_layer(p, h, c, fwd_in, bwd_in, geom: ConvGeom, config: VSMLConfig):
 
     ``h, c: [batch, k·k·Cin·Cout, N]``, ``fwd_in: [batch, H·W·Cin, M]``, ``bwd_in: [batch, Ho·Wo·Cout, M]``
     -> ``(h, c, fwd_out [batch, Ho·Wo·Cout, M], bwd_out [batch, H·W·Cin, M])``.
-    Mean reduction divides by the nominal fan (k·k·Cin forward, k·k·Cout backward).
+    Every output position ticks, also where its patch covers zero padding (those cells see a zero
+    forward input and count in the average over positions). Mean reduction divides by the nominal
+    fan (k·k·Cin forward, k·k·Cout backward).
     """
     g = geom
     batch, cells, n = h.shape
@@ -395,7 +507,7 @@ def conv_layer(p, h, c, fwd_in, bwd_in, geom: ConvGeom, config: VSMLConfig):
     kin = g.k * g.k * g.cin
     p_ = g.ho * g.wo
     u = matmul(fwd_in.reshape(batch, g.h, g.w, g.cin, m), p["wx"][:m])  # [batch, H, W, Cin, 4N]
-    up = conv_patches(u, g).reshape(batch, p_, kin, 1, 4 * n)
+    up = conv_patches(u, g).reshape(batch, p_, kin, 1, 4 * n)  # zero padding of fwd_in = zero padding of u
     v = (matmul(bwd_in, p["wx"][m:]) + p["b"]).reshape(batch, p_, 1, g.cout, 4 * n)
     uv = (up + v).reshape(batch, p_, cells, 4 * n)
     for _ in range(config.micro_ticks):
@@ -404,11 +516,17 @@ def conv_layer(p, h, c, fwd_in, bwd_in, geom: ConvGeom, config: VSMLConfig):
         h, c = hp.mean(1), cp.mean(1)
     hp = hp.reshape(batch, p_, kin, g.cout, n)
     mean = config.reduce == "mean"
+    kout = g.k * g.k * g.cout
+    if _ln_per_cell(config):
+        mf = cell_messages(p, hp, "f")  # [batch, P, kin, Cout, M]
+        fwd_out = mf.mean(2) if mean else mf.sum(2)
+        mb = cell_messages(p, hp, "b").sum(3).reshape(batch, g.ho, g.wo, g.k, g.k, g.cin, m)
+        bwd_out = conv_unpatch(mb, g) / (kout if mean else 1)
+        return h, c, fwd_out.reshape(batch, p_ * g.cout, m), bwd_out.reshape(batch, g.in_units, m)
     h_to_out = hp.mean(2) if mean else hp.sum(2)  # [batch, P, Cout, N]
     fwd_out = message_head(p, h_to_out, 1.0 if mean else kin, "f", config.layer_norm)
     h_to_in = hp.sum(3).reshape(batch, g.ho, g.wo, g.k, g.k, g.cin, n)
     h_to_in = conv_unpatch(h_to_in, g)  # [batch, H, W, Cin, N] sums over senders
-    kout = g.k * g.k * g.cout
     counts = conv_unpatch(jnp.ones((1, g.ho, g.wo, g.k, g.k, g.cin, 1), h.dtype), g) * g.cout
     if mean:
         h_to_in, counts = h_to_in / kout, counts / kout
@@ -424,10 +542,18 @@ def bound_output(y: jax.Array, bound: float) -> jax.Array:
     return bound * jnp.tanh(y / bound) if bound > 0 else y
 
 
-def error_message(logits, y, num_classes: int, message_size: int, label_feeding: bool):
-    """Backward input of the last layer: ``[batch, C, M]`` with softmax(ŷ)−y in channel 0 (and y in 1)."""
+def error_message(logits, y, num_classes: int, message_size: int, label_feeding: bool,
+                  error_scale: str = "batch_mean"):
+    """Backward input of the last layer: ``[batch, C, M]``, the error in channel 0 (and y in 1).
+
+    The error is the gradient of the cross-entropy w.r.t. the (bounded) logits: of its batch mean,
+    (softmax(ŷ) − y)/batch, for ``error_scale="batch_mean"`` (the authors'); of each example's own
+    loss, softmax(ŷ) − y, for ``"sum"``.
+    """
     onehot = jax.nn.one_hot(y, num_classes, dtype=jnp.float32)
     err = jax.nn.softmax(logits, axis=-1) - onehot
+    if error_scale == "batch_mean":
+        err = err / logits.shape[0]
     msg = jnp.zeros((*logits.shape, message_size), jnp.float32).at[..., ERROR_CHANNEL].set(err)
     if label_feeding:
         msg = msg.at[..., LABEL_CHANNEL].set(onehot)
@@ -440,13 +566,13 @@ def input_message(x: jax.Array, message_size: int) -> jax.Array:
     return jnp.zeros((*flat.shape, message_size), jnp.float32).at[..., INPUT_CHANNEL].set(flat)
 
 
-def merge_batch(x: jax.Array, fraction: float) -> jax.Array:
-    """Average the first ``fraction`` of the last axis over the batch (axis 0).
+def merge_batch(x: jax.Array, fraction: float, rounding: str = "floor") -> jax.Array:
+    """Average the first ``unit_count(N, fraction, rounding)`` units of the last axis over the batch (axis 0).
 
     The mean is written as a contraction with a constant vector: XLA:CPU runs it ~25× faster
     than a ``mean`` over the leading axis here.
     """
-    k = int(round(x.shape[-1] * fraction))
+    k = unit_count(x.shape[-1], fraction, rounding)
     if k == 0 or x.shape[0] == 1:
         return x
     mean = jnp.tensordot(jnp.full((x.shape[0],), 1.0 / x.shape[0], x.dtype), x, axes=1)
@@ -458,8 +584,11 @@ class VSML(OnlineLearner):
     """The VSML RNN learner.
 
     State pytree: ``{"h": (per layer [batch, cells, N]), "c": (…), "bwd": (per layer [batch, out_units, M])}``
-    where ``bwd[k]`` is what layer k receives as backward input at the next step (layer k+1's last
-    backward message; for the last layer the pending error message).
+    where ``bwd[k]`` is what layer k receives as backward input in the next forward sweep (layer
+    k+1's last backward message; for the last layer the pending error message, zero in
+    backward-pass mode). With ``backward_pass`` and ``backward_inputs="replay"`` the state also holds
+    ``"fwd": (per layer 1..K−1 [batch, in_units, M])``, the forward message each layer received in
+    the last forward sweep (the backward sweep feeds it again).
     """
 
     config: VSMLConfig = VSMLConfig()
@@ -480,7 +609,7 @@ class VSML(OnlineLearner):
 
         def group(key):
             return tuple(
-                init_cell_params(k, cfg.state_size, cfg.message_size, cfg.layer_norm)
+                init_cell_params(k, cfg.state_size, cfg.message_size, cfg.layer_norm, cfg.param_init)
                 for k in jax.random.split(key, n_rnn)
             )
 
@@ -493,17 +622,26 @@ class VSML(OnlineLearner):
         layer_geometry(self.config, task.input_shape, task.num_classes)
 
     def init_state(self, params, key, task: TaskSpec) -> dict:
+        """h = 0; c: the first ⌊N·init_c_fraction⌋ units truncated normal (±2) with std parameter
+        1/√A for a dense layer (A inputs) and 1/√k (``conv_init_c_std="kernel"``) or
+        1/√(k·k·C_in) (``"fan_in"``) for a conv layer, the rest 0; the same for every example."""
         cfg = self.config
         geoms = layer_geometry(cfg, task.input_shape, task.num_classes)
-        n, n_rand = cfg.state_size, int(round(cfg.state_size * cfg.init_c_fraction))
+        n, n_rand = cfg.state_size, unit_count(cfg.state_size, cfg.init_c_fraction, cfg.fraction_rounding)
         hs, cs, bwd = [], [], []
         for g, k in zip(geoms, jax.random.split(key, len(geoms))):
-            rand = jax.random.truncated_normal(k, -2.0, 2.0, (g.cells, n_rand), jnp.float32) / math.sqrt(g.fan_in)
+            scale = g.k if isinstance(g, ConvGeom) and cfg.conv_init_c_std == "kernel" else g.fan_in
+            rand = jax.random.truncated_normal(k, -2.0, 2.0, (g.cells, n_rand), jnp.float32) / math.sqrt(scale)
             c = jnp.concatenate([rand, jnp.zeros((g.cells, n - n_rand), jnp.float32)], -1)
             cs.append(jnp.broadcast_to(c, (task.batch_size, g.cells, n)))
             hs.append(jnp.zeros((task.batch_size, g.cells, n), jnp.float32))
             bwd.append(jnp.zeros((task.batch_size, g.out_units, cfg.message_size), jnp.float32))
-        return {"h": tuple(hs), "c": tuple(cs), "bwd": tuple(bwd)}
+        state = {"h": tuple(hs), "c": tuple(cs), "bwd": tuple(bwd)}
+        if cfg.replays_inputs:
+            state["fwd"] = tuple(
+                jnp.zeros((task.batch_size, g.in_units, cfg.message_size), jnp.float32) for g in geoms[1:]
+            )
+        return state
 
     # ---- one step
 
@@ -522,30 +660,48 @@ class VSML(OnlineLearner):
         return self._dense(p, h, c, fwd_in, bwd_in, geom)
 
     def predict(self, params, state, x):
+        """Forward sweep. Backward inputs: the stored ``bwd`` (normal mode, and backward-pass mode
+        with ``backward_inputs="replay"``: there the last backward sweep's messages and a zero
+        error), or zeros (backward-pass mode with ``"zeros"``)."""
         cfg = self.config
         geoms = self._geoms_from(x, state)
-        hs = [merge_batch(h, cfg.merge_fraction) for h in state["h"]]
-        cs = [merge_batch(c, cfg.merge_fraction) for c in state["c"]]
+        hs = [merge_batch(h, cfg.merge_fraction, cfg.fraction_rounding) for h in state["h"]]
+        cs = [merge_batch(c, cfg.merge_fraction, cfg.fraction_rounding) for c in state["c"]]
         bwd = list(state["bwd"])
+        fwd = []
         msg = input_message(x, cfg.message_size)
         for k, g in enumerate(geoms):
-            bwd_in = jnp.zeros_like(bwd[k]) if cfg.backward_pass else bwd[k]
+            bwd_in = jnp.zeros_like(bwd[k]) if cfg.backward_pass and not cfg.replays_inputs else bwd[k]
+            if k > 0:
+                fwd.append(msg)
             hs[k], cs[k], msg, bwd_out = self._layer(params, k, g, hs[k], cs[k], msg, bwd_in)
             if k > 0 and not cfg.backward_pass:
                 bwd[k - 1] = bwd_out
         logits = bound_output(msg[..., OUTPUT_CHANNEL], cfg.output_bound)
-        return {"h": tuple(hs), "c": tuple(cs), "bwd": tuple(bwd)}, logits
+        new = {"h": tuple(hs), "c": tuple(cs), "bwd": tuple(bwd)}
+        if cfg.replays_inputs:
+            new["fwd"] = tuple(fwd)
+        return new, logits
 
     def update(self, params, state, x, logits, y):
+        """Store the error for the next step, or (backward-pass mode) run the backward sweep:
+        layers in reverse order, the error into the last layer, each layer's backward message into
+        the layer below, and as forward input x_t / the forward sweep's messages
+        (``backward_inputs="replay"``) or zeros (``"zeros"``)."""
         cfg = self.config
-        err = error_message(logits, y, logits.shape[-1], cfg.message_size, cfg.label_feeding)
+        err = error_message(logits, y, logits.shape[-1], cfg.message_size, cfg.label_feeding, cfg.error_scale)
         if not cfg.backward_pass:
             return {**state, "bwd": (*state["bwd"][:-1], err)}
         geoms = self._geoms_from(x, state)
-        hs, cs = list(state["h"]), list(state["c"])
+        hs, cs, bwd = list(state["h"]), list(state["c"]), list(state["bwd"])
         msg = err
         for k in reversed(range(len(geoms))):
             g = geoms[k]
-            fwd_zero = jnp.zeros((msg.shape[0], g.in_units, cfg.message_size), jnp.float32)
-            hs[k], cs[k], _, msg = self._layer(params, k, g, hs[k], cs[k], fwd_zero, msg, backward=True)
-        return {**state, "h": tuple(hs), "c": tuple(cs)}
+            if not cfg.replays_inputs:
+                fwd_in = jnp.zeros((msg.shape[0], g.in_units, cfg.message_size), jnp.float32)
+            else:
+                fwd_in = input_message(x, cfg.message_size) if k == 0 else state["fwd"][k - 1]
+            hs[k], cs[k], _, msg = self._layer(params, k, g, hs[k], cs[k], fwd_in, msg, backward=True)
+            if k > 0 and cfg.replays_inputs:
+                bwd[k - 1] = msg
+        return {**state, "h": tuple(hs), "c": tuple(cs), "bwd": tuple(bwd)}

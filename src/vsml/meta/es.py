@@ -1,25 +1,27 @@
-"""Antithetic evolution strategies (SPEC §4) with explicit state, optax-style.
+"""Antithetic evolution strategies with explicit state, as a meta-optimizer value.
 
-    opt = make_optimizer(cfg.lr, cfg.clip)          # Adam on the ES gradient estimate
-    params, opt_state, m = es_step(learner, task, objective, cfg, mesh, params, opt_state, key, sampler)
+    opt = AntitheticES(ESConfig(population=1024, sigma=0.05, lr=0.025))
+    state = opt.init(params, key, problem)
+    state, metrics = opt.step(state, key, problem)
 
-Per iteration, ``cfg.population // 2`` noise vectors ε_i ~ N(0, I) over the flattened
+Per iteration, ``population // 2`` noise vectors ε_i ~ N(0, I) over the flattened
 meta-parameters θ; member pair i evaluates θ + σε_i and θ − σε_i, each on its **own** episode
 (``episodes: member``; ``pair`` lets both members of a pair share one episode — common random
 numbers, lower variance). The estimate of ∇θ E[L] is
 
-    g = mean_i (L⁺_i − L⁻_i) / (2σ) · ε_i          (= (L⁺−L⁻)/(2σ²)·σε of SPEC §4)
+    g = mean_i (f(L⁺_i) − f(L⁻_i)) / (2σ) · ε_i
 
-optionally with centred-rank fitness shaping (ranks over all members mapped to [−0.5, 0.5]).
-Noise is regenerated on the device that evaluates a pair from its key (``fold_in``), so the
-population axis is sharded without materialising or all-gathering a [population, D] matrix.
+where ``f`` is the fitness shaping function (:data:`FITNESS_SHAPING`: identity, centred ranks or
+z-scores over the whole population), and Adam applies it. Noise is regenerated on the device that
+evaluates a pair from its key (``fold_in``), so the population axis is sharded without
+materialising or all-gathering a ``[population, D]`` matrix.
 
 Why not ``evosax.algorithms.Open_ES``: it fits the maths (antithetic sampling, optax optimiser),
 but its ``ask`` materialises the whole population ``[P, D]`` in one place and its state is a flax
 struct with its own counters and schedules; writing the ~30 lines here lets the noise live with
 the sharded population, lets each member draw its own episode inside the same vmap, and keeps one
-optimizer state format (plain optax) for gradient and ES runs, so checkpoints and warm starts
-move between the two.
+optimizer state format (plain optax) for every estimator, so checkpoints and warm starts move
+between them.
 """
 
 from __future__ import annotations
@@ -34,8 +36,24 @@ from jax.flatten_util import ravel_pytree
 
 from vsml.config import ConfigError
 from vsml.meta.distributed import chunked_map, shard_batch
-from vsml.meta.gradient import StepMetrics, guarded_update, make_optimizer
-from vsml.meta.objective import episode_loss
+from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, guarded_update, make_optimizer, register_meta_optimizer
+
+
+def centered_ranks(x: jax.Array) -> jax.Array:
+    """``x [P]`` -> ranks scaled to [-0.5, 0.5] (ties broken by position)."""
+    ranks = jnp.argsort(jnp.argsort(x)).astype(jnp.float32)
+    return ranks / (x.shape[0] - 1) - 0.5
+
+
+def z_scores(x: jax.Array) -> jax.Array:
+    """``x [P]`` -> ``(x − mean) / std`` (std floored at 1e-8)."""
+    return (x - x.mean()) / jnp.maximum(x.std(), 1e-8)
+
+
+#: Fitness shaping functions ``losses [P] -> shaped [P]`` by config name.
+FITNESS_SHAPING = {"none": lambda x: x, "centered_ranks": centered_ranks, "z_score": z_scores}
+
+Shaping = Literal["none", "centered_ranks", "z_score"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,25 +64,30 @@ class ESConfig:
     sigma: float = 0.05
     lr: float = 0.025
     clip: float = 0.0
-    fitness_shaping: bool = False
+    fitness_shaping: Shaping | bool = "none"  # a FITNESS_SHAPING name (true/false: centered_ranks/none)
     episodes: Literal["member", "pair"] = "member"
     chunk: int | None = 4  # members evaluated at once per device (memory / cache); null: all
 
     def __post_init__(self):
+        if isinstance(self.fitness_shaping, bool):
+            object.__setattr__(self, "fitness_shaping", "centered_ranks" if self.fitness_shaping else "none")
+        if self.fitness_shaping not in FITNESS_SHAPING:
+            raise ConfigError(f"es.fitness_shaping must be one of {sorted(FITNESS_SHAPING)}, got {self.fitness_shaping!r}")
         if self.population < 2 or self.population % 2:
             raise ConfigError(f"es.population must be even and >= 2, got {self.population}")
-        if self.sigma <= 0 or self.lr <= 0:
-            raise ConfigError("es.sigma and es.lr must be > 0")
+        if not (self.sigma > 0 and self.lr > 0):
+            raise ConfigError(f"es.sigma and es.lr must be > 0, got {self.sigma}, {self.lr}")
+        if not self.clip >= 0:
+            raise ConfigError(f"es.clip must be >= 0, got {self.clip}")
         if self.chunk is not None and self.chunk < 1:
-            raise ConfigError("es.chunk must be >= 1 or null")
+            raise ConfigError(f"es.chunk must be >= 1 or null, got {self.chunk}")
         if self.episodes not in ("member", "pair"):
             raise ConfigError(f"es.episodes must be 'member' or 'pair', got {self.episodes!r}")
 
 
-def centered_ranks(x: jax.Array) -> jax.Array:
-    """Fitness shaping: ``x [P]`` -> ranks scaled to [-0.5, 0.5] (ties broken by position)."""
-    ranks = jnp.argsort(jnp.argsort(x)).astype(jnp.float32)
-    return ranks / (x.shape[0] - 1) - 0.5
+def pair_noise(key: jax.Array, like: jax.Array) -> jax.Array:
+    """The noise vector ε of the pair with ``key`` (regenerated wherever it is needed)."""
+    return jax.random.normal(jax.random.split(key, 3)[0], like.shape, like.dtype)
 
 
 def antithetic_gradient(loss_fn, flat: jax.Array, keys: jax.Array, cfg: ESConfig, mesh):
@@ -76,8 +99,8 @@ def antithetic_gradient(loss_fn, flat: jax.Array, keys: jax.Array, cfg: ESConfig
     pairs = keys.shape[0]
 
     def members(k):  # both members of a pair: thetas [2, D], episode keys [2, 2]
-        k_eps, k_pos, k_neg = jax.random.split(k, 3)
-        eps = jax.random.normal(k_eps, flat.shape, flat.dtype)
+        _, k_pos, k_neg = jax.random.split(k, 3)
+        eps = pair_noise(k, flat)
         ks = jnp.stack([k_pos, k_pos if cfg.episodes == "pair" else k_neg])
         return jnp.stack([flat + cfg.sigma * eps, flat - cfg.sigma * eps]), ks
 
@@ -86,33 +109,45 @@ def antithetic_gradient(loss_fn, flat: jax.Array, keys: jax.Array, cfg: ESConfig
     loss, acc = chunked_map(lambda a: loss_fn(*a), (thetas.reshape(2 * pairs, -1), mkeys.reshape(2 * pairs, -1)),
                             mesh, cfg.chunk)
     lp, ln = loss.reshape(pairs, 2).T
-    acc = acc.mean()
     finite = jnp.all(jnp.isfinite(lp)) & jnp.all(jnp.isfinite(ln))
-    if cfg.fitness_shaping:
-        shaped = centered_ranks(jnp.concatenate([lp, ln]))
-        fp, fn = shaped[: lp.shape[0]], shaped[lp.shape[0] :]
-    else:
-        fp, fn = lp, ln
+    shaped = FITNESS_SHAPING[cfg.fitness_shaping](jnp.concatenate([lp, ln]))
+    fp, fn = shaped[:pairs], shaped[pairs:]
     coeff = shard_batch(jnp.where(finite, (fp - fn) / (2 * cfg.sigma), 0.0), mesh)
-
-    def weighted_noise(k, c):
-        return c * jax.random.normal(jax.random.split(k, 3)[0], flat.shape, flat.dtype)
-
-    grad = jax.vmap(weighted_noise)(keys, coeff).mean(axis=0)
-    return grad, (lp.mean() + ln.mean()) / 2, acc, finite
+    grad = jax.vmap(lambda k, c: c * pair_noise(k, flat))(keys, coeff).mean(axis=0)
+    return grad, (lp.mean() + ln.mean()) / 2, acc.mean(), finite
 
 
-@partial(jax.jit, static_argnames=("learner", "task", "objective", "cfg", "mesh"))
-def es_step(learner, task, objective, cfg: ESConfig, mesh, params, opt_state, key, sampler):
-    """One ES iteration: population evaluation on fresh episodes, estimate, Adam update."""
-    flat, unravel = ravel_pytree(params)
+@dataclasses.dataclass(frozen=True)
+class AntitheticES(MetaOptimizer):
+    """Antithetic ES on full episodes (see module docstring)."""
 
-    def loss_fn(theta, k):
-        return episode_loss(learner, unravel(theta), k, sampler, task, objective, remat=False)
+    config: ESConfig = ESConfig()
+    section = "es"
 
-    keys = jax.random.split(key, cfg.population // 2)
-    g, loss, acc, finite = antithetic_gradient(loss_fn, flat, keys, cfg, mesh)
-    loss = jnp.where(finite, loss, jnp.nan)
-    opt = make_optimizer(cfg.lr, cfg.clip)
-    params, opt_state, gnorm, ok = guarded_update(opt, params, opt_state, unravel(g), loss)
-    return params, opt_state, StepMetrics(loss, acc, gnorm, ok)
+    @property
+    def optimizer(self):
+        return make_optimizer(self.config.lr, self.config.clip)
+
+    @property
+    def parallel_size(self) -> int:
+        return self.config.population // 2
+
+    def init(self, params, key, problem) -> MetaState:
+        return MetaState(params, self.optimizer.init(params), ())
+
+    @partial(jax.jit, static_argnums=0)
+    def step(self, state: MetaState, key, problem):
+        cfg = self.config
+        flat, unravel = ravel_pytree(state.params)
+
+        def loss_fn(theta, k):
+            return problem.episode_loss(unravel(theta), k, remat=False)
+
+        keys = jax.random.split(key, cfg.population // 2)
+        g, loss, acc, finite = antithetic_gradient(loss_fn, flat, keys, cfg, problem.mesh)
+        loss = jnp.where(finite, loss, jnp.nan)
+        params, opt_state, gnorm, ok = guarded_update(self.optimizer, state.params, state.opt_state, unravel(g), loss)
+        return MetaState(params, opt_state, state.inner), StepMetrics(loss, acc, gnorm, ok)
+
+
+register_meta_optimizer("es", AntitheticES)

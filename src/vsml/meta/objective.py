@@ -1,6 +1,12 @@
-"""The meta-objective of SPEC §4: an episode's online cross-entropy, averaged over a meta-batch.
+"""The meta-objective: an episode's online cross-entropy, averaged over a meta-batch.
 
-    loss, acc = meta_loss(learner, params, keys, sampler, task, objective)   # scalars
+    problem = MetaProblem(learner, task, ObjectiveConfig(), sampler, mesh)
+    loss, acc = problem.meta_loss(params, keys)          # scalars; keys [E, 2], one episode each
+
+A problem may hold several task *families* (``task`` and ``sampler`` given as equal-length
+tuples, e.g. different input sizes and class counts): every episode key then draws one episode of
+each family and the loss is their mean (``normalize: true`` divides each episode's loss by
+log(classes), its chance level, so families with many classes do not dominate).
 
 ``ObjectiveConfig.kind``:
 
@@ -8,22 +14,23 @@
 - ``"last"``: the mean loss over the last ``last_steps`` steps only (few-shot queries).
 
 ``truncation=k`` cuts the gradient path of the inner loop every ``k`` steps (the learner state is
-passed through ``stop_gradient`` at chunk boundaries). This is *truncated* backprop through time:
-it is biased — credit for what a step does to the state is only assigned within its chunk, which
-favours greedy, short-horizon learning rules — but its cost per step does not grow with the
-horizon's dependency length. ``None`` (default) is the exact gradient.
+passed through ``stop_gradient`` at chunk boundaries; see :func:`vsml.learners.base.run_steps`).
+This is *truncated* backprop through time: it is biased — credit for what a step does to the
+state is only assigned within its chunk, which favours greedy, short-horizon learning rules — but
+its cost per step does not grow with the horizon's dependency length. ``None`` (default) is the
+exact gradient.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Literal
 
 import jax
-import jax.numpy as jnp
 
 from vsml.config import ConfigError
-from vsml.learners.base import EpisodeResult, OnlineLearner, TaskSpec, cross_entropy, episode
+from vsml.learners.base import EpisodeResult, OnlineLearner, TaskSpec, episode
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,52 +40,15 @@ class ObjectiveConfig:
     kind: Literal["online", "last"] = "online"
     last_steps: int = 1
     truncation: int | None = None
+    normalize: bool = False  # divide each episode's loss by log(num_classes) (its chance level)
 
     def __post_init__(self):
         if self.kind not in ("online", "last"):
             raise ConfigError(f"objective.kind must be 'online' or 'last', got {self.kind!r}")
         if self.last_steps < 1:
-            raise ConfigError("objective.last_steps must be >= 1")
+            raise ConfigError(f"objective.last_steps must be >= 1, got {self.last_steps}")
         if self.truncation is not None and self.truncation < 1:
-            raise ConfigError("objective.truncation must be >= 1 (or null for the exact gradient)")
-
-
-def _truncated_episode(learner: OnlineLearner, params, key, xs, ys, task: TaskSpec, k: int, remat: bool):
-    """Like :func:`vsml.learners.base.episode` but with ``stop_gradient`` on the state every ``k`` steps."""
-    T = xs.shape[0]
-    state = learner.init_state(params, key, task)
-    predict, update = learner.predict, learner.update
-    if remat:
-        predict, update = jax.checkpoint(predict), jax.checkpoint(update)
-
-    def step(state, xy):
-        x, y = xy
-        state, logits = predict(params, state, x)
-        state = update(params, state, x, logits, y)
-        return state, (logits, cross_entropy(logits, y), (jnp.argmax(logits, -1) == y).astype(jnp.float32))
-
-    def chunk(state, xy):
-        return jax.lax.scan(step, jax.lax.stop_gradient(state), xy)
-
-    n_full, rest = divmod(T, k)
-    outs = []
-    if n_full:
-        xc = xs[: n_full * k].reshape(n_full, k, *xs.shape[1:])
-        yc = ys[: n_full * k].reshape(n_full, k, *ys.shape[1:])
-        state, out = jax.lax.scan(chunk, state, (xc, yc))
-        outs.append(jax.tree_util.tree_map(lambda a: a.reshape(n_full * k, *a.shape[2:]), out))
-    if rest:
-        state, out = chunk(state, (xs[n_full * k :], ys[n_full * k :]))
-        outs.append(out)
-    logits, losses, correct = (jnp.concatenate(parts) for parts in zip(*outs))
-    return state, EpisodeResult(logits, losses, correct)
-
-
-def episode_result(learner, params, key, xs, ys, task: TaskSpec, objective: ObjectiveConfig, remat: bool = True):
-    """One episode ``xs [T, batch, ...]`` -> :class:`EpisodeResult` (``losses [T, batch]``)."""
-    if objective.truncation is not None and objective.truncation < xs.shape[0]:
-        return _truncated_episode(learner, params, key, xs, ys, task, objective.truncation, remat)[1]
-    return episode(learner, params, key, xs, ys, task, remat=remat)[1]
+            raise ConfigError(f"objective.truncation must be >= 1 (or null for the exact gradient), got {self.truncation}")
 
 
 def score(result: EpisodeResult, objective: ObjectiveConfig) -> tuple[jax.Array, jax.Array]:
@@ -86,17 +56,72 @@ def score(result: EpisodeResult, objective: ObjectiveConfig) -> tuple[jax.Array,
     losses, correct = result.losses, result.correct
     if objective.kind == "last":
         losses, correct = losses[-objective.last_steps :], correct[-objective.last_steps :]
-    return losses.mean(), correct.mean()
+    return loss_scale(objective, result.logits.shape[-1]) * losses.mean(), correct.mean()
 
 
-def episode_loss(learner, params, key, sampler, task: TaskSpec, objective: ObjectiveConfig, remat: bool = True):
-    """Draw one episode from ``key`` (data and initial state) and score it: ``(loss, accuracy)``."""
-    k_data, k_state = jax.random.split(key)
-    xs, ys = sampler.sample_episode(k_data)
-    return score(episode_result(learner, params, k_state, xs, ys, task, objective, remat), objective)
+def loss_scale(objective: ObjectiveConfig, num_classes: int) -> float:
+    """Factor applied to a loss under ``objective`` (1 / log(classes) with ``normalize``)."""
+    return 1.0 / math.log(num_classes) if objective.normalize else 1.0
 
 
-def meta_loss(learner, params, keys, sampler, task: TaskSpec, objective: ObjectiveConfig, remat: bool = True):
-    """Mean ``(loss, accuracy)`` over one episode per key (``keys [E, 2]``; vmapped, shardable)."""
-    loss, acc = jax.vmap(lambda k: episode_loss(learner, params, k, sampler, task, objective, remat))(keys)
-    return loss.mean(), acc.mean()
+@jax.tree_util.register_pytree_node_class
+class MetaProblem:
+    """What meta-training minimises: ``learner`` on ``sampler``'s episodes of ``task`` under
+    ``objective``, with the episode / population axis split over ``mesh``. ``task`` and ``sampler``
+    may be equal-length tuples: one per task family (see module docstring).
+
+    A pytree whose only children are the samplers (their device tables); learner, tasks, objective
+    and mesh are static, so one compiled meta-step serves every iteration of a curriculum stage.
+    """
+
+    def __init__(self, learner: OnlineLearner, task, objective: ObjectiveConfig, sampler, mesh):
+        tasks = tuple(task) if isinstance(task, (tuple, list)) else (task,)
+        samplers = tuple(sampler) if isinstance(sampler, (tuple, list)) else (sampler,)
+        if len(tasks) != len(samplers) or not tasks:
+            raise ValueError(f"need one task per sampler, got {len(tasks)} tasks and {len(samplers)} samplers")
+        self.learner, self.tasks, self.objective, self.samplers, self.mesh = learner, tasks, objective, samplers, mesh
+
+    def tree_flatten(self):
+        return (self.samplers,), (self.learner, self.tasks, self.objective, self.mesh)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        learner, tasks, objective, mesh = aux
+        return cls(learner, tasks, objective, children[0], mesh)
+
+    @property
+    def task(self) -> TaskSpec:
+        """The task of a single-family problem."""
+        return self._single().tasks[0]
+
+    @property
+    def sampler(self):
+        """The sampler of a single-family problem."""
+        return self._single().samplers[0]
+
+    def _single(self):
+        if len(self.tasks) != 1:
+            raise ValueError("this problem has several task families; iterate over problem.families()")
+        return self
+
+    def families(self) -> tuple["MetaProblem", ...]:
+        """One single-family problem per task family."""
+        return tuple(MetaProblem(self.learner, t, self.objective, s, self.mesh) for t, s in zip(self.tasks, self.samplers))
+
+    def episode_loss(self, params, key, remat: bool = True):
+        """Draw one episode per family from ``key`` (data and initial state) and score them: ``(loss, accuracy)``."""
+        losses, accs = [], []
+        for f, (task, sampler) in enumerate(zip(self.tasks, self.samplers)):
+            k_data, k_state = jax.random.split(key if f == 0 else jax.random.fold_in(key, f))
+            xs, ys = sampler.sample_episode(k_data)
+            _, result = episode(self.learner, params, k_state, xs, ys, task, remat=remat,
+                                truncation=self.objective.truncation)
+            loss, acc = score(result, self.objective)
+            losses.append(loss)
+            accs.append(acc)
+        return sum(losses) / len(losses), sum(accs) / len(accs)
+
+    def meta_loss(self, params, keys, remat: bool = True):
+        """Mean ``(loss, accuracy)`` over one episode per key (``keys [E, 2]``; vmapped, shardable)."""
+        loss, acc = jax.vmap(lambda k: self.episode_loss(params, k, remat))(keys)
+        return loss.mean(), acc.mean()

@@ -1,43 +1,51 @@
-"""``MetaTrainer``: meta-train the meta-parameters of any learner (gradient or ES), with curricula,
-sharding over all devices/processes, atomic resumable checkpoints, CSV/TensorBoard logs.
+"""``MetaTrainer``: meta-train the meta-parameters of any learner with any meta-optimizer, with
+curricula, sharding over all devices/processes, atomic resumable checkpoints, CSV/TensorBoard logs.
 
     cfg = load_meta_config("configs/meta_digits_curriculum.yaml", ["iterations=200"])
     trainer = MetaTrainer(cfg)
     result = trainer.run(resume=False)       # -> TrainResult(params, iteration, history, out_dir)
 
+The trainer holds one meta-optimizer value (:mod:`vsml.meta.optimizer`; ``method`` in the config
+picks it from :data:`~vsml.meta.optimizer.METHODS`) and calls its ``init``/``step``/``restart``;
+it never branches on the kind of estimator.
+
 Determinism: iteration ``i`` uses the key ``fold_in(PRNGKey(seed), i)`` for its episodes, noise
 and initial states, so a run resumed from a checkpoint continues bit-identically (same device
 count). Outputs under ``out`` (default ``runs/meta/<name>``): ``config.yaml``, ``metrics.csv``,
-``eval.csv``, ``tb/`` (TensorBoard, when tensorboardX is installed), ``checkpoints/ckpt_*.npz``,
-``learner.npz`` (final, loadable with :func:`vsml.checkpoint.load_learner`) and, for VSML,
-``la.npz`` + ``la.json`` (the :mod:`vsml.pretrained` LA format).
+``eval.csv``, ``tb/`` (TensorBoard, when tensorboardX is installed), ``checkpoints/ckpt_*.npz``
+and ``learner.npz`` + ``learner.json`` (the final learner artifact, loadable with
+:func:`vsml.checkpoint.load_learner` and, for VSML, :func:`vsml.pretrained.load`).
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import os
 import sys
 import time
-from functools import partial
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Callable, Literal, NamedTuple
 
 import jax
 import numpy as np
 import yaml
 
-from vsml.checkpoint import CheckpointError, CheckpointManager, restore, save_checkpoint
+from vsml import artifacts
+from vsml.checkpoint import CheckpointError, CheckpointManager, learner_artifact, load_learner, stored_learner_record
 from vsml.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
-from vsml.data.episodes import DatasetSpec, EpisodeSampler, SamplerConfig
-from vsml.learners.base import TaskSpec, episode
-from vsml.learners.registry import make_learner
+from vsml.data.episodes import DatasetSpec, EpisodeSampler, SamplerConfig, draw_episodes
+from vsml.eval.evaluate import episode_keys, run_learner
+from vsml.learners.base import TaskSpec
+from vsml.learners.registry import learner_from_record, learner_record, make_learner
 from vsml.meta import distributed as dist
 from vsml.meta.curriculum import Curriculum, CurriculumState, Stage
-from vsml.meta.es import ESConfig, es_step
-from vsml.meta.gradient import GradientConfig, gradient_step, make_optimizer
-from vsml.meta.objective import ObjectiveConfig
+from vsml.meta.es import ESConfig
+from vsml.meta.gradient import GradientConfig
+from vsml.meta.objective import MetaProblem, ObjectiveConfig
+from vsml.meta.optimizer import METHODS, MetaState, make_meta_optimizer
+from vsml.meta.pes import PESConfig
+from vsml.meta.tbptt import TBPTTConfig
+from vsml.runlog import RunLogger
 
 #: Config sections that may differ between a run and the checkpoint it resumes.
 RESUME_MUTABLE = ("name", "out", "iterations", "eval", "checkpoint", "log", "max_nonfinite", "distributed")
@@ -70,11 +78,25 @@ class EvalConfig:
     seed: int = 12345
     sampler: dict | None = None  # other SamplerConfig overrides for meta-test (e.g. projection: none)
 
+    def __post_init__(self):
+        if self.every < 0:
+            raise ConfigError(f"eval.every must be >= 0 (0 disables), got {self.every}")
+        if self.episodes < 1 or self.first < 1 or self.last < 1:
+            raise ConfigError(f"eval.episodes, eval.first and eval.last must be >= 1, got {self.episodes}, {self.first}, {self.last}")
+        if self.steps is not None and self.steps < 1:
+            raise ConfigError(f"eval.steps must be >= 1 or null, got {self.steps}")
+        if self.classes is not None and self.classes < 2:
+            raise ConfigError(f"eval.classes must be >= 2 or null, got {self.classes}")
+
 
 @dataclasses.dataclass(frozen=True)
 class CheckpointConfig:
     every: int = 100
     keep: int = 3
+
+    def __post_init__(self):
+        if self.every < 1 or self.keep < 1:
+            raise ConfigError(f"checkpoint.every and checkpoint.keep must be >= 1, got {self.every}, {self.keep}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +108,10 @@ class LogConfig:
     wandb: bool = False
     wandb_project: str = "vsml"
 
+    def __post_init__(self):
+        if self.every < 1:
+            raise ConfigError(f"log.every must be >= 1, got {self.every}")
+
 
 @dataclasses.dataclass(frozen=True)
 class MetaConfig:
@@ -95,15 +121,18 @@ class MetaConfig:
     out: str | None = None  # default runs/meta/<name>
     seed: int = 0
     iterations: int = 1000
-    method: Literal["gradient", "es"] = "gradient"
+    method: str = "gradient"  # a meta-optimizer of vsml.meta.optimizer.METHODS
     learner: LearnerSpec = LearnerSpec()
     init: str | None = None  # start from a checkpoint / run folder / LA file / shipped LA name
     data: SamplerConfig = SamplerConfig(datasets=(DatasetSpec("digits"),), flatten=True, steps=100)
+    families: tuple[dict, ...] = ()  # task families: SamplerConfig overrides each; every meta-step trains on all
     curriculum: tuple[Stage, ...] = ()
     curriculum_ema: float = 0.9
     objective: ObjectiveConfig = ObjectiveConfig()
     gradient: GradientConfig = GradientConfig()
     es: ESConfig = ESConfig()
+    pes: PESConfig = PESConfig()
+    tbptt: TBPTTConfig = TBPTTConfig()
     eval: EvalConfig = EvalConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     log: LogConfig = LogConfig()
@@ -111,14 +140,38 @@ class MetaConfig:
     distributed: Literal["auto", "on", "off"] = "auto"
 
     def __post_init__(self):
-        if self.iterations < 0 or self.max_nonfinite < 1:
-            raise ConfigError("iterations must be >= 0 and max_nonfinite >= 1")
-        if self.method not in ("gradient", "es"):
-            raise ConfigError(f"method must be 'gradient' or 'es', got {self.method!r}")
+        if self.iterations < 0:
+            raise ConfigError(f"iterations must be >= 0, got {self.iterations}")
+        if self.max_nonfinite < 1:
+            raise ConfigError(f"max_nonfinite must be >= 1, got {self.max_nonfinite}")
+        if self.method not in METHODS:
+            raise ConfigError(f"method must be one of {sorted(METHODS)}, got {self.method!r}")
 
     @property
     def out_dir(self) -> Path:
         return Path(self.out or f"runs/meta/{self.name}")
+
+
+def meta_config_from_dict(data: dict) -> MetaConfig:
+    try:
+        return from_dict(MetaConfig, data)
+    except ConfigError:
+        raise
+    except ValueError as e:  # DataError etc. from nested configs
+        raise ConfigError(str(e)) from None
+
+
+def load_meta_config(path: str | os.PathLike | None = None, overrides=()) -> MetaConfig:
+    """YAML file (optional) + ``key.sub=value`` overrides -> :class:`MetaConfig`."""
+    data = load_yaml(path) if path is not None else {}
+    return meta_config_from_dict(apply_overrides(data, list(overrides)))
+
+
+class TrainResult(NamedTuple):
+    params: object
+    iteration: int
+    history: list  # one dict per iteration
+    out_dir: Path
 
 
 def meta_config_from_dict(data: dict) -> MetaConfig:
@@ -152,33 +205,6 @@ def _diff(a, b, prefix=""):
     return [] if a == b else [prefix.rstrip(".")]
 
 
-@partial(jax.jit, static_argnames=("learner", "task", "n"))
-def _eval_correct(learner, task, params, key, sampler, n: int):
-    """Online correctness ``[n, T]`` of ``n`` held-out episodes (batch-averaged)."""
-
-    def one(k):
-        k_data, k_state = jax.random.split(k)
-        xs, ys = sampler.sample_episode(k_data)
-        return episode(learner, params, k_state, xs, ys, task)[1].correct.mean(-1)
-
-    return jax.vmap(one)(jax.random.split(key, n))
-
-
-def _learner_record(init: str) -> dict:
-    """``{"name", "options"}`` of the learner an init LA / checkpoint was made with."""
-    from vsml.checkpoint import _resolve_checkpoint, read_checkpoint
-
-    try:
-        ckpt = _resolve_checkpoint(Path(init))
-        if ckpt is not None:
-            return dict(read_checkpoint(ckpt)[0]["learner"])
-        from vsml import pretrained
-
-        return {"name": "vsml", "options": to_dict(pretrained.load(init)[0])}
-    except (ValueError, KeyError, ImportError) as e:
-        raise ConfigError(f"init {init}: cannot read its learner ({e})") from None
-
-
 class MetaTrainer:
     """Meta-trains ``config.learner``'s meta-parameters (see module docstring)."""
 
@@ -188,22 +214,28 @@ class MetaTrainer:
         self._log = log or (lambda msg: print(msg, file=sys.stderr))
         dist.initialize(config.distributed)
         self.main = dist.is_main()
-        self.learner_spec = {"name": config.learner.name, "options": dict(config.learner.options)}
-        if config.learner.from_init:
-            if not config.init:
-                raise ConfigError("learner.from_init needs `init` (a run folder, checkpoint, LA file or LA name)")
-            self.learner_spec = _learner_record(config.init)
+        spec = {"name": config.learner.name, "options": dict(config.learner.options)}
         try:
-            self.learner = make_learner(self.learner_spec["name"], dict(self.learner_spec["options"]))
+            if config.learner.from_init:
+                if not config.init:
+                    raise ConfigError("learner.from_init needs `init` (a run folder, checkpoint, LA file or LA name)")
+                try:
+                    spec = stored_learner_record(learner_artifact(config.init))
+                except (CheckpointError, OSError) as e:
+                    raise ConfigError(f"init {config.init}: cannot read its learner ({e})") from None
+                self.learner = learner_from_record(spec)  # a record without the semantic options: legacy values
+            else:
+                self.learner = make_learner(spec["name"], dict(spec["options"]))  # YAML: today's defaults
         except ConfigError as e:
             raise ConfigError(f"learner: {e}") from None
+        # what checkpoints store: every VSMLConfig field, so later default changes never alter it
+        self.learner_spec = learner_record(spec["name"], self.learner, spec["options"])
+        self.meta_optimizer = make_meta_optimizer(config.method, getattr(config, METHODS[config.method].section))
         self.curriculum = Curriculum(tuple(config.curriculum), config.curriculum_ema)
         self.mesh = dist.make_mesh()
-        n = config.gradient.meta_batch if config.method == "gradient" else config.es.population // 2
-        dist.check_divisible(n, "gradient.meta_batch" if config.method == "gradient" else "es.population / 2")
-        self._samplers: dict[int, tuple[EpisodeSampler, TaskSpec, object]] = {}
-        self.optimizer = (make_optimizer(config.gradient.lr, config.gradient.clip, config.gradient.b1, config.gradient.b2)
-                          if config.method == "gradient" else make_optimizer(config.es.lr, config.es.clip))
+        dist.check_divisible(self.meta_optimizer.parallel_size,
+                             f"the parallel axis of method {config.method!r} ({self.meta_optimizer.parallel_size})")
+        self._problems: dict[int, MetaProblem] = {}
 
     # ---- pieces ------------------------------------------------------------------------------
 
@@ -211,23 +243,47 @@ class MetaTrainer:
         if self.main:
             self._log(msg)
 
-    def stage_sampler(self, stage: int):
-        """``(sampler, task, replicated sampler)`` of curriculum stage ``stage`` (cached)."""
-        if stage not in self._samplers:
-            cfg = self.curriculum.sampler_config(self.config.data, stage)
-            sampler = EpisodeSampler(cfg)
-            task = TaskSpec(sampler.input_shape, sampler.num_classes, sampler.batch_size)
-            self.learner.check_task(task)
-            self._samplers[stage] = (sampler, task, dist.replicate(sampler, self.mesh))
-        return self._samplers[stage]
+    def sampler_configs(self, stage: int) -> list[SamplerConfig]:
+        """The sampler config of every task family of curriculum stage ``stage`` (one when ``families`` is empty)."""
+        base = self.curriculum.sampler_config(self.config.data, stage)
+        if not self.config.families:
+            return [base]
+        out = []
+        for i, over in enumerate(self.config.families):
+            try:
+                out.append(from_dict(SamplerConfig, {**to_dict(base), **dict(over)}, path=f"families[{i}]"))
+            except ValueError as e:
+                raise ConfigError(f"families[{i}]: {e}") from None
+        return out
+
+    def problem(self, stage: int) -> MetaProblem:
+        """The :class:`MetaProblem` of curriculum stage ``stage`` (samplers replicated over the mesh; cached)."""
+        if stage not in self._problems:
+            tasks, samplers = [], []
+            for scfg in self.sampler_configs(stage):
+                sampler = EpisodeSampler(scfg)
+                task = TaskSpec(sampler.input_shape, sampler.num_classes, sampler.batch_size)
+                self.learner.check_task(task)
+                tasks.append(task)
+                samplers.append(dist.replicate(sampler, self.mesh))
+            self._problems[stage] = MetaProblem(self.learner, tuple(tasks), self.config.objective, tuple(samplers), self.mesh)
+        return self._problems[stage]
+
+    def key(self, iteration: int, salt: int = 0) -> jax.Array:
+        """The replicated key of meta-iteration ``iteration`` (``salt`` != 0: another stream of it)."""
+        key = jax.random.fold_in(jax.random.PRNGKey(self.config.seed), iteration)
+        if salt:
+            key = jax.random.fold_in(key, salt)
+        return dist.replicate(np.asarray(key), self.mesh)
 
     def init_params(self):
         """Fresh meta-parameters from the seed, or those of ``config.init``."""
         params = self.learner.init_params(jax.random.PRNGKey(self.config.seed))
         if self.config.init:
-            from vsml.checkpoint import load_learner
-
-            learner, loaded = load_learner(self.config.init)
+            try:
+                learner, loaded = load_learner(self.config.init)
+            except CheckpointError as e:
+                raise MetaTrainingError(f"init {self.config.init}: {e}") from None
             if type(learner) is not type(self.learner) or getattr(learner, "config", None) != getattr(self.learner, "config", None):
                 self.log(f"note: init {self.config.init} was saved with learner {learner!r}; using its parameters with {self.learner!r}")
             t_leaves, t_def = jax.tree_util.tree_flatten(params)
@@ -238,25 +294,24 @@ class MetaTrainer:
             params = loaded
         return jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), params)
 
-    def step(self, params, opt_state, iteration: int, stage: int):
-        """One meta-iteration (jitted inside). Returns ``(params, opt_state, StepMetrics)``."""
-        _, task, sampler = self.stage_sampler(stage)
-        key = dist.replicate(np.asarray(jax.random.fold_in(jax.random.PRNGKey(self.config.seed), iteration)), self.mesh)
-        cfg = self.config
-        fn = gradient_step if cfg.method == "gradient" else es_step
-        sub = cfg.gradient if cfg.method == "gradient" else cfg.es
-        try:
-            return fn(self.learner, task, cfg.objective, sub, self.mesh, params, opt_state, key, sampler)
-        except (TypeError, ValueError) as e:
-            raise MetaTrainingError(f"meta-step failed for learner {cfg.learner.name} on stage {stage}: {e}") from None
+    def init_state(self, stage: int = 0) -> MetaState:
+        """The meta-optimizer's initial state (host arrays) for the initial parameters."""
+        params = self.init_params()
+        state = self.meta_optimizer.init(params, self.key(0, salt=1), self.problem(stage))
+        return jax.tree_util.tree_map(np.asarray, dist.to_host(state))
 
-    def evaluate(self, params, iteration: int = 0) -> dict[str, dict[str, float]]:
-        """Meta-test online accuracy per held-out dataset: ``{name: {online, first, last}}``."""
+    def step(self, state: MetaState, iteration: int, stage: int):
+        """One meta-iteration. Returns ``(state, StepMetrics)``."""
+        try:
+            return self.meta_optimizer.step(state, self.key(iteration), self.problem(stage))
+        except (TypeError, ValueError) as e:
+            raise MetaTrainingError(f"meta-step failed for learner {self.config.learner.name} on stage {stage}: {e}") from None
+
+    def eval_configs(self) -> dict[str, SamplerConfig]:
+        """The meta-test episodes' sampler config per held-out dataset (``label -> SamplerConfig``)."""
         ev, cfg = self.config.eval, self.config
-        last_stage = len(self.curriculum.stages) - 1
-        base = self.curriculum.sampler_config(cfg.data, last_stage)
+        base = self.curriculum.sampler_config(cfg.data, len(self.curriculum.stages) - 1)
         datasets = ev.datasets or tuple(DatasetSpec(d.name, "test") for d in base.datasets)
-        host = dist.to_host(params)
         out = {}
         for spec in datasets:
             data = to_dict(base)
@@ -266,67 +321,113 @@ class MetaTrainer:
             if ev.classes is not None:
                 data["num_classes"] = ev.classes
             data.update(ev.sampler or {})
-            sampler = EpisodeSampler(from_dict(SamplerConfig, data))
-            task = TaskSpec(sampler.input_shape, sampler.num_classes, sampler.batch_size)
-            corr = np.asarray(_eval_correct(self.learner, task, host, jax.random.PRNGKey(ev.seed), sampler, ev.episodes))
-            label = f"{spec.name}:{spec.split}"
+            out[f"{spec.name}:{spec.split}"] = from_dict(SamplerConfig, data, path="eval")
+        return out
+
+    def evaluate(self, params) -> dict[str, dict[str, float]]:
+        """Meta-test online accuracy per held-out dataset: ``{name: {online, first, last}}``.
+
+        Episodes come from :func:`vsml.data.episodes.draw_episodes` with ``eval.seed`` and the
+        learners' keys from :func:`vsml.eval.evaluate.episode_keys`: exactly what ``vsml evaluate``
+        runs with the same settings and seed.
+        """
+        ev = self.config.eval
+        host = dist.to_host(params)
+        out = {}
+        for label, scfg in self.eval_configs().items():
+            eps = draw_episodes(scfg, ev.seed, ev.episodes)
+            corr = run_learner(self.learner, host, eps, episode_keys(ev.seed, ev.episodes))["correct"]
             out[label] = {"online": float(corr.mean()), "first": float(corr[:, : ev.first].mean()),
                           "last": float(corr[:, -ev.last :].mean())}
         return out
 
+    def _check_resumed_learner(self, path, record: dict) -> None:
+        """Raise unless the checkpoint's learner record builds this run's learner (a VSML record
+        written before a semantic option existed builds the legacy semantics)."""
+        try:
+            stored = learner_from_record(record)
+        except ConfigError as e:
+            raise CheckpointError(f"checkpoint {path}: its learner cannot be built here: {e}") from None
+        if stored == self.learner:
+            return
+        a, b = getattr(stored, "config", stored), getattr(self.learner, "config", self.learner)
+        if dataclasses.is_dataclass(a) and type(a) is type(b):
+            diffs = [f.name for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)]
+            fix = " ".join(f"learner.options.{k}={to_dict(getattr(a, k))}" for k in diffs)
+            raise CheckpointError(
+                f"checkpoint {path} was made by a learner that differs from this config's in {', '.join(diffs)} "
+                f"(a checkpoint written before an option existed uses its legacy value, docs/vsml.md); "
+                f"to resume, add the overrides: {fix}")
+        raise CheckpointError(f"checkpoint {path} was made by learner {record.get('name')!r}, not this config's")
+
     # ---- the loop ----------------------------------------------------------------------------
 
-    def run(self, resume: bool = False, *, crash_after: int | None = None) -> TrainResult:
+    def _resume_point(self, mgr: CheckpointManager, cfg_dict: dict):
+        latest = mgr.latest()
+        if latest is None:
+            raise CheckpointError(f"--resume: no checkpoint in {mgr.folder}")
+        art = mgr.load(latest)
+        meta = art.meta
+        try:  # read the stored config with this version's schema (new keys take their defaults)
+            stored = to_dict(meta_config_from_dict(meta.get("config", {})))
+        except ConfigError as e:
+            raise CheckpointError(f"checkpoint {latest}: its config is not valid for this vsml version ({e})") from None
+        unused = {cls.section for name, cls in METHODS.items() if name != self.config.method}  # other estimators' sections
+        changed = [k for k in _diff(stored, cfg_dict) if k.split(".")[0] not in (*RESUME_MUTABLE, *unused)]
+        if meta.get("learner"):  # compare what the learners compute, not how their options were spelled
+            self._check_resumed_learner(latest, meta["learner"])
+            changed = [k for k in changed if not k.startswith("learner.options.")]
+        if changed:
+            raise CheckpointError(f"checkpoint {latest} was written with a different config ({', '.join(changed)}); "
+                                  "resume with the same config or start a new run folder")
+        return latest, art
+
+    def run(self, resume: bool = False, *, on_iteration: Callable[[int], None] | None = None) -> TrainResult:
         """Meta-train until ``config.iterations``. ``resume``: continue from the newest checkpoint.
 
-        ``crash_after`` (tests): exit the process abruptly right after finishing that iteration.
+        ``on_iteration(i)`` is called after iteration ``i`` (1-based) is complete and checkpointed
+        (progress hooks, tests that interrupt a run).
         """
         cfg, out = self.config, self.out_dir
-        if crash_after is None and os.environ.get("VSML_META_CRASH_AFTER"):
-            crash_after = int(os.environ["VSML_META_CRASH_AFTER"])  # fault injection for tests
         mgr = CheckpointManager(out / "checkpoints", keep=cfg.checkpoint.keep)
-        params = self.init_params()
-        opt_state = jax.tree_util.tree_map(np.asarray, self.optimizer.init(params))
         start, pos, streak, elapsed = 0, self.curriculum.init(), 0, 0.0
         cfg_dict = to_dict(cfg)
-        latest = mgr.latest()
         if resume:
-            if latest is None:
-                raise CheckpointError(f"--resume: no checkpoint in {mgr.folder}")
-            params, opt_state, meta = restore(latest, params, opt_state)
-            try:  # read the stored config with this version's schema (new keys take their defaults)
-                stored = to_dict(meta_config_from_dict(meta.get("config", {})))
-            except ConfigError as e:
-                raise CheckpointError(f"checkpoint {latest}: its config is not valid for this vsml version ({e})") from None
-            unused = "es" if cfg.method == "gradient" else "gradient"  # the other method's section is irrelevant
-            changed = [k for k in _diff(stored, cfg_dict) if k.split(".")[0] not in (*RESUME_MUTABLE, unused)]
-            if changed:
-                raise CheckpointError(f"checkpoint {latest} was written with a different config ({', '.join(changed)}); "
-                                      "resume with the same config or start a new run folder")
+            latest, art = self._resume_point(mgr, cfg_dict)
+            meta = art.meta
             start, streak, elapsed = int(meta["iteration"]), int(meta.get("nonfinite_streak", 0)), float(meta.get("elapsed", 0.0))
             pos = CurriculumState(*meta["curriculum"])
+            template = self.init_state(pos.stage)
+            state = MetaState(*(art.restore(g, getattr(template, g)) for g in MetaState._fields))
             self.log(f"resumed from {latest} at iteration {start} (stage {pos.stage})")
-        elif latest is not None:
-            raise CheckpointError(f"{out} already holds checkpoints (newest {latest.name}); pass --resume to continue "
-                                  "or choose another out folder (nothing was overwritten)")
+        else:
+            if mgr.latest() is not None:
+                raise CheckpointError(f"{out} already holds checkpoints (newest {mgr.latest().name}); pass --resume to "
+                                      "continue or choose another out folder (nothing was overwritten)")
+            state = self.init_state(pos.stage)
         if self.main:
             out.mkdir(parents=True, exist_ok=True)
-            (out / "config.yaml").write_text(yaml.safe_dump(cfg_dict, sort_keys=False))
-        params, opt_state = dist.replicate(params, self.mesh), dist.replicate(opt_state, self.mesh)
-        logger = _Logger(self, resume=resume and start > 0)
+            artifacts.atomic_write_bytes(out / "config.yaml", yaml.safe_dump(cfg_dict, sort_keys=False).encode())
+        state = dist.replicate(state, self.mesh)
+        logger = RunLogger(out, "meta-train", ("iteration", "stage", "loss", "accuracy", "grad_norm", "finite", "elapsed"),
+                           active=self.main, progress=cfg.log.progress, csv_files=cfg.log.csv,
+                           tensorboard=cfg.log.tensorboard, wandb_project=cfg.log.wandb_project if cfg.log.wandb else None,
+                           run_name=cfg.name, run_config=cfg_dict, every=cfg.log.every,
+                           scalars=("loss", "accuracy", "grad_norm", "stage"), log=self._log,
+                           info=lambda r: f"loss {r['loss']:.4f}  acc {r['accuracy']:.3f}  |g| {r['grad_norm']:.3g}  stage {r['stage']}")
         history: list[dict] = []
+        t0 = time.time()
 
         def meta_record():
-            return {"config": cfg_dict, "learner": self.learner_spec, "seed": cfg.seed,
+            return {"config": cfg_dict, "learner": self.learner_spec, "seed": cfg.seed, "method": cfg.method,
                     "curriculum": list(pos), "nonfinite_streak": streak, "elapsed": elapsed + time.time() - t0,
                     "processes": jax.process_count(), "devices": jax.device_count()}
 
-        t0 = time.time()
         try:
-            logger.start(start, cfg.iterations)
+            logger.start(start, cfg.iterations, resume=resume and start > 0)
             for it in range(start, cfg.iterations):
                 stage = pos.stage
-                params, opt_state, m = self.step(params, opt_state, it, stage)
+                state, m = self.step(state, it, stage)
                 loss, acc, gnorm, finite = (float(np.asarray(dist.to_host(v))) for v in m)
                 rec = {"iteration": it + 1, "stage": stage, "loss": loss, "accuracy": acc, "grad_norm": gnorm,
                        "finite": int(finite), "elapsed": elapsed + time.time() - t0}
@@ -335,8 +436,8 @@ class MetaTrainer:
                     streak = 0
                 else:
                     streak += 1
-                    self.log(f"iteration {it + 1}: non-finite meta-loss/gradient ({loss}, norm {gnorm}); step skipped "
-                             f"({streak} in a row)")
+                    logger.message(f"iteration {it + 1}: non-finite meta-loss/gradient ({loss}, norm {gnorm}); step skipped "
+                                   f"({streak} in a row)")
                     if streak >= cfg.max_nonfinite:
                         raise MetaTrainingError(
                             f"{streak} non-finite meta-steps in a row (iteration {it + 1}); stopping. Lower the learning "
@@ -344,145 +445,25 @@ class MetaTrainer:
                             "from an earlier checkpoint")
                 pos = self.curriculum.observe(pos, it, loss)
                 if pos.stage != stage:
-                    self.log(f"iteration {it + 1}: curriculum stage {stage} -> {pos.stage}")
+                    logger.message(f"iteration {it + 1}: curriculum stage {stage} -> {pos.stage}")
+                    state = self.meta_optimizer.restart(state, self.key(it + 1, salt=1), self.problem(pos.stage))
                 logger.iteration(rec)
                 if self.main and ((it + 1) % cfg.checkpoint.every == 0 or it + 1 == cfg.iterations):
-                    mgr.save(it + 1, dist.to_host(params), dist.to_host(opt_state), meta_record())
+                    mgr.save(it + 1, dist.to_host(state)._asdict(), meta_record())
                 if cfg.eval.every and ((it + 1) % cfg.eval.every == 0 or it + 1 == cfg.iterations):
-                    logger.eval(it + 1, self.evaluate(params, it + 1))
-                if crash_after is not None and it + 1 == crash_after:
-                    logger.close()
-                    os._exit(17)
+                    for name, r in self.evaluate(state.params).items():
+                        logger.message(f"it {it + 1:6d}  meta-test {name}: online acc {r['online']:.3f} "
+                                       f"(first {cfg.eval.first}: {r['first']:.3f}, last {cfg.eval.last}: {r['last']:.3f})")
+                        logger.table("eval", {"iteration": it + 1, "dataset": name, **r},
+                                     {f"eval/{name}/{k}_accuracy": v for k, v in r.items()})
+                if on_iteration is not None:
+                    on_iteration(it + 1)
         finally:
             logger.close()
-        host_params = dist.to_host(params)
+        host_params = dist.to_host(state.params)
         if self.main and cfg.iterations > start:
-            save_checkpoint(out / "learner.npz", host_params, {}, {**meta_record(), "iteration": cfg.iterations})
-            if cfg.learner.name == "vsml":
-                try:
-                    from vsml import pretrained
-
-                    pretrained.save(out / "la.npz", self.learner.config, host_params,
-                                    {"command": " ".join(sys.argv), "seed": cfg.seed, "iterations": cfg.iterations,
-                                     "wall_clock_s": elapsed + time.time() - t0, "run": str(out)})
-                except Exception as e:  # noqa: BLE001 - optional export
-                    self.log(f"note: could not export la.npz ({e})")
+            info = {"command": " ".join(sys.argv), "seed": cfg.seed, "iterations": cfg.iterations, "method": cfg.method,
+                    "data": to_dict(cfg.data), "wall_clock_s": round(elapsed + time.time() - t0, 1), "run": str(out)}
+            artifacts.save(out / "learner.npz", "learner", {"params": host_params},
+                           {**meta_record(), "iteration": cfg.iterations, "info": info}, sidecar=True)
         return TrainResult(host_params, max(start, cfg.iterations), history, out)
-
-
-def _truncate_csv(path: Path, last_iteration: int) -> None:
-    if not path.is_file():
-        return
-    lines = path.read_text().splitlines(keepends=True)
-    keep = lines[:1] + [ln for ln in lines[1:] if ln.split(",", 1)[0].isdigit() and int(ln.split(",", 1)[0]) <= last_iteration]
-    path.write_text("".join(keep))
-
-
-class _Logger:
-    """Progress bar (rich), CSV, TensorBoard and (optional) wandb; only on the main process."""
-
-    FIELDS = ("iteration", "stage", "loss", "accuracy", "grad_norm", "finite", "elapsed")
-
-    def __init__(self, trainer: MetaTrainer, resume: bool):
-        self.t, self.cfg = trainer, trainer.config.log
-        self.active = trainer.main
-        self.progress = self.tb = self.wandb = None
-        self.csv_file = self.eval_file = None
-        self.resume = resume
-        self._last = (time.time(), 0)
-
-    def start(self, start: int, total: int):
-        if not self.active:
-            return
-        out = self.t.out_dir
-        if self.cfg.csv:
-            mode = "a" if self.resume else "w"
-            if self.resume:  # drop rows logged after the checkpoint we resume from (they are redone)
-                for name in ("metrics.csv", "eval.csv"):
-                    _truncate_csv(out / name, start)
-            self.csv_file = open(out / "metrics.csv", mode, newline="")
-            self.csv = csv.DictWriter(self.csv_file, self.FIELDS)
-            if mode == "w":
-                self.csv.writeheader()
-            self.eval_file = open(out / "eval.csv", mode, newline="")
-            self.eval_csv = csv.DictWriter(self.eval_file, ("iteration", "dataset", "online", "first", "last"))
-            if mode == "w":
-                self.eval_csv.writeheader()
-        if self.cfg.tensorboard:
-            try:
-                from tensorboardX import SummaryWriter
-
-                self.tb = SummaryWriter(str(out / "tb"))
-            except ImportError:
-                pass
-        if self.cfg.wandb:
-            try:
-                import wandb
-
-                self.wandb = wandb.init(project=self.cfg.wandb_project, name=self.t.config.name, config=to_dict(self.t.config))
-            except ImportError:
-                self.t.log("note: log.wandb is on but wandb is not installed; skipping")
-        if self.cfg.progress:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.progress = Progress(TextColumn("meta-train"), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False)
-            self.progress.start()
-            self.task = self.progress.add_task("meta", total=total, completed=start, info="")
-        self._last = (time.time(), start)
-
-    def iteration(self, rec: dict):
-        if not self.active:
-            return
-        if self.csv_file:
-            self.csv.writerow(rec)
-        if self.tb:
-            for k in ("loss", "accuracy", "grad_norm"):
-                self.tb.add_scalar(f"meta/{k}", rec[k], rec["iteration"])
-            self.tb.add_scalar("curriculum/stage", rec["stage"], rec["iteration"])
-        if self.wandb:
-            self.wandb.log({f"meta/{k}": rec[k] for k in ("loss", "accuracy", "grad_norm", "stage")}, step=rec["iteration"])
-        now = time.time()
-        t_prev, i_prev = self._last
-        if self.progress:
-            rate = (rec["iteration"] - i_prev) / max(now - t_prev, 1e-9)
-            self.progress.update(self.task, completed=rec["iteration"],
-                                 info=f"loss {rec['loss']:.4f} acc {rec['accuracy']:.3f} stage {rec['stage']} {rate:.2f} it/s")
-        if rec["iteration"] % self.cfg.every == 0:
-            if not self.progress:
-                rate = (rec["iteration"] - i_prev) / max(now - t_prev, 1e-9)
-                self.t.log(f"it {rec['iteration']:6d}  stage {rec['stage']}  loss {rec['loss']:.4f}  acc {rec['accuracy']:.3f}  "
-                           f"|g| {rec['grad_norm']:.3g}  {rate:.2f} it/s")
-            self._last = (now, rec["iteration"])
-            if self.csv_file:
-                self.csv_file.flush()
-
-    def eval(self, iteration: int, results: dict):
-        if not self.active:
-            return
-        for name, r in results.items():
-            self.t.log(f"it {iteration:6d}  meta-test {name}: online acc {r['online']:.3f} "
-                       f"(first {self.t.config.eval.first}: {r['first']:.3f}, last {self.t.config.eval.last}: {r['last']:.3f})")
-            if self.eval_file:
-                self.eval_csv.writerow({"iteration": iteration, "dataset": name, **r})
-                self.eval_file.flush()
-            if self.tb:
-                for k, v in r.items():
-                    self.tb.add_scalar(f"eval/{name}/{k}_accuracy", v, iteration)
-            if self.wandb:
-                self.wandb.log({f"eval/{name}/{k}_accuracy": v for k, v in r.items()}, step=iteration)
-
-    def close(self):
-        if self.progress:
-            self.progress.stop()
-            self.progress = None
-        for f in (self.csv_file, self.eval_file):
-            if f:
-                f.close()
-        self.csv_file = self.eval_file = None
-        if self.tb:
-            self.tb.close()
-            self.tb = None
-        if self.wandb:
-            self.wandb.finish()
-            self.wandb = None

@@ -1,4 +1,4 @@
-"""Backpropagation written as a per-cell learning algorithm (SPEC §3) — the cloning target.
+"""Backpropagation written as a per-cell learning algorithm — the cloning target (docs/cloning.md).
 
 Every weight w_ab of an MLP is a "cell" (a, b) that exchanges M-vectors in the VSML layout
 (:mod:`vsml.learners.vsml`): forward messages carry values in channel :data:`FWD_CHANNEL` (= the
@@ -18,7 +18,7 @@ A cell stores w_ab and the input it saw last (x_a). Messages and update::
 
 with δ_b = channel 0 of ``bwd_in[b]``. Messages are **summed** over senders (VSML ``reduce="sum"``),
 so layer k's forward output is its pre-activation Σ_a w_ab f(x_a) (+ bias) and its backward output
-is ∂L/∂(pre-activation below) — exactly backprop, in the backward-pass mode of SPEC §2 (forward
+is ∂L/∂(pre-activation below) — exactly backprop, in the backward-pass mode of docs/vsml.md (forward
 sweep, then a reverse sweep with the fresh error). :class:`ReferenceBackprop` runs it as an
 :class:`~vsml.learners.base.OnlineLearner`; with ``use_bias=True`` and the same initial weights it
 equals :class:`vsml.learners.backprop.Backprop` (online SGD, tanh) to float32 precision.

@@ -2,9 +2,13 @@
 
 Every cell (a, b) runs its own LSTM on the concatenated messages ``[fwd_in[a], bwd_in[b]]`` with
 the full ``[2M + N, 4N]`` kernel, every cell computes its own message ``W·h_ab + b``, and only then
-are the messages reduced over the sending axis. Conv layers loop over output positions explicitly.
-This is the textbook formulation, ~2× the FLOPs of :mod:`vsml.learners.vsml`; the equivalence
-tests check that both agree to float32 precision.
+are the messages reduced over the sending axis (LayerNorm on each cell's message before the
+reduction, ``layer_norm_placement="cell"``, or on the reduced message, ``"reduced"``). Conv layers
+pad their input explicitly and loop over output positions. This is the textbook formulation,
+~2× the FLOPs of :mod:`vsml.learners.vsml`; the equivalence tests check that both agree to
+float32 precision. The step-level options (``backward_inputs``, ``error_scale``, initial states,
+merging) live in :class:`~vsml.learners.vsml.VSML`, which :class:`ReferenceVSML` inherits; the
+fidelity tests compare those against the authors' code.
 """
 
 from __future__ import annotations
@@ -37,9 +41,23 @@ def lstm_cell(p, inp, h, c):
     return o * jnp.tanh(c), c
 
 
-def _finish(p, msgs, direction, use_ln):
-    if use_ln:
-        msgs = layer_norm(msgs, p[f"ln_{direction}_scale"], p[f"ln_{direction}_bias"])
+def _ln(p, msgs, direction):
+    return layer_norm(msgs, p[f"ln_{direction}_scale"], p[f"ln_{direction}_bias"])
+
+
+def _cell_msgs(p, h, direction, config):
+    """Each cell's message ``W·h + b`` (LayerNorm'd here when it is placed on cells)."""
+    w, b = (p["wf"], p["bf"]) if direction == "f" else (p["wb"], p["bb"])
+    msgs = h @ w + b
+    if config.layer_norm and config.layer_norm_placement == "cell":
+        msgs = _ln(p, msgs, direction)
+    return msgs
+
+
+def _finish(p, msgs, direction, config):
+    """LayerNorm on the reduced message when it is placed there."""
+    if config.layer_norm and config.layer_norm_placement == "reduced":
+        msgs = _ln(p, msgs, direction)
     return msgs
 
 
@@ -59,10 +77,8 @@ def _reference_dense_one(p, h, c, fwd_in, bwd_in, geom: DenseGeom, config):
     )
     for _ in range(config.micro_ticks):
         he, ce = lstm_cell(p, inp, he, ce)
-    per_cell_f = he @ p["wf"] + p["bf"]  # [A, B, M]
-    per_cell_b = he @ p["wb"] + p["bb"]
-    fwd = _finish(p, red(per_cell_f, axis=0), "f", config.layer_norm)
-    bwd = _finish(p, red(per_cell_b, axis=1), "b", config.layer_norm)
+    fwd = _finish(p, red(_cell_msgs(p, he, "f", config), axis=0), "f", config)  # [B, M]
+    bwd = _finish(p, red(_cell_msgs(p, he, "b", config), axis=1), "b", config)  # [A, M]
     return he.reshape(a * b, n), ce.reshape(a * b, n), fwd, bwd
 
 
@@ -76,7 +92,8 @@ def _reference_conv_one(p, h, c, fwd_in, bwd_in, geom: ConvGeom, config):
     n, m = config.state_size, config.message_size
     kin, kout = g.k * g.k * g.cin, g.k * g.k * g.cout
     mean = config.reduce == "mean"
-    x = fwd_in.reshape(g.h, g.w, g.cin, m)
+    pad = (g.pad_lo, g.pad_hi)
+    x = jnp.pad(fwd_in.reshape(g.h, g.w, g.cin, m), (pad, pad, (0, 0), (0, 0)))  # [Hp, Wp, Cin, M]
     err = bwd_in.reshape(g.ho, g.wo, g.cout, m)
     he = h.reshape(g.k, g.k, g.cin, g.cout, n)
     ce = c.reshape(g.k, g.k, g.cin, g.cout, n)
@@ -97,17 +114,18 @@ def _reference_conv_one(p, h, c, fwd_in, bwd_in, geom: ConvGeom, config):
                 new_c.append(cp)
         he, ce = jnp.mean(jnp.stack(new_h), 0), jnp.mean(jnp.stack(new_c), 0)
     fwd = jnp.zeros((g.ho, g.wo, g.cout, m))
-    bwd = jnp.zeros((g.h, g.w, g.cin, m))
+    bwd = jnp.zeros((g.hp, g.wp, g.cin, m))  # padded; the padding's messages are dropped below
     for idx, hp in enumerate(new_h):  # last tick's per-position states
         oy, ox = divmod(idx, g.wo)
-        per_cell_f = hp @ p["wf"] + p["bf"]  # [k, k, Cin, Cout, M]
-        per_cell_b = hp @ p["wb"] + p["bb"]
+        per_cell_f = _cell_msgs(p, hp, "f", config)  # [k, k, Cin, Cout, M]
+        per_cell_b = _cell_msgs(p, hp, "b", config)
         fwd = fwd.at[oy, ox].set(per_cell_f.sum((0, 1, 2)) / (kin if mean else 1))
         bwd = bwd.at[oy * g.s : oy * g.s + g.k, ox * g.s : ox * g.s + g.k].add(per_cell_b.sum(3))
+    bwd = bwd[g.pad_lo : g.pad_lo + g.h, g.pad_lo : g.pad_lo + g.w]
     if mean:
         bwd = bwd / kout
-    fwd = _finish(p, fwd, "f", config.layer_norm)
-    bwd = _finish(p, bwd, "b", config.layer_norm)
+    fwd = _finish(p, fwd, "f", config)
+    bwd = _finish(p, bwd, "b", config)
     return he.reshape(-1, n), ce.reshape(-1, n), fwd.reshape(-1, m), bwd.reshape(-1, m)
 
 

@@ -1,0 +1,102 @@
+"""Meta-optimizers as values: one small protocol, several estimators behind it.
+
+In the style of optax transformations and evosax strategies, a meta-optimizer is an immutable
+object (its configuration) with two pure functions over an explicit state::
+
+    opt = GradientDescent(GradientConfig(lr=1e-3))          # or AntitheticES(ESConfig(...)), ...
+    state = opt.init(params, key, problem)                  # MetaState(params, opt_state, inner)
+    state, metrics = opt.step(state, key, problem)          # one meta-iteration (jitted)
+    state = opt.restart(state, key, problem)                # the problem changed (curriculum stage)
+
+``problem`` is a :class:`~vsml.meta.objective.MetaProblem` (learner, task, objective, sampler,
+mesh). ``MetaState.inner`` holds what an estimator carries between steps — nothing for the
+full-episode gradient and ES, the persistent inner-loop states for truncated estimators — and
+is checkpointed with the rest, so a resumed run continues bit-identically.
+:class:`~vsml.meta.trainer.MetaTrainer` holds one meta-optimizer and never asks which kind it is;
+:func:`make_meta_optimizer` maps a config's ``method`` to one (see :data:`METHODS`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+PyTree = Any
+
+
+class StepMetrics(NamedTuple):
+    """Scalars of one meta-step (replicated over the mesh)."""
+
+    loss: jax.Array
+    accuracy: jax.Array
+    grad_norm: jax.Array
+    finite: jax.Array
+
+
+class MetaState(NamedTuple):
+    """Everything a meta-optimizer carries from one step to the next (a pytree)."""
+
+    params: PyTree
+    opt_state: PyTree
+    inner: PyTree = ()
+
+
+class MetaOptimizer:
+    """Base class: subclasses are frozen dataclasses holding their config (hashable, static under jit)."""
+
+    #: config section of :class:`~vsml.meta.trainer.MetaConfig` that configures this estimator
+    section: str = ""
+
+    def init(self, params, key, problem) -> MetaState:
+        """Initial state for ``params`` (host or device pytree)."""
+        raise NotImplementedError
+
+    def step(self, state: MetaState, key, problem) -> tuple[MetaState, StepMetrics]:
+        """One meta-iteration from ``key``."""
+        raise NotImplementedError
+
+    def restart(self, state: MetaState, key, problem) -> MetaState:
+        """The problem changed (e.g. a new curriculum stage): drop state tied to the old one."""
+        return state
+
+    @property
+    def parallel_size(self) -> int:
+        """Length of the axis split over devices (episodes or population pairs)."""
+        raise NotImplementedError
+
+
+def make_optimizer(lr: float, clip: float = 0.0, b1: float = 0.9, b2: float = 0.999) -> optax.GradientTransformation:
+    """``clip_by_global_norm(clip)`` (if > 0) followed by Adam: the update rule of every estimator."""
+    parts = [optax.clip_by_global_norm(clip)] if clip > 0 else []
+    return optax.chain(*parts, optax.adam(lr, b1=b1, b2=b2))
+
+
+def guarded_update(optimizer, params, opt_state, grads, loss):
+    """Apply ``optimizer`` unless ``loss`` or ``grads`` are non-finite. Returns (params, opt_state, norm, finite)."""
+    gnorm = optax.tree.norm(grads)
+    finite = jnp.isfinite(loss) & jnp.isfinite(gnorm)
+    grads = jax.tree_util.tree_map(lambda g: jnp.where(finite, g, 0.0), grads)
+    updates, new_opt = optimizer.update(grads, opt_state, params)
+    new_params = optax.apply_updates(params, updates)
+    keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, old)  # noqa: E731
+    return keep(new_params, params), keep(new_opt, opt_state), gnorm, finite
+
+
+#: ``method`` name -> meta-optimizer class (its ``section`` names its config). Extend with
+#: :func:`register_meta_optimizer`.
+METHODS: dict[str, type[MetaOptimizer]] = {}
+
+
+def register_meta_optimizer(method: str, cls: type[MetaOptimizer]) -> None:
+    """Make ``cls`` available as ``method: <method>`` in meta-training configs."""
+    METHODS[method] = cls
+
+
+def make_meta_optimizer(method: str, section_config) -> MetaOptimizer:
+    """The meta-optimizer registered as ``method``, configured by its config section."""
+    if method not in METHODS:
+        raise KeyError(f"unknown meta-optimizer {method!r}; known: {', '.join(sorted(METHODS))}")
+    return METHODS[method](section_config)

@@ -1,0 +1,130 @@
+"""Long-horizon estimators: PES is unbiased over whole lifetimes (unlike ES on truncations),
+truncated BPTT equals the truncated full-unroll gradient, and both run in the trainer and resume
+bit-identically (persistent particles live in the checkpoint)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from vsml.config import ConfigError
+from vsml.learners.base import run_steps
+from vsml.meta import LifetimeConfig, pes_estimate
+from vsml.meta.distributed import make_mesh
+from vsml.meta.trainer import MetaTrainer, meta_config_from_dict
+
+from _meta_support import tiny_config
+
+K, N_TRUNC, PAIRS = 4, 3, 20000
+
+
+def _toy_unroll(theta, s, x):
+    """A one-unit linear recurrent inner loop whose state carries credit across truncations."""
+    def step(s, xt):
+        s = theta[0] * s + theta[1] * (xt + 1.0)
+        return s, (s - 0.5) ** 2
+    s, losses = jax.lax.scan(step, s, x)
+    return s, (losses.mean(), jnp.float32(0))
+
+
+def test_pes_is_unbiased_over_the_lifetime_and_truncated_es_is_not():
+    theta = jnp.array([0.9, 0.1])
+    xs = jax.random.normal(jax.random.PRNGKey(0), (PAIRS, N_TRUNC, K))
+    # exact gradient of the sum of truncation losses over the whole lifetime, averaged over lifetimes
+    def total(th, x):
+        s, out = 0.0, 0.0
+        for tau in range(N_TRUNC):
+            s, (l, _) = _toy_unroll(th, s, x[tau])
+            out = out + l
+        return out
+    true = jax.grad(lambda th: jax.vmap(lambda x: total(th, x))(xs).mean())(theta)
+    mesh, sigma = make_mesh(), 0.01
+
+    def run(accumulate: bool):
+        states, noise, g = jnp.zeros(2 * PAIRS), jnp.zeros((PAIRS, 2)), jnp.zeros(2)
+        for tau in range(N_TRUNC):
+            keys = jax.random.split(jax.random.PRNGKey(100 + tau), PAIRS)
+            est, acc_noise, states, _, _ = pes_estimate(_toy_unroll, theta, states, noise, xs[:, tau], keys, sigma, mesh, None)
+            noise = acc_noise if accumulate else jnp.zeros_like(noise)
+            g = g + est
+        return g
+
+    pes, truncated_es = run(True), run(False)
+    np.testing.assert_allclose(pes, true, rtol=0.1, atol=0.02 * float(jnp.linalg.norm(true)))
+    # ES that forgets earlier perturbations only sees within-truncation effects: clearly biased here
+    assert float(jnp.linalg.norm(truncated_es - true)) > 0.4 * float(jnp.linalg.norm(true))
+
+
+def test_tbptt_equals_the_truncated_full_unroll_gradient():
+    """The sum of truncated-BPTT gradients over a lifetime equals backprop through the whole
+    lifetime with the gradient stopped at truncation boundaries (run_steps(truncation=K))."""
+    from vsml.learners.vsml import VSML, VSMLConfig
+    from vsml.learners.base import TaskSpec
+
+    learner = VSML(VSMLConfig(state_size=4, message_size=2, label_feeding=True))
+    task = TaskSpec((5,), 3, 1)
+    params = learner.init_params(jax.random.PRNGKey(0))
+    xs = jax.random.normal(jax.random.PRNGKey(1), (3 * K, 1, 5))
+    ys = jax.random.randint(jax.random.PRNGKey(2), (3 * K, 1), 0, 3)
+    s0 = learner.init_state(params, jax.random.PRNGKey(3), task)
+    full = jax.grad(lambda p: run_steps(learner, p, s0, xs, ys, truncation=K)[1].losses.sum())(params)
+    def truncation_loss(p, s, x, y):
+        s, res = run_steps(learner, p, jax.lax.stop_gradient(s), x, y)
+        return res.losses.sum(), s
+
+    truncation_grad = jax.jit(jax.grad(truncation_loss, has_aux=True))
+    g, s = None, s0
+    for tau in range(3):
+        sl = slice(tau * K, (tau + 1) * K)
+        gt, s = truncation_grad(params, s, xs[sl], ys[sl])
+        g = gt if g is None else jax.tree_util.tree_map(jnp.add, g, gt)
+    for a, b in zip(jax.tree_util.tree_leaves(full), jax.tree_util.tree_leaves(g)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("method,section", [("pes", {"population": 4, "sigma": 0.05, "lr": 0.01, "chunk": None}),
+                                            ("tbptt", {"particles": 2, "lr": 0.01})])
+def test_persistent_training_resumes_bit_identically(tmp_path, method, section):
+    life = {"truncation": 4, "min_length": 8, "max_length": 24}
+    over = {"method": method, method: {**section, "lifetime": life}, "iterations": 6, "checkpoint": {"every": 3, "keep": 2}}
+    straight = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "a", **over))).run()
+
+    class Stop(Exception):
+        pass
+
+    def stop(i):
+        if i == 3:
+            raise Stop
+
+    cfg = meta_config_from_dict(tiny_config(tmp_path / "b", **over))
+    with pytest.raises(Stop):
+        MetaTrainer(cfg).run(on_iteration=stop)
+    resumed = MetaTrainer(cfg).run(resume=True)
+    for a, b in zip(jax.tree_util.tree_leaves(straight.params), jax.tree_util.tree_leaves(resumed.params)):
+        np.testing.assert_array_equal(a, b)
+    assert [r["loss"] for r in straight.history[3:]] == [r["loss"] for r in resumed.history]
+    assert all(np.isfinite(r["loss"]) for r in straight.history)
+
+
+def test_persistent_estimators_refuse_what_they_cannot_do(tmp_path):
+    with pytest.raises(ConfigError, match="min_length"):
+        LifetimeConfig(truncation=10, min_length=5, max_length=20)
+    cfg = tiny_config(tmp_path / "f", method="pes", pes={"population": 2, "lifetime": {"truncation": 2, "min_length": 2, "max_length": 4}},
+                      objective={"kind": "last"})
+    with pytest.raises(ConfigError, match="mean online loss"):
+        MetaTrainer(meta_config_from_dict(cfg)).run()
+
+
+@pytest.mark.parametrize("method", ["gradient", "pes"])
+def test_task_families_train_together(tmp_path, method):
+    """Several input sizes and class counts in every meta-step (one parameter set)."""
+    over = {"method": method, "iterations": 2, "objective": {"normalize": True},
+            "families": [{"num_classes": 2, "image_size": [4, 4]}, {"num_classes": 3}],
+            "pes": {"population": 2, "lifetime": {"truncation": 4, "min_length": 4, "max_length": 8}, "chunk": None}}
+    trainer = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / method, **over)))
+    problem = trainer.problem(0)
+    assert [t.input_shape for t in problem.tasks] == [(16,), (64,)] and [t.num_classes for t in problem.tasks] == [2, 3]
+    result = trainer.run()
+    assert all(np.isfinite(r["loss"]) and r["finite"] for r in result.history)
+    with pytest.raises(ConfigError, match="families\\[0\\]"):
+        MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "bad", families=[{"num_clases": 2}]))).problem(0)
