@@ -132,6 +132,19 @@ def resolve_kernel(kind: str = "auto") -> str:
     return "fused" if jax.default_backend() == "cpu" else "xla"
 
 
+def unsupported(*operands) -> str | None:
+    """Why the fused kernel cannot compute a layer with these operands (None when it can).
+
+    The kernel computes in float32: any other dtype (e.g. float64 under ``jax_enable_x64``) takes
+    the XLA path. Every state size, message size, micro-tick count, batch size and layer shape is
+    supported (state sizes that no SIMD width divides use the scalar code).
+    """
+    for x in operands:
+        if jnp.result_type(x) != jnp.float32:
+            return f"operands of dtype {jnp.result_type(x)} (the kernel computes in float32)"
+    return None
+
+
 # --------------------------------------------------------------------------------------------
 # The FFI calls
 

@@ -132,7 +132,7 @@ class VSMLConfig:
         if self.output_bound < 0:
             raise ConfigError("output_bound must be >= 0")
         if self.kernel == "fused":
-            if (reason := kernels.unavailable_reason()) is not None:
+            if (reason := kernels.dense.unavailable_reason()) is not None:
                 raise ConfigError(f"kernel: fused requested, but the fused CPU kernel cannot run: {reason}")
         seen_dense = False
         for spec in self.hidden_layers:
@@ -438,14 +438,17 @@ def dense_layer(p, h, c, fwd_in, bwd_in, geom: DenseGeom, config: VSMLConfig):
     ``h, c: [batch, A·B, N]``, ``fwd_in: [batch, A, M]``, ``bwd_in: [batch, B, M]`` ->
     ``(h, c, fwd_out [batch, B, M], bwd_out [batch, A, M])``. With ``config.kernel`` resolving to
     ``"fused"`` (:func:`vsml.kernels.resolve_kernel`), everything after the two input products runs
-    as one fused C++ kernel call (:func:`vsml.kernels.fused_dense_layer`).
+    as one fused C++ kernel call (:func:`vsml.kernels.fused_dense_layer`), for every option of the
+    layer; operands the kernel does not handle (not float32, :func:`vsml.kernels.unsupported`)
+    take the XLA kernels below.
     """
     a, b = geom
     batch, _, n = h.shape
     m = config.message_size
     u = matmul(fwd_in, p["wx"][:m])  # [batch, A, 4N]
     v = matmul(bwd_in, p["wx"][m:]) + p["b"]  # [batch, B, 4N]
-    if kernels.resolve_kernel(config.kernel) == "fused":  # at trace time (VSML_KERNEL, availability)
+    # resolved at trace time (config, VSML_KERNEL, availability); unsupported operands: XLA below
+    if kernels.resolve_kernel(config.kernel) == "fused" and kernels.unsupported(h, c, u, v, *p.values()) is None:
         return kernels.fused_dense_layer(p, h, c, u, v, geom, config, cell_norm=_ln_per_cell(config))
     uv = outer_add(u, v)  # [batch, A·B, 4N]
     for _ in range(config.micro_ticks):
@@ -494,6 +497,7 @@ def conv_unpatch(patches: jax.Array, geom: ConvGeom) -> jax.Array:
 
 def conv_layer(p, h, c, fwd_in, bwd_in, geom: ConvGeom, config: VSMLConfig):
     """All micro ticks of a conv layer; states are shared over positions (averaged after each tick).
+    Always the XLA kernels (``config.kernel`` applies to dense layers only).
 
     ``h, c: [batch, k·k·Cin·Cout, N]``, ``fwd_in: [batch, H·W·Cin, M]``, ``bwd_in: [batch, Ho·Wo·Cout, M]``
     -> ``(h, c, fwd_out [batch, Ho·Wo·Cout, M], bwd_out [batch, H·W·Cin, M])``.
