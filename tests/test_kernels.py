@@ -255,24 +255,28 @@ def test_learner_fused_matches_xla(name):
         _close(gf, gx, 5e-5, global_scale=True)
 
 
-def test_unsupported_operands_take_the_xla_path():
-    """float64 operands (jax_enable_x64) are outside the kernel: dense_layer computes them with XLA."""
+def test_unsupported_layers_take_the_xla_path():
+    """What the kernel does not handle (float64 operands under jax_enable_x64; a state size that no
+    SIMD width divides and the scalar code does not take, N > 64) is computed by the XLA kernels."""
     from vsml.learners.vsml import DenseGeom, dense_layer, init_cell_params
 
-    assert kernels.unsupported(jnp.zeros(2, jnp.float32)) is None
-    with jax.enable_x64(True):
-        assert "float64" in kernels.unsupported(jnp.zeros(2, jnp.float32), jnp.zeros(2, jnp.float64))
-        p = jax.tree.map(lambda x: x.astype(jnp.float64), init_cell_params(jax.random.PRNGKey(0), 4, 3, False))
-        x = _inputs(3, 2, 4, 3, 1)
-        h, c = x["h"].astype(jnp.float64), x["c"].astype(jnp.float64)
-        fin, bin_ = x["u"][..., :3].astype(jnp.float64), x["v"][..., :3].astype(jnp.float64)
-        geom, auto = DenseGeom(3, 2), VSMLConfig(state_size=4, message_size=3)
-        jaxpr = jax.make_jaxpr(lambda *a: dense_layer(p, *a, geom, auto))(h, c, fin, bin_)
-        assert "ffi_call" not in str(jaxpr) and jaxpr.out_avals[0].dtype == jnp.float64
-        got = _jit(lambda *a: dense_layer(p, *a, geom, auto))(h, c, fin, bin_)
-        want = _jit(lambda *a: dense_layer(p, *a, geom, dataclasses.replace(auto, kernel="xla")))(h, c, fin, bin_)
-    for g, w in zip(got, want):
-        np.testing.assert_array_equal(g, w)
+    assert kernels.unsupported(jnp.zeros(2, jnp.float32), state_size=16) is None
+    assert "state size 66" in kernels.unsupported(state_size=66)
+    geom = DenseGeom(3, 2)
+    for n, x64 in ((66, False), (4, True)):
+        dtype = jnp.float64 if x64 else jnp.float32
+        with jax.enable_x64(x64):
+            p = jax.tree.map(lambda v: v.astype(dtype), init_cell_params(jax.random.PRNGKey(0), n, 3, False))
+            x = {k: v.astype(dtype) for k, v in _inputs(3, 2, n, 3, 1).items()}
+            args = (x["h"], x["c"], x["u"][..., :3], x["v"][..., :3])
+            auto = VSMLConfig(state_size=n, message_size=3)
+            assert kernels.unsupported(*args, *p.values(), state_size=n) is not None
+            jaxpr = jax.make_jaxpr(lambda *a: dense_layer(p, *a, geom, auto))(*args)
+            assert "ffi_call" not in str(jaxpr) and jaxpr.out_avals[0].dtype == dtype
+            got = _jit(lambda *a: dense_layer(p, *a, geom, auto))(*args)
+            want = _jit(lambda *a: dense_layer(p, *a, geom, dataclasses.replace(auto, kernel="xla")))(*args)
+        for g, w in zip(got, want):
+            np.testing.assert_array_equal(g, w)
 
 
 def test_kernel_setting_is_not_part_of_a_stored_learner():

@@ -132,16 +132,23 @@ def resolve_kernel(kind: str = "auto") -> str:
     return "fused" if jax.default_backend() == "cpu" else "xla"
 
 
-def unsupported(*operands) -> str | None:
+def unsupported(*operands, state_size: int | None = None, head_size: int | None = None) -> str | None:
     """Why the fused kernel cannot compute a layer with these operands (None when it can).
 
-    The kernel computes in float32: any other dtype (e.g. float64 under ``jax_enable_x64``) takes
-    the XLA path. Every state size, message size, micro-tick count, batch size and layer shape is
-    supported (state sizes that no SIMD width divides use the scalar code).
+    The kernel computes in float32 (any other dtype, e.g. float64 under ``jax_enable_x64``, is
+    unsupported); it runs state sizes ``N <= 64`` on any CPU and larger multiples of the SIMD width
+    (up to 64 vectors: 1024 with AVX-512) where the CPU has that width; cell-norm heads take
+    ``M <= 256`` channels. Every micro-tick count, batch size and layer shape is supported.
     """
     for x in operands:
         if jnp.result_type(x) != jnp.float32:
             return f"operands of dtype {jnp.result_type(x)} (the kernel computes in float32)"
+    if (reason := unavailable_reason()) is not None:
+        return reason
+    if state_size is not None and not _ffi.kernel_isa(int(state_size)):
+        return f"state size {state_size} (this CPU's kernels run N <= 64 or multiples of its SIMD width)"
+    if head_size is not None and head_size > 256:
+        return f"message size {head_size} with per-cell LayerNorm (the kernel's heads take M <= 256)"
     return None
 
 

@@ -439,8 +439,8 @@ def dense_layer(p, h, c, fwd_in, bwd_in, geom: DenseGeom, config: VSMLConfig):
     ``(h, c, fwd_out [batch, B, M], bwd_out [batch, A, M])``. With ``config.kernel`` resolving to
     ``"fused"`` (:func:`vsml.kernels.resolve_kernel`), everything after the two input products runs
     as one fused C++ kernel call (:func:`vsml.kernels.fused_dense_layer`), for every option of the
-    layer; operands the kernel does not handle (not float32, :func:`vsml.kernels.unsupported`)
-    take the XLA kernels below.
+    layer; what the kernel does not handle (operands not float32, state sizes its CPU code lacks:
+    :func:`vsml.kernels.unsupported`) takes the XLA kernels below.
     """
     a, b = geom
     batch, _, n = h.shape
@@ -448,8 +448,10 @@ def dense_layer(p, h, c, fwd_in, bwd_in, geom: DenseGeom, config: VSMLConfig):
     u = matmul(fwd_in, p["wx"][:m])  # [batch, A, 4N]
     v = matmul(bwd_in, p["wx"][m:]) + p["b"]  # [batch, B, 4N]
     # resolved at trace time (config, VSML_KERNEL, availability); unsupported operands: XLA below
-    if kernels.resolve_kernel(config.kernel) == "fused" and kernels.unsupported(h, c, u, v, *p.values()) is None:
-        return kernels.fused_dense_layer(p, h, c, u, v, geom, config, cell_norm=_ln_per_cell(config))
+    cell_norm = _ln_per_cell(config)
+    if kernels.resolve_kernel(config.kernel) == "fused" and kernels.unsupported(
+            h, c, u, v, *p.values(), state_size=n, head_size=m if cell_norm else None) is None:
+        return kernels.fused_dense_layer(p, h, c, u, v, geom, config, cell_norm=cell_norm)
     uv = outer_add(u, v)  # [batch, A·B, 4N]
     for _ in range(config.micro_ticks):
         h, c = lstm_gates(matmul(h, p["wh"]) + uv, c)
