@@ -16,7 +16,8 @@ cell-ticks/s = cells × micro ticks × steps × batch / seconds. Each (measure, 
 Useful FLOPs per cell-tick: 2·N·4N (h @ W_h) + 2·4N (adding u[a], v[b]) + 9N (five
 nonlinearities counted as one FLOP each, c' = f·c + i·g, h' = o·tanh c') = 2,320 for N = 16.
 
-    python benchmarks/inner_loop.py [--steps 300] [--repeats 5] [--rounds 2] [--reference] [--json out.json] [--quick]
+    python benchmarks/inner_loop.py [--steps 300] [--repeats 5] [--rounds 2] [--measures forward_b1,...] [--reference]
+                                    [--json out.json] [--quick]
 """
 
 from __future__ import annotations
@@ -164,6 +165,7 @@ def main(argv=None) -> int:
     ap.add_argument("--reference", action="store_true", help="also time the per-cell reference implementation")
     ap.add_argument("--json", help="write every figure to this JSON file")
     ap.add_argument("--quick", action="store_true", help="fewer steps/repeats/rounds (smoke test)")
+    ap.add_argument("--measures", default=",".join(MEASURES), help=f"comma-separated subset of {', '.join(MEASURES)}")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--impl", default="fused", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -183,6 +185,9 @@ def main(argv=None) -> int:
     from vsml.kernels import _ffi
 
     impls = ["xla", "fused"] + (["reference"] if args.reference else [])
+    measures = [m.strip() for m in args.measures.split(",") if m.strip()]
+    if unknown := set(measures) - set(MEASURES):
+        ap.error(f"unknown measures {sorted(unknown)}; known: {', '.join(MEASURES)}")
     results: dict = {
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpus": os.cpu_count(), "jax": jax.__version__, "device": str(jax.devices()[0]),
@@ -196,7 +201,7 @@ def main(argv=None) -> int:
     bare = best_of("bare_cell", ["xla"], args.steps, args.repeats, args.rounds)["xla"]
     results["matmul_2048_gflops"] = matmul
     results["bare_cell_cell_ticks_per_s"] = bare["cell_ticks_per_s"]
-    for measure in MEASURES:
+    for measure in measures:
         best = best_of(measure, impls, args.steps, args.repeats, args.rounds)
         f, x = best["fused"], best["xla"]
         entry = {impl: r for impl, r in best.items()}
@@ -221,7 +226,7 @@ def main(argv=None) -> int:
            f"{'xla MB':>7s} {'fused GFLOP/s':>13s} {'of matmul':>9s}")
     print(hdr)
     print("-" * len(hdr))
-    for measure in MEASURES:
+    for measure in measures:
         e = results[measure]
         f, x = e["fused"], e["xla"]
         target = f"≥{e['target_speedup']:.1f}" + ("✓" if e["target_met"] else "✗") if "target_speedup" in e else ""

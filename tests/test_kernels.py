@@ -300,6 +300,11 @@ def test_kernel_selection_and_environment(monkeypatch):
     monkeypatch.delenv(kernels.ENV_VAR, raising=False)
     assert kernels.resolve_kernel("xla") == "xla"
     assert kernels.resolve_kernel("auto") == ("fused" if kernels.available() else "xla")
+    if kernels.available():  # several devices (a sharded mesh): auto keeps XLA, fused on request
+        monkeypatch.setattr(jax, "device_count", lambda *a: 2)
+        assert kernels.resolve_kernel("auto") == "xla" and kernels.resolve_kernel("fused") == "fused"
+        monkeypatch.undo()
+        monkeypatch.delenv(kernels.ENV_VAR, raising=False)
     monkeypatch.setenv(kernels.ENV_VAR, "xla")
     assert kernels.resolve_kernel("auto") == "xla"
     monkeypatch.setenv(kernels.ENV_VAR, "fast")

@@ -105,8 +105,8 @@ def resolve_kernel(kind: str = "auto") -> str:
     """``"fused"`` or ``"xla"`` for a ``VSMLConfig.kernel`` value.
 
     ``auto`` follows the environment variable ``VSML_KERNEL`` (auto | fused | xla) when set, and
-    otherwise picks the fused kernel when it is available and JAX runs on CPU, else the XLA
-    kernels (with one warning per process when the kernel is missing). ``fused`` raises
+    otherwise picks the fused kernel when it is available and JAX runs on one CPU device, else the
+    XLA kernels (with one warning per process when the kernel is missing). ``fused`` raises
     :class:`KernelUnavailableError` when the kernel cannot run.
     """
     if kind not in KINDS:
@@ -129,7 +129,10 @@ def resolve_kernel(kind: str = "auto") -> str:
     if reason is not None:
         _warn_fallback(reason)
         return "xla"
-    return "fused" if jax.default_backend() == "cpu" else "xla"
+    # Over several devices XLA's SPMD partitioner cannot split the custom call: it would gather the
+    # sharded episode / population axis and run every member on every device. Until the meta-steps
+    # map the kernel per device (shard_map), auto keeps the XLA kernels there.
+    return "fused" if jax.default_backend() == "cpu" and jax.device_count() == 1 else "xla"
 
 
 def unsupported(*operands, state_size: int | None = None, head_size: int | None = None) -> str | None:
