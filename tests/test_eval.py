@@ -31,7 +31,9 @@ def test_mean_ci_matches_t_interval():
     # t_{0.975, 3} = 3.182446; sd = 1.290994; half = 3.182446 * 1.290994 / 2
     assert est.mean == pytest.approx(2.5)
     assert est.half_width == pytest.approx(3.182446 * 1.290994 / 2, rel=1e-5)
-    assert mean_ci([0.7]).lo == mean_ci([0.7]).hi == 0.7
+    one = mean_ci([0.7])  # one episode: the interval is undefined, not zero-width
+    assert one.mean == 0.7 and np.isnan(one.lo) and np.isnan(one.hi) and one.n == 1
+    assert np.isnan(curve_ci(np.array([[0.0, 1.0]]))[1]).all()
     m, lo, hi = curve_ci(np.array([[0.0, 1.0], [1.0, 1.0]]))
     np.testing.assert_allclose(m, [0.5, 1.0])
     assert lo[1] == hi[1] == 1.0 and lo[0] < 0.5 < hi[0]
@@ -184,6 +186,9 @@ def test_cli_evaluate_and_introspect(tmp_path, capsys):
     data = json.loads((tmp_path / "ev.json").read_text())
     assert data["results"][0]["learner"] == "sgd:lr=0.1" and data["results"][0]["episodes"] == 2
     first = data["results"][0]["metrics"]["online_acc"]["mean"]
+    assert args.func(args) == 2  # the folder holds that run now: refused before computing
+    assert "not empty" in capsys.readouterr().err
+    args.overwrite = True
     assert args.func(args) == 0  # rerun: identical numbers
     assert json.loads((tmp_path / "ev.json").read_text())["results"][0]["metrics"]["online_acc"]["mean"] == first
     args = parser.parse_args(["introspect", "-l", "sgd", "-n", "2", "-T", "15", "--classes", "3", "--norm-steps", "5", "-o", str(tmp_path / "in")])

@@ -6,23 +6,36 @@ import argparse
 import sys
 
 from vsml.config import ConfigError
+from vsml.limits import ranged
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     """Main job: meta-test the shipped learning algorithms against tuned backprop on digits."""
-    from vsml import pretrained
+    from vsml import contract, pretrained, runs
+    from vsml.eval.report import OWNED
     from vsml.eval.showcase import run_showcase
     from vsml.learners.vsml import VSML
 
-    learners = {}
+    try:
+        out = runs.prepare_output(args.out, default="runs/showcase", owned=OWNED, overwrite=args.overwrite,
+                                  option="--out", log=print)
+    except runs.OutputError as e:
+        print(f"vsml run: error: {e}", file=sys.stderr)
+        return 2
+    learners, contracts = {}, {}
     for name in pretrained.names():
         config, params = pretrained.load(name)
         learners[f"vsml:{name}"] = (VSML(config), params)
+        contracts[f"vsml:{name}"] = contract.of_learner(name, owner=name)
+    resized = {k: c for k, c in contracts.items() if c is not None and c.image_size is not None}
     print(f"Meta-testing {len(learners)} shipped VSML learning algorithm(s) ({', '.join(pretrained.names()) or 'none'}) "
           f"against tuned online backprop on held-out 8×8 digits: {args.episodes} episodes × {args.steps} steps, "
           f"batch 1, same episodes for every learner (seed {args.seed}).")
-    run_showcase(args.out, learners, episodes=args.episodes, steps=args.steps, seed=args.seed,
-                 progress=not args.no_progress)
+    for k, c in resized.items():
+        print(f"{k} needs {c.describe()} (its input contract): it runs, with its own tuned-backprop reference, on the same digits "
+              f"episodes resized to {c.image_size[0]}x{c.image_size[1]}.")
+    run_showcase(out, learners, episodes=args.episodes, steps=args.steps, seed=args.seed,
+                 progress=not args.no_progress, contracts=contracts)
     return 0
 
 
@@ -40,10 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vsml", description="Variable Shared Meta Learning in JAX")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="main job: meta-test the shipped LAs vs tuned backprop on the embedded digits")
-    run.add_argument("--episodes", type=int, default=16)
-    run.add_argument("--steps", type=int, default=300)
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--out", default="runs/showcase", help="folder for the table, curves (CSV, PNG) and JSON")
+    run.add_argument("--episodes", type=ranged(int, ">=1"), default=16)
+    run.add_argument("--steps", type=ranged(int, ">=1"), default=300)
+    run.add_argument("--seed", type=ranged(int, ">=0"), default=0)
+    run.add_argument("--out", default=None, help="folder for the table, curves (CSV, PNG) and JSON; must be empty unless "
+                     "--overwrite (default runs/showcase, or a fresh runs/showcase-N when that holds an earlier run)")
+    run.add_argument("--overwrite", action="store_true", help="replace this command's files in a non-empty --out folder")
     run.add_argument("--no-progress", action="store_true")
     run.set_defaults(func=_cmd_run)
     conv = sub.add_parser("convert", help="rewrite checkpoints / learner files of earlier vsml versions in the current format")

@@ -47,10 +47,14 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
             try:
                 return _convert(arg, value, path)
             except ConfigError as e:
+                if isinstance(value, dict) and dataclasses.is_dataclass(arg):
+                    raise  # a mapping was meant for the dataclass: its own message is the useful one
                 errors.append(str(e))
         raise ConfigError(f"{path}: {value!r} matches none of {args}: {'; '.join(errors)}")
     if origin is typing.Literal:
         allowed = typing.get_args(tp)
+        if isinstance(value, bool) and {"on", "off"} <= set(allowed):  # YAML 1.1 reads on/off as booleans
+            value = "on" if value else "off"
         if value not in allowed:
             raise ConfigError(f"{path}: {value!r} is not one of {list(allowed)}")
         return value
@@ -98,7 +102,10 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
 
 
 def from_dict(cls: type[T], data: dict, path: str = "") -> T:
-    """Build dataclass ``cls`` from a (nested) mapping, checking keys and types."""
+    """Build dataclass ``cls`` from a (nested) mapping, checking keys, types and the ranges of
+    numeric fields (:mod:`vsml.limits`)."""
+    from vsml.limits import check_field
+
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -110,6 +117,7 @@ def from_dict(cls: type[T], data: dict, path: str = "") -> T:
         where = f"{path}.{key}" if path else str(key)
         if key not in fields:
             raise ConfigError(f"unknown config key '{where}'.{_suggest(str(key), list(fields))}")
+        check_field(cls, key, value, where)
         kwargs[key] = _convert(hints[key], value, where)
     try:
         return cls(**kwargs)

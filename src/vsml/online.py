@@ -109,9 +109,15 @@ class OnlineModel:
         return model
 
 
-def online(learner: str, input_shape, num_classes: int, *, batch_size: int = 1, seed: int = 0, **options) -> OnlineModel:
+def online(learner: str, input_shape, num_classes: int, *, batch_size: int = 1, seed: int = 0,
+           ignore_contract: bool = False, **options) -> OnlineModel:
     """An :class:`OnlineModel` of ``learner``: a shipped LA name, a saved learner (run folder or
-    ``.npz``), or a registered learner name (``options`` are its options)."""
+    ``.npz``), or a registered learner name (``options`` are its options).
+
+    A saved LA's input contract (:mod:`vsml.contract`, e.g. ``meta_mnist``: 14×14 grayscale,
+    standardised, 196 values) is checked against ``input_shape``: a different number of input
+    values raises :class:`InputError` naming the shape to use (``ignore_contract=True`` skips it).
+    Preprocessing the stream itself (resize, standardise) is up to the caller."""
     from vsml.checkpoint import CheckpointError, learner_artifact, load_learner, stored_learner_record
     from vsml.learners.registry import make_learner, names
 
@@ -122,9 +128,17 @@ def online(learner: str, input_shape, num_classes: int, *, batch_size: int = 1, 
         return OnlineModel(obj, obj.init_params(jax.random.PRNGKey(seed)), task, seed=seed, record=record)
     if options:
         raise InputError(f"options {sorted(options)} only apply to registered learner names, not to {learner!r}")
+    from vsml import contract
+
     try:
-        record = stored_learner_record(learner_artifact(learner))
+        art = learner_artifact(learner)
+        record = stored_learner_record(art)
         obj, params = load_learner(learner)
     except CheckpointError as e:
         raise InputError(f"{learner!r} is neither a registered learner ({', '.join(names())}) nor a loadable LA: {e}") from None
+    if not ignore_contract:
+        try:
+            contract.check_shape(contract.of_meta(art.meta, owner=str(learner)), task.input_shape)
+        except contract.ContractError as e:
+            raise InputError(str(e)) from None
     return OnlineModel(obj, params, task, seed=seed, record=record)

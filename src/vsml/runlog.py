@@ -21,12 +21,16 @@ from pathlib import Path
 
 
 def truncate_csv(path: Path, last_iteration: int) -> None:
-    """Keep the header and the rows whose first column (iteration) is ``<= last_iteration``."""
+    """Keep the header and the complete rows whose first column (iteration) is ``<= last_iteration``
+    (a row cut short by a kill has no line end and is dropped); rewritten atomically."""
+    from vsml.artifacts import atomic_write_bytes
+
     if not path.is_file():
         return
     lines = path.read_text().splitlines(keepends=True)
-    keep = lines[:1] + [ln for ln in lines[1:] if ln.split(",", 1)[0].isdigit() and int(ln.split(",", 1)[0]) <= last_iteration]
-    path.write_text("".join(keep))
+    keep = lines[:1] + [ln for ln in lines[1:] if ln.endswith("\n") and ln.split(",", 1)[0].isdigit()
+                        and int(ln.split(",", 1)[0]) <= last_iteration]
+    atomic_write_bytes(path, "".join(keep).encode())
 
 
 class RunLogger:

@@ -16,6 +16,7 @@ import sys
 def _cmd_clone(args: argparse.Namespace) -> int:
     from vsml.cloning.clone import CloneConfig, run_clone
     from vsml.config import ConfigError, apply_overrides, from_dict, load_yaml
+    from vsml.runs import OutputError, RunLockError, StopRequested
 
     try:
         data = load_yaml(args.config) if args.config else {}
@@ -31,8 +32,15 @@ def _cmd_clone(args: argparse.Namespace) -> int:
         path = run_clone(
             cc, args.out, resume=args.resume, progress=not args.no_progress, command=command, checkpoint_dir=args.checkpoint_dir
         )
-    except (FileNotFoundError, ValueError, FloatingPointError) as e:
+    except StopRequested as e:
+        print(f"vsml clone: {e}; continue with: {command}{'' if args.resume else ' --resume'}", file=sys.stderr)
+        return e.exit_code
+    except (FileNotFoundError, ValueError, FloatingPointError, RunLockError, OutputError) as e:
         print(f"vsml clone: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"vsml clone: error: {e}; the last checkpoint is intact, continue with: {command}"
+              f"{'' if args.resume else ' --resume'}", file=sys.stderr)
         return 2
     print(f"saved {path} (+ {path.with_suffix('.json').name}); load it with vsml.pretrained.load({str(path)!r})")
     return 0

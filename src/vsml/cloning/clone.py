@@ -31,6 +31,7 @@ Random streams (no dataset; they cover normalised MNIST/Fashion pixels and softm
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import sys
@@ -43,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from vsml import artifacts
+from vsml import artifacts, runs
 from vsml.cloning import backprop_la as ref
 from vsml.config import ConfigError
 from vsml.learners.vsml import DenseGeom, LayerSpec, VSMLConfig, dense_layer, init_cell_params
@@ -430,11 +431,25 @@ def run_clone(
     iteration k is done and returns None — for time-boxed runs and tests. At every checkpoint the
     parameters are validated (fixed cells and streams, ``val_seq_len`` steps); the saved LA is the
     best validated one (the start counts too).
+
+    Both folders are locked for the run (:class:`vsml.runs.RunLock`); SIGINT / SIGTERM stop after
+    the current step with a checkpoint and raise :class:`vsml.runs.StopRequested`.
     """
+    from vsml.limits import check_tree
+
+    check_tree(cc)
+    out_dir = Path(out_dir)
+    ckpt_dir = Path(checkpoint_dir or out_dir)
+    with contextlib.ExitStack() as stack:
+        for folder in dict.fromkeys([ckpt_dir, out_dir]):
+            stack.enter_context(runs.RunLock(folder, command or "vsml clone").acquire(log=log))
+        return _run_clone(cc, out_dir, ckpt_dir / f"{cc.name}.ckpt.npz", resume=resume, progress=progress,
+                          command=command, log=log, stop_after=stop_after)
+
+
+def _run_clone(cc: CloneConfig, out_dir: Path, ckpt: Path, *, resume, progress, command, log, stop_after):
     from vsml import pretrained
 
-    out_dir = Path(out_dir)
-    ckpt = Path(checkpoint_dir or out_dir) / f"{cc.name}.ckpt.npz"
     root = jax.random.PRNGKey(cc.seed)
     params = init_clone_params(cc, jax.random.fold_in(root, 0))
     opt_state = make_optimizer(cc).init(params)
@@ -458,14 +473,16 @@ def run_clone(
     logger = RunLogger(ckpt.parent, f"clone {cc.name}", ("iteration", "seq_len", "loss", "validation_loss"),
                        progress=progress, metrics_name=f"{cc.name}.metrics", every=cc.checkpoint_every, log=log,
                        info=lambda r: f"T={r['seq_len']} loss={r['loss']:.2e}")
+    graceful = runs.GracefulStop(logger.message, "cloning")
     logger.start(start, cc.total_iterations, resume=resume and start > 0)
     try:
+        graceful.__enter__()
         for it in range(start, cc.total_iterations):
             stage = _stage_of(cc, it)
             params, opt_state, pools, loss, diag = train_step(
                 cc, params, opt_state, pools, mask, jax.random.fold_in(data_key, it), stage.seq_len, stage.reset_prob
             )
-            stop = stop_after is not None and it + 1 >= stop_after
+            stop = (stop_after is not None and it + 1 >= stop_after) or graceful.signal is not None
             checkpoint = (it + 1) % cc.checkpoint_every == 0 or it + 1 == cc.total_iterations or stop
             if (it + 1) % 25 == 0 or checkpoint:
                 loss = float(loss)
@@ -481,9 +498,12 @@ def run_clone(
                     save_checkpoint(ckpt, params, (opt_state, pools, best), it + 1, time.time() - t0)
                 logger.iteration(rec)
             if stop and it + 1 < cc.total_iterations:
+                if graceful.signal is not None:
+                    raise runs.StopRequested(graceful.signal, it + 1, ckpt, "cloning")
                 logger.message(f"stopped after iteration {it + 1}; continue with --resume")
                 return None
     finally:
+        graceful.__exit__(None, None, None)
         logger.close()
     wall = time.time() - t0
     params = best[0]

@@ -43,16 +43,23 @@ def learners_for(la: str):
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def build_parser() -> argparse.ArgumentParser:
+    from vsml.limits import ranged
+
     ap = argparse.ArgumentParser(prog="python -m vsml.cloning.evaluate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--la", action="append", required=True, help="LA name or .npz path (repeatable)")
     ap.add_argument("-d", "--dataset", action="append", default=None, help="dataset (repeatable; default mnist, fashion_mnist)")
-    ap.add_argument("-n", "--episodes", type=int, default=16)
-    ap.add_argument("-T", "--steps", type=int, default=2000)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--chunk", type=int, default=8, help="episodes per vmapped batch")
+    ap.add_argument("-n", "--episodes", type=ranged(int, ">=1"), default=16)
+    ap.add_argument("-T", "--steps", type=ranged(int, ">=1"), default=2000)
+    ap.add_argument("--seed", type=ranged(int, ">=0"), default=0)
+    ap.add_argument("--chunk", type=ranged(int, ">=1"), default=8, help="episodes per vmapped batch")
     ap.add_argument("-o", "--out", default="runs/clone_eval")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = build_parser()
     args = ap.parse_args(argv)
 
     from vsml.data.episodes import DatasetSpec, SamplerConfig, draw_episodes

@@ -1,8 +1,10 @@
 """File integrity: published checksums, verification and a small verification cache.
 
 Hashing a 30 MB file costs ~0.1 s, so results are cached in ``<cache dir>/verified.json``
-(``VSML_CACHE_DIR``, default ``~/.cache/vsml``), keyed by absolute path and the file's size and
-mtime: a file is rehashed only when it changes. The data directory itself may be read-only.
+(``VSML_CACHE_DIR``, default ``~/.cache/vsml``), keyed by absolute path and the file's size,
+mtime, inode and ctime (:func:`file_stamp`): a file is rehashed when it changes, also when it is
+replaced or rewritten in place with its mtime set back (which changes the ctime, which no
+user-level call can set). The data directory itself may be read-only.
 
 Files of your own (read by path, see :mod:`vsml.data.userdata`) have no published checksum: the
 first time one is read its content fingerprint is recorded in ``<cache dir>/fingerprints.json``,
@@ -107,6 +109,16 @@ def _mismatch(spec: FileSpec, path: Path, what: str, expected, actual, hint: str
     )
 
 
+#: How to skip verification, in every form it is offered.
+SKIP_HINT = ("skip the check with --no-verify (vsml evaluate / introspect, vsml data list / info), data.verify=false "
+             "in a meta-training config, or verify=False in Python")
+
+
+def file_stamp(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What the verification cache keys a file on: size, mtime, inode, ctime (times in ns)."""
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
 DEFAULT_HINT = "Delete it and run `vsml data download {name}` (or copy a good file there)."
 
 
@@ -114,7 +126,7 @@ def check_file(spec: FileSpec, path: Path, *, hint: str = "", use_cache: bool = 
     """Raise :class:`DataError` unless ``path`` matches ``spec``'s size and published hash.
 
     The sha256 is checked where published, else the md5. Files whose spec has no hash pass on
-    size alone. Successful checks are cached by size+mtime.
+    size alone. Successful checks are cached by :func:`file_stamp`.
     """
     path = Path(path)
     try:
@@ -126,7 +138,7 @@ def check_file(spec: FileSpec, path: Path, *, hint: str = "", use_cache: bool = 
     if spec.sha256 is None and spec.md5 is None:
         return
     key = str(path.resolve())
-    stamp = [st.st_size, st.st_mtime_ns]
+    stamp = list(file_stamp(st))  # as stored in JSON
     expected = spec.sha256 or spec.md5
     if use_cache:
         with _lock:
@@ -170,8 +182,8 @@ def check_fingerprint(path: str | os.PathLike, digest: str, *, shown: str | None
             f"{shown} changed since vsml first read it ({entry.get('first_read', 'earlier')}):\n"
             f"  recorded sha256: {entry['sha256']}\n  current  sha256: {digest}\n"
             f"  Episodes drawn from it now differ from those of earlier runs. If the change is intended, run "
-            f"`vsml data forget {shown}` (or vsml.data.forget(path)) to accept the new content; "
-            f"verify=False skips this check."
+            f"`vsml data forget {shown}` (or vsml.data.forget(path)) to accept the new content, or "
+            f"{SKIP_HINT}."
         )
 
 

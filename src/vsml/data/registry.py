@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from vsml.data import builtin, formats, userdata
-from vsml.data.integrity import DataError, FileSpec, cache_dir, check_file, check_fingerprint
+from vsml.data.integrity import SKIP_HINT, DataError, FileSpec, cache_dir, check_file, check_fingerprint, file_stamp
 
 # --- where the data lives --------------------------------------------------------------------
 
@@ -700,12 +700,12 @@ def load(name: str, split: str = "train", *, data_dir: str | os.PathLike | None 
         source = info.splits[base][index]
         paths = tuple(str(root / f.path) for f in source.files)
         if verify:
-            hint = (f"Delete it and run `vsml data download {info.name}`, or pass verify=False for a non-canonical copy."
-                    if info.downloads else "Replace it with the canonical file, or pass verify=False for a non-canonical copy.")
+            hint = (f"Delete it and run `vsml data download {info.name}`, or, for a non-canonical copy, {SKIP_HINT}."
+                    if info.downloads else f"Replace it with the canonical file, or, for a non-canonical copy, {SKIP_HINT}.")
             for spec, path in zip(source.files, paths):
                 check_file(spec, Path(path), hint=hint)
         try:
-            stamps = tuple((os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths)
+            stamps = tuple(file_stamp(os.stat(p)) for p in paths)
             images, labels = _read_cached(source, f"{info.name}/{base}", info.image_shape, paths, stamps)
         except OSError as e:
             raise DataError(f"{info.name}: cannot read {e.filename or paths}: {e.strerror or e}") from None

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vsml.data.integrity import DataError, hash_file
+from vsml.data.integrity import DataError, file_stamp, hash_file
 
 SPLIT_SEED = 0
 TEST_FRACTION = 0.2
@@ -193,17 +193,18 @@ def _kind(path: Path, shown: str) -> str:
 
 
 def _stamps(path: Path, kind: str) -> tuple:
-    """Size and mtime of the file (folder: of every file below it): a change invalidates the parse cache."""
+    """Size, mtime, inode and ctime of the file (folder: of every file below it): a change invalidates the
+    parse cache (also one written in place with the mtime set back)."""
     try:
         if kind != "folder":
             st = path.stat()
-            return ((st.st_size, st.st_mtime_ns),)
+            return (file_stamp(st),)
         out = []
         for dirpath, dirnames, filenames in os.walk(path):
             dirnames.sort()
             for f in sorted(filenames):
                 st = os.stat(os.path.join(dirpath, f))
-                out.append((os.path.join(dirpath, f), st.st_size, st.st_mtime_ns))
+                out.append((os.path.join(dirpath, f), *file_stamp(st)))
         return tuple(out)
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror or e})") from None

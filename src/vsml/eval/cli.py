@@ -12,7 +12,10 @@ import json
 import sys
 from pathlib import Path
 
+from vsml.limits import ranged
+
 DEFAULT_LEARNERS = ["sgd", "adam"]
+INTROSPECT_FILES = ("fast_association.png", "state_norms.png", "introspect.json")
 
 
 class _CliError(Exception):
@@ -31,14 +34,16 @@ def _add_episode_args(p: argparse.ArgumentParser, episodes: int, steps: int, dat
     """Episode options: each maps onto a :class:`vsml.data.episodes.SamplerConfig` field (see --help)."""
     p.add_argument("-d", "--dataset", action="append", default=None,
                    help=f"registered dataset name or path to your own data (repeatable; default: {', '.join(datasets)})")
-    p.add_argument("-n", "--episodes", type=int, default=episodes, help=f"episodes per dataset (default {episodes})")
-    p.add_argument("-T", "--steps", type=int, default=steps, help=f"steps per episode (SamplerConfig.steps; default {steps})")
-    p.add_argument("--batch-size", type=int, default=1, help="examples per step (SamplerConfig.batch_size)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the episodes and of the learners' per-episode keys")
+    p.add_argument("-n", "--episodes", type=ranged(int, ">=1"), default=episodes,
+                   help=f"episodes per dataset (default {episodes}; with 1, confidence intervals are undefined)")
+    p.add_argument("-T", "--steps", type=ranged(int, ">=1"), default=steps,
+                   help=f"steps per episode (SamplerConfig.steps; default {steps})")
+    p.add_argument("--batch-size", type=ranged(int, ">=1"), default=1, help="examples per step (SamplerConfig.batch_size)")
+    p.add_argument("--seed", type=ranged(int, ">=0"), default=0, help="seed of the episodes and of the learners' per-episode keys")
     p.add_argument("--split", default="test", help="dataset split to draw episodes from (default test; slices like test[:80%%])")
-    p.add_argument("--classes", "--num-classes", dest="num_classes", type=int, default=None,
+    p.add_argument("--classes", "--num-classes", dest="num_classes", type=ranged(int, ">=2"), default=None,
                    help="random class subset of this size per episode (SamplerConfig.num_classes)")
-    p.add_argument("--resize", "--image-size", dest="image_size", type=int, default=None,
+    p.add_argument("--resize", "--image-size", dest="image_size", type=ranged(int, ">=1"), default=None,
                    help="resize images to SxS, e.g. 14, 21, 32, 48 (SamplerConfig.image_size)")
     p.add_argument("--grayscale", action=argparse.BooleanOptionalAction, default=None,
                    help="RGB -> one channel (SamplerConfig.grayscale; default on)")
@@ -53,8 +58,13 @@ def _add_episode_args(p: argparse.ArgumentParser, episodes: int, steps: int, dat
     p.add_argument("--data-dir", default=None, help="data directory (default $VSML_DATA_DIR)")
     p.add_argument("--no-verify", dest="verify", action="store_false",
                    help="skip the checksum / fingerprint check of dataset files (SamplerConfig.verify)")
-    p.add_argument("--chunk", type=int, default=None, help="episodes run in parallel (default: all)")
+    p.add_argument("--chunk", type=ranged(int, ">=1"), default=None, help="episodes run in parallel (default: all)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--ignore-contract", action="store_true",
+                   help="run saved LAs on the episodes as given, even where they break the LA's input contract "
+                        "(size, channels, normalisation it was meta-trained with)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into a non-empty output folder, replacing this command's files there (others are kept)")
 
 
 def register(subparsers) -> None:
@@ -65,16 +75,18 @@ def register(subparsers) -> None:
     )
     _add_learner_args(ev)
     _add_episode_args(ev, episodes=10, steps=1000, datasets=["digits"])
-    ev.add_argument("-o", "--out", default="runs/evaluate", help="output folder (curves.csv, table.md, curves.png)")
+    ev.add_argument("-o", "--out", default=None,
+                    help="output folder (curves.csv, table.md, curves.png); must be empty unless --overwrite "
+                         "(default runs/evaluate, or a fresh runs/evaluate-N when that holds an earlier run)")
     ev.add_argument("--json", default=None, metavar="PATH", help="also write every figure of the table as JSON")
     ev.add_argument("--tune-lr", action="store_true", help="pick SGD/Adam learning rates per dataset on separate tuning episodes")
-    ev.add_argument("--tune-episodes", type=int, default=4, help="tuning episodes per dataset (default 4)")
+    ev.add_argument("--tune-episodes", type=ranged(int, ">=1"), default=4, help="tuning episodes per dataset (default 4)")
     ev.add_argument("--oracle-backprop", action="store_true",
                     help="add the 'oracle best backprop' row: per figure the best of SGD/Adam x {linear, 160-tanh} x a "
                          "learning-rate grid, chosen on the reported episodes themselves (favours backprop)")
     ev.add_argument("--reference", default=None, metavar="LEARNER|oracle",
                     help="report paired differences (learner - reference, same episodes, 95%% CI); 'oracle' implies --oracle-backprop")
-    ev.add_argument("--smooth", type=int, default=None, help="running-mean window of the plotted curves")
+    ev.add_argument("--smooth", type=ranged(int, ">=1"), default=None, help="running-mean window of the plotted curves")
     ev.add_argument("--no-plot", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
 
@@ -84,9 +96,12 @@ def register(subparsers) -> None:
     )
     _add_learner_args(it)
     _add_episode_args(it, episodes=20, steps=60, datasets=["digits"])
-    it.add_argument("--max-shots", type=int, default=10)
-    it.add_argument("--norm-steps", type=int, default=100, help="steps of the state-norm episode (0: skip)")
-    it.add_argument("-o", "--out", default="runs/introspect")
+    it.add_argument("--max-shots", type=ranged(int, ">=1"), default=10,
+                    help="largest number of earlier examples of a class to report (default 10)")
+    it.add_argument("--norm-steps", type=ranged(int, ">=0"), default=100, help="steps of the state-norm episode (0: skip)")
+    it.add_argument("-o", "--out", default=None,
+                    help="output folder; must be empty unless --overwrite (default runs/introspect, or a fresh "
+                         "runs/introspect-N)")
     it.add_argument("--json", default=None, metavar="PATH")
     it.set_defaults(func=cmd_introspect)
 
@@ -123,6 +138,46 @@ def build_learners(args) -> dict:
     return out
 
 
+def resolve_contract(args) -> None:
+    """Read the input contracts of the ``--checkpoint`` learners (:mod:`vsml.contract`): the episode
+    options they need are added where the user did not set them (with a note); a conflicting option
+    or two conflicting LAs are an error naming the fix. Sets ``args.contract`` and
+    ``args.contract_options``; ``--ignore-contract`` skips all of it."""
+    from vsml import contract
+    from vsml.checkpoint import CheckpointError
+    from vsml.config import apply_overrides
+
+    args.contract, args.contract_options = None, {}
+    if getattr(args, "ignore_contract", False) or not args.checkpoint:
+        return
+    found = []
+    for path in args.checkpoint:
+        try:
+            found.append(contract.of_learner(path, owner=f"--checkpoint {path}"))
+        except (CheckpointError, OSError) as e:
+            raise _CliError(f"cannot load checkpoint {path}: {e}") from None
+    merged = contract.merge(found)
+    sampler = apply_overrides({}, list(args.sampler))
+    given = {"image_size": sampler.get("image_size", args.image_size), "grayscale": sampler.get("grayscale", args.grayscale),
+             "normalize": sampler.get("normalize")}
+    args.contract_options, notes = contract.apply(merged, given)
+    args.contract = merged
+    for note in notes:
+        print(note, file=sys.stderr)
+
+
+def prepare_outputs(args, default: str, owned) -> Path:
+    """Check the output folder (and ``--json``) before any compute (see :func:`vsml.runs.prepare_output`)."""
+    from vsml import runs
+
+    out = runs.prepare_output(args.out, default=default, owned=owned, overwrite=args.overwrite,
+                              log=lambda m: print(m, file=sys.stderr))
+    json_path = getattr(args, "json", None)
+    if json_path is not None and Path(json_path).resolve().parent != out.resolve():
+        runs.check_output_file(json_path, overwrite=args.overwrite)
+    return out
+
+
 def sampler_config(args, dataset: str, split: str | None = None):
     """The :class:`~vsml.data.episodes.SamplerConfig` of the episode options in ``args`` for one dataset."""
     from vsml.config import apply_overrides, from_dict
@@ -135,27 +190,36 @@ def sampler_config(args, dataset: str, split: str | None = None):
             data[cli_name] = getattr(args, cli_name)
     if args.image_size is not None:
         data["image_size"] = [args.image_size, args.image_size]
+    data.update(getattr(args, "contract_options", None) or {})
     data = apply_overrides(data, list(args.sampler))
     return from_dict(SamplerConfig, data, path="episodes")
 
 
 def episodes_for(args, dataset: str, *, n: int | None = None, split: str | None = None, seed: int | None = None):
     """Episodes of ``dataset`` for the options in ``args`` (through :func:`vsml.data.episodes.draw_episodes`)."""
+    from vsml import contract
     from vsml.data.episodes import draw_episodes
 
-    return draw_episodes(sampler_config(args, dataset, split), args.seed if seed is None else seed, n or args.episodes)
+    eps = draw_episodes(sampler_config(args, dataset, split), args.seed if seed is None else seed, n or args.episodes)
+    contract.check_features(getattr(args, "contract", None), eps.xs.shape[3:], f"the episodes of {dataset}")
+    return eps
 
 
 def _run(fn, args) -> int:
     from vsml.config import ConfigError
+    from vsml.contract import ContractError
     from vsml.data.integrity import DataError
     from vsml.eval.evaluate import EvalError
     from vsml.learners.base import InputError
+    from vsml.runs import OutputError
 
     try:
         return fn(args)
-    except (_CliError, ConfigError, DataError, EvalError, InputError) as e:
+    except (_CliError, ConfigError, DataError, EvalError, InputError, ContractError, OutputError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a write failed after the checks (disk full, ...): complete files only, never partial ones
+        print(f"error: cannot write the results: {e}", file=sys.stderr)
         return 2
 
 
@@ -183,6 +247,8 @@ def _evaluate(args) -> int:
     from vsml.eval.evaluate import EvalReport, evaluate
 
     learners = build_learners(args)
+    resolve_contract(args)
+    out = prepare_outputs(args, "runs/evaluate", rep.OWNED)
     datasets = list(dict.fromkeys(args.dataset or ["digits"]))
     progress = not args.no_progress
     report = EvalReport([], {"seed": args.seed, "datasets": {}})
@@ -210,7 +276,7 @@ def _evaluate(args) -> int:
             raise _CliError(f"--reference {args.reference!r} is not one of the evaluated learners ({', '.join(report.learners)}) "
                             "or 'oracle'")
         report.reference = args.reference
-    paths = rep.write_all(report, args.out, json_path=args.json, plot=not args.no_plot, smooth=args.smooth)
+    paths = rep.write_all(report, out, json_path=args.json, plot=not args.no_plot, smooth=args.smooth)
     rep.print_table(report)
     for kind, path in paths.items():
         print(f"{kind}: {path}")
@@ -230,11 +296,11 @@ def _introspect(args) -> int:
     from vsml.eval.plots import plot_fast_association, plot_state_norms
 
     learners = build_learners(args)
+    resolve_contract(args)
+    out = prepare_outputs(args, "runs/introspect", INTROSPECT_FILES)
     dataset = (args.dataset or ["digits"])[0]
     eps = episodes_for(args, dataset)
     keys = episode_keys(args.seed, eps.n_episodes)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     assoc, norms = {}, {}
     for label, (learner, params) in learners.items():
         if params is None:
@@ -254,9 +320,11 @@ def _introspect(args) -> int:
         payload["state_norms"] = {k: {"leaves": names, "norms": np.asarray(v).tolist()} for k, (names, v) in norms.items()}
         print(f"state norms: {out / 'state_norms.png'}")
     print(f"fast association plot: {out / 'fast_association.png'}")
+    from vsml.artifacts import atomic_write_bytes
+    from vsml.eval.report import _finite
+
     json_path = Path(args.json) if args.json else out / "introspect.json"
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(payload, indent=1, default=float) + "\n")
+    atomic_write_bytes(json_path, (json.dumps(_finite(payload), indent=1, default=float) + "\n").encode())  # NaN -> null
     print(f"json: {json_path}")
     return 0
 

@@ -1,7 +1,8 @@
 """Summary statistics with 95 % confidence intervals over episodes.
 
 Intervals are Student-t intervals of the mean over independent episodes:
-``mean ± t_{0.975, E-1} · sd / sqrt(E)`` (zero width for a single episode).
+``mean ± t_{0.975, E-1} · sd / sqrt(E)``. With a single episode the interval is undefined: its
+bounds are NaN (printed as "n/a", written as empty / null).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def mean_ci(values, confidence: float = 0.95) -> Estimate:
         raise ValueError("mean_ci needs at least one value")
     mean = float(v.mean())
     if v.size < 2:
-        return Estimate(mean, mean, mean, 1)
+        return Estimate(mean, math.nan, math.nan, 1)
     half = t_quantile(v.size, confidence) * float(v.std(ddof=1)) / math.sqrt(v.size)
     return Estimate(mean, mean - half, mean + half, int(v.size))
 
@@ -56,7 +57,7 @@ def curve_ci(values, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray, 
         raise ValueError(f"curve_ci needs values of shape [episodes, T], got {v.shape}")
     mean = v.mean(axis=0)
     if v.shape[0] < 2:
-        return mean, mean.copy(), mean.copy()
+        return mean, np.full_like(mean, np.nan), np.full_like(mean, np.nan)
     half = t_quantile(v.shape[0], confidence) * v.std(axis=0, ddof=1) / math.sqrt(v.shape[0])
     return mean, mean - half, mean + half
 

@@ -57,12 +57,17 @@ def plot_learning_curves(report, path: str | Path, *, smooth: int | None = None,
 
 
 def _save(plt, fig, path: str | Path) -> Path:
+    import io
+
+    from vsml.artifacts import atomic_write_bytes
+
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, dpi=120, format=Path(path).suffix.lstrip(".") or "png")
+    finally:
+        plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())  # never a half-written figure
 
 
 def plot_fast_association(results: dict, path: str | Path, title: str = "fast association") -> Path:

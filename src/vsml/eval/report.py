@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from pathlib import Path
+
+from vsml.artifacts import atomic_write_bytes
 
 from vsml.eval.evaluate import EvalReport
 from vsml.eval.metrics import METRIC_LABELS, curve_ci
@@ -75,6 +78,8 @@ def _fmt(est, percent: bool) -> str:
         return "—"
     scale = 100.0 if percent else 1.0
     digits = 1 if percent else 3
+    if not math.isfinite(est.half_width):  # one episode: no interval
+        return f"{est.mean * scale:.{digits}f} ± n/a"
     return f"{est.mean * scale:.{digits}f} ± {est.half_width * scale:.{digits}f}"
 
 
@@ -90,7 +95,9 @@ def markdown_table(report: EvalReport, confidence: float = 0.95) -> str:
         cells = [row["dataset"], name] + [_fmt(row.get(m), m.endswith("_acc")) for m in metrics]
         lines.append("| " + " | ".join(cells) + " |")
     e = {r["episodes"] for r in rows}
-    note = f"\nMean ± half-width of the {int(confidence * 100)} % t-interval over {', '.join(map(str, sorted(e)))} episodes; final = last 100 steps."
+    note = f"\nMean ± half-width of the {int(confidence * 100)} % t-interval over {', '.join(map(str, sorted(e)))} episode{'' if e == {1} else 's'}; final = last 100 steps."
+    if 1 in e:
+        note += " With one episode the interval is undefined (n/a)."
     for row in rows:
         if "oracle_choice" in row:
             choice = "; ".join(f"{METRIC_LABELS[m]}: {label}" for m, label in row["oracle_choice"].items() if m in metrics)
@@ -128,10 +135,7 @@ def _finite(obj):
 
 
 def write_json(report: EvalReport, path: str | Path, confidence: float = 0.95) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report_json(report, confidence), indent=2) + "\n")
-    return path
+    return atomic_write_bytes(path, (json.dumps(report_json(report, confidence), indent=2) + "\n").encode())
 
 
 def write_curves_csv(report: EvalReport, path: str | Path, confidence: float = 0.95) -> Path:
@@ -139,18 +143,20 @@ def write_curves_csv(report: EvalReport, path: str | Path, confidence: float = 0
 
     ``step`` counts from 1; bounds are pointwise t-intervals over episodes.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["learner", "dataset", "step", "acc_mean", "acc_lo", "acc_hi", "loss_mean", "loss_lo", "loss_hi", "episodes"])
-        for r in report.results:
-            am, al, ah = curve_ci(r.correct, confidence)
-            lm, ll, lh = curve_ci(r.loss, confidence)
-            e = r.correct.shape[0]
-            for t in range(len(am)):
-                w.writerow([r.learner, r.dataset, t + 1] + [f"{v:.6g}" for v in (am[t], al[t], ah[t], lm[t], ll[t], lh[t])] + [e])
-    return path
+    f = io.StringIO(newline="")  # built in memory, then written atomically
+    w = csv.writer(f)
+    w.writerow(["learner", "dataset", "step", "acc_mean", "acc_lo", "acc_hi", "loss_mean", "loss_lo", "loss_hi", "episodes"])
+    for r in report.results:
+        am, al, ah = curve_ci(r.correct, confidence)
+        lm, ll, lh = curve_ci(r.loss, confidence)
+        e = r.correct.shape[0]
+        for t in range(len(am)):
+            w.writerow([r.learner, r.dataset, t + 1] + [_cell(v) for v in (am[t], al[t], ah[t], lm[t], ll[t], lh[t])] + [e])
+    return atomic_write_bytes(path, f.getvalue().encode())
+
+
+def _cell(v) -> str:
+    return f"{v:.6g}" if math.isfinite(v) else ""  # an undefined bound (one episode) is left empty
 
 
 def print_table(report: EvalReport, confidence: float = 0.95, console=None) -> None:
@@ -187,14 +193,17 @@ def print_table(report: EvalReport, confidence: float = 0.95, console=None) -> N
         console.print(pt)
 
 
+#: The files :func:`write_all` writes into an output folder (what ``--overwrite`` may remove).
+OWNED = ("curves.csv", "table.md", "curves.png", "results.json")
+
+
 def write_all(report: EvalReport, out_dir: str | Path, *, json_path=None, plot: bool = True, smooth: int | None = None, confidence=0.95) -> dict[str, Path]:
-    """Write ``curves.csv``, ``table.md``, ``curves.png`` (and JSON if ``json_path``) under ``out_dir``."""
+    """Write ``curves.csv``, ``table.md``, ``curves.png`` (and JSON if ``json_path``) under ``out_dir``,
+    each atomically (a failed write leaves no partial file). :data:`OWNED` names them."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"csv": write_curves_csv(report, out_dir / "curves.csv", confidence)}
-    table = out_dir / "table.md"
-    table.write_text(markdown_table(report, confidence))
-    paths["table"] = table
+    paths["table"] = atomic_write_bytes(out_dir / "table.md", markdown_table(report, confidence).encode())
     if plot:
         from vsml.eval.plots import plot_learning_curves
 

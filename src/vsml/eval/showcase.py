@@ -33,26 +33,48 @@ def run_showcase(
     oracle: bool = True,
     progress: bool = True,
     console=None,
+    contracts: dict | None = None,
 ) -> EvalReport:
     """Evaluate ``learners`` (label -> ``(learner, params)``) plus ``baselines`` on digits, with the
     oracle best backprop as the reference of paired differences (``oracle=False``: no reference).
 
     Prints the tables and writes ``curves.png``, ``curves.csv``, ``table.md`` and ``results.json``
-    under ``out_dir``. Returns the :class:`EvalReport`.
+    under ``out_dir`` (checked for writability before any compute). Returns the :class:`EvalReport`.
+
+    ``contracts``: label -> :class:`vsml.contract.InputContract` of learners that need other
+    inputs than the native 8×8 digits (e.g. ``meta_mnist``: 14×14). Each such learner runs, with
+    the baselines and its own oracle, on the same episodes (same seed, examples and labels) resized
+    as its contract says, reported as the dataset ``digits HxW``.
     """
+    from vsml.runs import check_writable
+
+    out_dir = check_writable(out_dir)
     entries = dict(learners or {})
-    for name in baselines:
-        entries.setdefault(name, (make_learner(name), None))
-    eps = {"digits": draw_episodes(SamplerConfig(datasets=(DatasetSpec("digits", "test"),), steps=steps), seed, episodes)}
-    report = evaluate(entries, eps, seed=seed, progress=progress)
+    base = {name: (make_learner(name), None) for name in baselines}
+    groups: dict = {None: {**base, **{k: v for k, v in entries.items() if not (contracts or {}).get(k)}}}
+    for label, c in (contracts or {}).items():
+        if label in entries and c is not None and c.image_size is not None:
+            groups.setdefault(tuple(c.image_size), dict(base))[label] = entries[label]
+    report = EvalReport([], {"seed": seed, "datasets": {}})
     if oracle:
         grid = ", ".join(f"{k} {{{', '.join(f'{v:g}' for v in lrs)}}}" for k, lrs in ORACLE_LRS.items())
         say = console.print if console is not None else print
         say(f"Reference: oracle best backprop = online SGD/Adam, linear or 160-tanh hidden layer, learning rates {grid}; "
             f"for each figure the best of these 22 configurations on these same episodes (favours backprop).")
-        report.oracles = oracle_backprop(eps, seed=seed, progress=progress)
         report.reference = "oracle"
-    out_dir = Path(out_dir)
+    for size, group in groups.items():
+        if not group:
+            continue
+        name = "digits" if size is None else f"digits {size[0]}x{size[1]}"
+        cfg = SamplerConfig(datasets=(DatasetSpec("digits", "test"),), steps=steps, image_size=size)
+        eps = {name: draw_episodes(cfg, seed, episodes)}
+        part = evaluate(group, eps, seed=seed, progress=progress)
+        report.results.extend(part.results)
+        report.meta["datasets"].update(part.meta["datasets"])
+        report.meta.setdefault("learners", [])
+        report.meta["learners"] += [n for n in part.meta["learners"] if n not in report.meta["learners"]]
+        if oracle:
+            report.oracles.update(oracle_backprop(eps, seed=seed, progress=progress))
     paths = write_all(report, out_dir, json_path=out_dir / "results.json")
     print_table(report, console=console)
     (console.print if console is not None else print)(f"plot: {paths['plot']}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from vsml.limits import ranged
+
 
 def register(subparsers) -> None:
     """Add the ``meta-train`` sub-command."""
@@ -28,16 +30,36 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="output folder (default: config 'out', else runs/meta/<name>)")
     p.add_argument("--no-progress", action="store_true", help="plain log lines instead of a progress bar")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
+    p.add_argument("--wait-lock", type=ranged(float, ">=0"), default=0.0, metavar="SECONDS",
+                   help="wait up to this long for another run holding the out folder to end (default: fail at once)")
+
+
+def _command(args) -> str:
+    from vsml.runs import command_line
+
+    argv = [args.config, *args.overrides]
+    if args.out:
+        argv += ["--out", args.out]
+    if args.no_progress:
+        argv.append("--no-progress")
+    if args.resume:
+        argv.append("--resume")
+    return command_line("vsml meta-train", argv)
 
 
 def cmd_meta_train(args) -> int:
+    """Exit codes: 0 done, 2 an error (message on stderr), 130 / 143 stopped by SIGINT / SIGTERM
+    with a checkpoint, 75 a process of a multi-process run is missing or was lost."""
     from vsml.checkpoint import CheckpointError
     from vsml.config import ConfigError, to_dict
     from vsml.data.integrity import DataError
     from vsml.learners.base import InputError
-    from vsml.meta.distributed import DistributedError
+    from vsml.meta import distributed as dist
     from vsml.meta.trainer import MetaTrainer, MetaTrainingError, load_meta_config
+    from vsml.runs import OutputError, RunLockError, StopRequested
 
+    prog = "vsml meta-train"
+    trainer = None
     try:
         overrides = list(args.overrides)
         if args.no_progress:
@@ -50,13 +72,30 @@ def cmd_meta_train(args) -> int:
 
             print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
             return 0
-        trainer = MetaTrainer(cfg)
+        trainer = MetaTrainer(cfg, command=_command(args), lock_wait=getattr(args, "wait_lock", 0.0))
         result = trainer.run(resume=args.resume)
-    except (ConfigError, CheckpointError, MetaTrainingError, DataError, InputError, DistributedError) as e:
-        print(f"vsml meta-train: error: {e}", file=sys.stderr)
+    except StopRequested as e:
+        print(f"{prog}: {e}; continue with: {trainer.resume_command if trainer else '--resume'}", file=sys.stderr)
+        return e.exit_code
+    except dist.PeerLostError as e:
+        dist.hard_exit(dist.EXIT_PEER_LOST, f"{prog}: error: {e}")
+    except (ConfigError, CheckpointError, MetaTrainingError, DataError, InputError, dist.DistributedError,
+            RunLockError, OutputError) as e:
+        msg = f"{prog}: error: {e}"
+        if dist.is_multiprocess():  # leave at once: a peer may be waiting in a collective for this process
+            dist.hard_exit(2, msg)
+        print(msg, file=sys.stderr)
+        return 2
+    except OSError as e:
+        hint = f"; continue with: {trainer.resume_command}" if trainer is not None else ""
+        msg = f"{prog}: error: {e}{hint}"
+        if dist.is_multiprocess():
+            dist.hard_exit(2, msg)
+        print(msg, file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("vsml meta-train: interrupted; continue with --resume from the last checkpoint", file=sys.stderr)
+        print(f"{prog}: interrupted before the first step; nothing to resume yet unless a checkpoint exists "
+              "(then continue with --resume)", file=sys.stderr)
         return 130
     if trainer.main:
         print(f"done: {result.iteration} iterations; learner saved in {result.out_dir}/learner.npz")

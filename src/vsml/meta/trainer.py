@@ -19,7 +19,9 @@ and ``learner.npz`` + ``learner.json`` (the final learner artifact, loadable wit
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import os
 import sys
 import time
@@ -30,7 +32,7 @@ import jax
 import numpy as np
 import yaml
 
-from vsml import artifacts
+from vsml import artifacts, runs
 from vsml.checkpoint import CheckpointError, CheckpointManager, learner_artifact, load_learner, stored_learner_record
 from vsml.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from vsml.data.episodes import DatasetSpec, EpisodeSampler, SamplerConfig, draw_episodes
@@ -46,6 +48,9 @@ from vsml.meta.optimizer import METHODS, MetaState, make_meta_optimizer
 from vsml.meta.pes import PESConfig
 from vsml.meta.tbptt import TBPTTConfig
 from vsml.runlog import RunLogger
+
+#: Files a fresh run may find (and replace) in its out folder: those of a run that died before its first checkpoint.
+RESTARTABLE = ("config.yaml", "metrics.csv", "eval.csv", "tb", "checkpoints")
 
 #: Config sections that may differ between a run and the checkpoint it resumes.
 RESUME_MUTABLE = ("name", "out", "iterations", "eval", "checkpoint", "log", "max_nonfinite", "distributed")
@@ -137,7 +142,7 @@ class MetaConfig:
     checkpoint: CheckpointConfig = CheckpointConfig()
     log: LogConfig = LogConfig()
     max_nonfinite: int = 10
-    distributed: Literal["auto", "on", "off"] = "auto"
+    distributed: Literal["auto", "on", "off"] | dist.DistributedConfig = "auto"  # or {mode, startup_timeout, peer_timeout}
 
     def __post_init__(self):
         if self.iterations < 0:
@@ -150,28 +155,6 @@ class MetaConfig:
     @property
     def out_dir(self) -> Path:
         return Path(self.out or f"runs/meta/{self.name}")
-
-
-def meta_config_from_dict(data: dict) -> MetaConfig:
-    try:
-        return from_dict(MetaConfig, data)
-    except ConfigError:
-        raise
-    except ValueError as e:  # DataError etc. from nested configs
-        raise ConfigError(str(e)) from None
-
-
-def load_meta_config(path: str | os.PathLike | None = None, overrides=()) -> MetaConfig:
-    """YAML file (optional) + ``key.sub=value`` overrides -> :class:`MetaConfig`."""
-    data = load_yaml(path) if path is not None else {}
-    return meta_config_from_dict(apply_overrides(data, list(overrides)))
-
-
-class TrainResult(NamedTuple):
-    params: object
-    iteration: int
-    history: list  # one dict per iteration
-    out_dir: Path
 
 
 def meta_config_from_dict(data: dict) -> MetaConfig:
@@ -219,10 +202,17 @@ def _same_computation(a, b) -> bool:
 class MetaTrainer:
     """Meta-trains ``config.learner``'s meta-parameters (see module docstring)."""
 
-    def __init__(self, config: MetaConfig, out_dir: str | os.PathLike | None = None, log=None):
+    def __init__(self, config: MetaConfig, out_dir: str | os.PathLike | None = None, log=None, *,
+                 command: str | None = None, lock_wait: float = 0.0):
         self.config = config
         self.out_dir = Path(out_dir) if out_dir is not None else config.out_dir
         self._log = log or (lambda msg: print(msg, file=sys.stderr))
+        #: the command line that started this run (lock record, resume hints)
+        self.command = command or f"vsml meta-train CONFIG --out {self.out_dir}"
+        self.lock_wait = lock_wait
+        from vsml.limits import check_tree
+
+        check_tree(config)  # configs built in Python skip from_dict's range checks
         dist.initialize(config.distributed)
         self.main = dist.is_main()
         spec = {"name": config.learner.name, "options": dict(config.learner.options)}
@@ -373,11 +363,37 @@ class MetaTrainer:
 
     # ---- the loop ----------------------------------------------------------------------------
 
-    def _resume_point(self, mgr: CheckpointManager, cfg_dict: dict):
+    @property
+    def resume_command(self) -> str:
+        return self.command if "--resume" in self.command.split() else f"{self.command} --resume"
+
+    def _load_latest(self, mgr: CheckpointManager):
+        """The newest checkpoint, loaded; a corrupt one names the newest good one and how to resume from it."""
         latest = mgr.latest()
-        if latest is None:
+        try:
+            return latest, mgr.load(latest)
+        except CheckpointError as e:
+            paths = mgr.paths()
+            bad, good = [latest], None
+            for p in reversed(paths[:-1]):
+                try:
+                    good = (p, int(mgr.load(p).meta.get("iteration", -1)))
+                    break
+                except CheckpointError:
+                    bad.append(p)
+            if good is None:
+                hint = (f"no earlier checkpoint in {mgr.folder} is readable either; start a new run folder "
+                        "(or restore the file from a backup)")
+            else:
+                moves = " && ".join(f"mv {b} {b}.corrupt" for b in bad)
+                hint = (f"the newest good checkpoint is {good[0]} (iteration {good[1]}); to resume from it, move the bad "
+                        f"one{'s' if len(bad) > 1 else ''} aside and resume: {moves} && {self.resume_command}")
+            raise CheckpointError(f"{e}; {hint}") from None
+
+    def _resume_point(self, mgr: CheckpointManager, cfg_dict: dict):
+        if mgr.latest() is None:
             raise CheckpointError(f"--resume: no checkpoint in {mgr.folder}")
-        art = mgr.load(latest)
+        latest, art = self._load_latest(mgr)
         meta = art.meta
         try:  # read the stored config with this version's schema (new keys take their defaults)
             stored = to_dict(meta_config_from_dict(meta.get("config", {})))
@@ -393,18 +409,73 @@ class MetaTrainer:
                                   "resume with the same config or start a new run folder")
         return latest, art
 
+    def _fingerprint(self, cfg_dict: dict, resume: bool, latest: Path | None, error: Exception | None) -> dict:
+        """What every process of a multi-process run must agree on (see :func:`vsml.meta.distributed.agree`)."""
+        ckpt = None
+        if latest is not None:
+            ckpt = {"file": latest.name, "sha256": hashlib.sha256(latest.read_bytes()).hexdigest()}
+        return {"config": cfg_dict, "code": runs.code_version(), "jax": jax.__version__, "resume": bool(resume),
+                "checkpoint": ckpt, "local_devices": jax.local_device_count(),
+                "error": None if error is None else f"{type(error).__name__}: {error}"}
+
+    def _start(self, stack: contextlib.ExitStack, mgr: CheckpointManager, cfg_dict: dict, resume: bool):
+        """Lock the run folder (the main process), find the resume point, and check that every
+        process agrees on config, code and checkpoint. Returns ``(latest, artifact)`` or ``(None, None)``."""
+        latest = art = error = None
+        try:
+            if self.main:
+                stack.enter_context(runs.RunLock(self.out_dir, self.command).acquire(log=self.log, wait=self.lock_wait))
+                runs.remove_stale_temps(self.out_dir, mgr.folder)  # left by a writer killed mid-write
+            if resume:
+                latest, art = self._resume_point(mgr, cfg_dict)
+            elif mgr.latest() is not None:
+                raise CheckpointError(f"{self.out_dir} already holds checkpoints (newest {mgr.latest().name}); pass --resume "
+                                      "to continue or choose another out folder (nothing was overwritten)")
+            else:  # a fresh run: only the files of a run that died before its first checkpoint may be there
+                other = [n for n in runs.visible_entries(self.out_dir) if n not in RESTARTABLE]
+                if other:
+                    raise runs.OutputError(
+                        f"out folder {self.out_dir} holds other files ({', '.join(other[:6])}); a new run there would mix "
+                        "two experiments: choose an empty folder (nothing was written)")
+        except (CheckpointError, runs.RunLockError, runs.OutputError, ConfigError) as e:
+            if not dist.is_multiprocess():
+                raise
+            error = e
+        dist.agree(self._fingerprint(cfg_dict, resume, latest, error),
+                   dist.distributed_config(self.config.distributed).startup_timeout, "meta-training run")
+        return latest, art
+
+    def _write(self, what: str, iteration: int, mgr: CheckpointManager, fn):
+        """Run a write; an OS error (disk full, read-only, ...) becomes an :class:`~vsml.runs.OutputError`
+        saying that nothing earlier is lost and how to continue."""
+        try:
+            return fn()
+        except OSError as e:
+            newest = mgr.latest()
+            raise runs.OutputError(
+                f"cannot write {what} (iteration {iteration}): {e.strerror or e}{f' ({e.filename})' if e.filename else ''}. "
+                f"Nothing earlier is lost: the newest checkpoint is {newest or 'none'}. Fix the cause (free space, "
+                f"permissions) and continue with: {self.resume_command}") from None
+
     def run(self, resume: bool = False, *, on_iteration: Callable[[int], None] | None = None) -> TrainResult:
         """Meta-train until ``config.iterations``. ``resume``: continue from the newest checkpoint.
 
+        The output folder is locked for the run (:class:`vsml.runs.RunLock`). SIGINT / SIGTERM
+        stop after the current iteration with a checkpoint and raise
+        :class:`vsml.runs.StopRequested` (a second signal ends the process at once).
         ``on_iteration(i)`` is called after iteration ``i`` (1-based) is complete and checkpointed
         (progress hooks, tests that interrupt a run).
         """
+        with contextlib.ExitStack() as stack:
+            return self._run(stack, resume, on_iteration)
+
+    def _run(self, stack, resume, on_iteration) -> TrainResult:
         cfg, out = self.config, self.out_dir
         mgr = CheckpointManager(out / "checkpoints", keep=cfg.checkpoint.keep)
         start, pos, streak, elapsed = 0, self.curriculum.init(), 0, 0.0
         cfg_dict = to_dict(cfg)
+        latest, art = self._start(stack, mgr, cfg_dict, resume)
         if resume:
-            latest, art = self._resume_point(mgr, cfg_dict)
             meta = art.meta
             start, streak, elapsed = int(meta["iteration"]), int(meta.get("nonfinite_streak", 0)), float(meta.get("elapsed", 0.0))
             pos = CurriculumState(*meta["curriculum"])
@@ -412,13 +483,10 @@ class MetaTrainer:
             state = MetaState(*(art.restore(g, getattr(template, g)) for g in MetaState._fields))
             self.log(f"resumed from {latest} at iteration {start} (stage {pos.stage})")
         else:
-            if mgr.latest() is not None:
-                raise CheckpointError(f"{out} already holds checkpoints (newest {mgr.latest().name}); pass --resume to "
-                                      "continue or choose another out folder (nothing was overwritten)")
             state = self.init_state(pos.stage)
         if self.main:
-            out.mkdir(parents=True, exist_ok=True)
-            artifacts.atomic_write_bytes(out / "config.yaml", yaml.safe_dump(cfg_dict, sort_keys=False).encode())
+            self._write("config.yaml", start, mgr, lambda: artifacts.atomic_write_bytes(
+                out / "config.yaml", yaml.safe_dump(cfg_dict, sort_keys=False).encode()))
         state = dist.replicate(state, self.mesh)
         logger = RunLogger(out, "meta-train", ("iteration", "stage", "loss", "accuracy", "grad_norm", "finite", "elapsed"),
                            active=self.main, progress=cfg.log.progress, csv_files=cfg.log.csv,
@@ -435,46 +503,70 @@ class MetaTrainer:
                     "processes": jax.process_count(), "devices": jax.device_count()}
 
         try:
-            logger.start(start, cfg.iterations, resume=resume and start > 0)
-            for it in range(start, cfg.iterations):
-                stage = pos.stage
-                state, m = self.step(state, it, stage)
-                loss, acc, gnorm, finite = (float(np.asarray(dist.to_host(v))) for v in m)
-                rec = {"iteration": it + 1, "stage": stage, "loss": loss, "accuracy": acc, "grad_norm": gnorm,
-                       "finite": int(finite), "elapsed": elapsed + time.time() - t0}
-                history.append(rec)
-                if finite:
-                    streak = 0
-                else:
-                    streak += 1
-                    logger.message(f"iteration {it + 1}: non-finite meta-loss/gradient ({loss}, norm {gnorm}); step skipped "
-                                   f"({streak} in a row)")
-                    if streak >= cfg.max_nonfinite:
-                        raise MetaTrainingError(
-                            f"{streak} non-finite meta-steps in a row (iteration {it + 1}); stopping. Lower the learning "
-                            "rate (gradient.lr / es.lr), tighten gradient.clip, enable learner layer_norm, or resume "
-                            "from an earlier checkpoint")
-                pos = self.curriculum.observe(pos, it, loss)
-                if pos.stage != stage:
-                    logger.message(f"iteration {it + 1}: curriculum stage {stage} -> {pos.stage}")
-                    state = self.meta_optimizer.restart(state, self.key(it + 1, salt=1), self.problem(pos.stage))
-                logger.iteration(rec)
-                if self.main and ((it + 1) % cfg.checkpoint.every == 0 or it + 1 == cfg.iterations):
-                    mgr.save(it + 1, dist.to_host(state)._asdict(), meta_record())
-                if cfg.eval.every and ((it + 1) % cfg.eval.every == 0 or it + 1 == cfg.iterations):
-                    for name, r in self.evaluate(state.params).items():
-                        logger.message(f"it {it + 1:6d}  meta-test {name}: online acc {r['online']:.3f} "
-                                       f"(first {cfg.eval.first}: {r['first']:.3f}, last {cfg.eval.last}: {r['last']:.3f})")
-                        logger.table("eval", {"iteration": it + 1, "dataset": name, **r},
-                                     {f"eval/{name}/{k}_accuracy": v for k, v in r.items()})
-                if on_iteration is not None:
-                    on_iteration(it + 1)
+            with runs.GracefulStop(logger.message, "meta-training") as stop, dist.peer_guard("meta-training"):
+                logger.start(start, cfg.iterations, resume=resume and start > 0)
+                for it in range(start, cfg.iterations):
+                    stage = pos.stage
+                    state, m = self.step(state, it, stage)
+                    loss, acc, gnorm, finite = (float(np.asarray(dist.to_host(v))) for v in m)
+                    rec = {"iteration": it + 1, "stage": stage, "loss": loss, "accuracy": acc, "grad_norm": gnorm,
+                           "finite": int(finite), "elapsed": elapsed + time.time() - t0}
+                    history.append(rec)
+                    if finite:
+                        streak = 0
+                    else:
+                        streak += 1
+                        logger.message(f"iteration {it + 1}: non-finite meta-loss/gradient ({loss}, norm {gnorm}); step skipped "
+                                       f"({streak} in a row)")
+                        if streak >= cfg.max_nonfinite:
+                            raise MetaTrainingError(
+                                f"{streak} non-finite meta-steps in a row (iteration {it + 1}); stopping. Lower the learning "
+                                "rate (gradient.lr / es.lr), tighten gradient.clip, enable learner layer_norm, or resume "
+                                "from an earlier checkpoint")
+                    pos = self.curriculum.observe(pos, it, loss)
+                    if pos.stage != stage:
+                        logger.message(f"iteration {it + 1}: curriculum stage {stage} -> {pos.stage}")
+                        state = self.meta_optimizer.restart(state, self.key(it + 1, salt=1), self.problem(pos.stage))
+                    self._write("metrics.csv", it + 1, mgr, lambda: logger.iteration(rec))
+                    signum = dist.process_max(stop.signal or 0, self.mesh)  # every process stops at the same step
+                    ckpt = mgr.folder / f"ckpt_{it + 1:08d}.npz"
+                    if self.main and ((it + 1) % cfg.checkpoint.every == 0 or it + 1 == cfg.iterations or signum):
+                        self._write(f"checkpoint {ckpt}", it + 1, mgr,
+                                    lambda: mgr.save(it + 1, dist.to_host(state)._asdict(), meta_record()))
+                    if cfg.eval.every and ((it + 1) % cfg.eval.every == 0 or it + 1 == cfg.iterations):
+                        for name, r in self.evaluate(state.params).items():
+                            logger.message(f"it {it + 1:6d}  meta-test {name}: online acc {r['online']:.3f} "
+                                           f"(first {cfg.eval.first}: {r['first']:.3f}, last {cfg.eval.last}: {r['last']:.3f})")
+                            self._write("eval.csv", it + 1, mgr, lambda: logger.table(
+                                "eval", {"iteration": it + 1, "dataset": name, **r},
+                                {f"eval/{name}/{k}_accuracy": v for k, v in r.items()}))
+                    if on_iteration is not None:
+                        on_iteration(it + 1)
+                    if signum and it + 1 < cfg.iterations:
+                        raise runs.StopRequested(signum, it + 1, ckpt, "meta-training")
         finally:
             logger.close()
         host_params = dist.to_host(state.params)
         if self.main and cfg.iterations > start:
-            info = {"command": " ".join(sys.argv), "seed": cfg.seed, "iterations": cfg.iterations, "method": cfg.method,
+            info = {"command": self.command, "seed": cfg.seed, "iterations": cfg.iterations, "method": cfg.method,
                     "data": to_dict(cfg.data), "wall_clock_s": round(elapsed + time.time() - t0, 1), "run": str(out)}
-            artifacts.save(out / "learner.npz", "learner", {"params": host_params},
-                           {**meta_record(), "iteration": cfg.iterations, "info": info}, sidecar=True)
+            record = {**meta_record(), "iteration": cfg.iterations, "info": info}
+            contract = self.input_contract()
+            if contract is not None:
+                record["input_contract"] = contract
+            self._write(f"{out / 'learner.npz'}", cfg.iterations, mgr,
+                        lambda: artifacts.save(out / "learner.npz", "learner", {"params": host_params}, record, sidecar=True))
         return TrainResult(host_params, max(start, cfg.iterations), history, out)
+
+    def input_contract(self) -> dict | None:
+        """The input preprocessing the trained learner expects: that of the last curriculum stage
+        (:mod:`vsml.contract`)."""
+        from vsml import contract
+
+        last = len(self.curriculum.stages) - 1
+        try:
+            return contract.from_sampler(self.curriculum.sampler_config(self.config.data, last),
+                                         self._problems[last].task.input_shape if last in self._problems else None)
+        except Exception as e:  # noqa: BLE001 - a missing contract must not lose the trained learner
+            self.log(f"note: no input contract recorded ({e})")
+            return None
