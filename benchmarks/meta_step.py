@@ -14,7 +14,12 @@ cell-ticks/s). So the same run also measures that bare-cell tick (the machine-sp
 ``inner_loop.py``; 19.5 M when the authors' figures were taken) and reports a
 speed-normalised ratio: ``(ours / authors) x (19.5 M / bare cell now)``.
 
-    python benchmarks/meta_step.py [--steps 500] [--population 8] [--meta-batch 2] [--repeats 2] [--json out.json]
+Both dense-layer paths run in the same process, their timed repeats alternating: the fused C++
+kernel (``VSMLConfig(kernel="fused")``, :mod:`vsml.kernels`) and the XLA kernels (``kernel="xla"``),
+and the ratio fused / XLA is printed per measurement (ES: forward passes only, one batched kernel
+call per step for all members of a chunk; gradient: value-and-grad with per-step remat).
+
+    python benchmarks/meta_step.py [--steps 500] [--population 8,32] [--meta-batch 2] [--repeats 2] [--kernels xla,fused] [--json out.json]
 """
 
 from __future__ import annotations
@@ -40,7 +45,8 @@ def bare_cell_rate(repeats: int) -> float:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=500)
-    ap.add_argument("--population", type=int, default=8, help="ES population (even)")
+    ap.add_argument("--population", default="8,32", help="ES population(s), comma-separated (even)")
+    ap.add_argument("--kernels", default="xla,fused", help="dense-layer paths to time (VSMLConfig.kernel values)")
     ap.add_argument("--meta-batch", type=int, default=2, help="episodes per gradient meta-step")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--chunk", type=int, default=4, help="ES members evaluated at once per device (0: all)")
@@ -56,34 +62,45 @@ def main(argv=None) -> int:
     from vsml.meta import AntitheticES, ESConfig, GradientConfig, GradientDescent, MetaProblem, ObjectiveConfig
     from vsml.meta.distributed import make_mesh
 
-    learner = VSML(VSMLConfig(state_size=N, message_size=M, micro_ticks=TICKS))
+    kinds = [k.strip() for k in args.kernels.split(",") if k.strip()]
+    learners = {k: VSML(VSMLConfig(state_size=N, message_size=M, micro_ticks=TICKS, kernel=k)) for k in kinds}
+    learner = learners[kinds[0]]
     sampler = EpisodeSampler(SamplerConfig(datasets=("random",), flatten=True, steps=args.steps, normalize=False))
     task = TaskSpec(sampler.input_shape, sampler.num_classes, 1)
     assert task.input_shape == (A,) and task.num_classes == B
     params = learner.init_params(jax.random.PRNGKey(0))
-    problem = MetaProblem(learner, task, ObjectiveConfig(), sampler, make_mesh())
     cell_ticks = A * B * TICKS * args.steps
 
-    def bench(opt, episodes):
-        state = opt.init(params, jax.random.PRNGKey(0), problem)
-        t = time.perf_counter()
-        jax.block_until_ready(opt.step(state, jax.random.PRNGKey(1), problem))
-        compile_s = time.perf_counter() - t
-        best = float("inf")
-        for r in range(args.repeats):
-            t = time.perf_counter()
-            jax.block_until_ready(opt.step(state, jax.random.PRNGKey(2 + r), problem))
-            best = min(best, time.perf_counter() - t)
-        return {"episodes": episodes, "seconds": best, "first_call_seconds": compile_s,
-                "cell_ticks_per_s": cell_ticks * episodes / best, "seconds_per_episode": best / episodes}
+    problems = {k: MetaProblem(learners[k], task, ObjectiveConfig(), sampler, make_mesh()) for k in kinds}
 
-    es_cfg = ESConfig(population=args.population, chunk=args.chunk or None)
+    def bench(opt, episodes):
+        """Every path: first call (compile), then ``repeats`` timed calls alternating between paths."""
+        states = {k: opt.init(params, jax.random.PRNGKey(0), problems[k]) for k in kinds}
+        out = {}
+        for k in kinds:
+            t = time.perf_counter()
+            jax.block_until_ready(opt.step(states[k], jax.random.PRNGKey(1), problems[k]))
+            out[k] = {"episodes": episodes, "first_call_seconds": time.perf_counter() - t, "seconds": float("inf")}
+        for r in range(args.repeats):
+            for k in kinds:
+                t = time.perf_counter()
+                jax.block_until_ready(opt.step(states[k], jax.random.PRNGKey(2 + r), problems[k]))
+                out[k]["seconds"] = min(out[k]["seconds"], time.perf_counter() - t)
+        for r in out.values():
+            r["cell_ticks_per_s"] = cell_ticks * episodes / r["seconds"]
+            r["seconds_per_episode"] = r["seconds"] / episodes
+        return out
+
     gr_cfg = GradientConfig(meta_batch=args.meta_batch, remat=True)
     results = {}
     if args.only in (None, "es"):
-        results["es_forward"] = bench(AntitheticES(es_cfg), args.population)
+        for pop in (int(p) for p in str(args.population).split(",")):
+            es_cfg = ESConfig(population=pop, chunk=args.chunk or None)
+            for k, r in bench(AntitheticES(es_cfg), pop).items():
+                results[f"es_forward_{pop}/{k}"] = r
     if args.only in (None, "gradient"):
-        results["gradient_value_and_grad"] = bench(GradientDescent(gr_cfg), args.meta_batch)
+        for k, r in bench(GradientDescent(gr_cfg), args.meta_batch).items():
+            results[f"gradient_value_and_grad/{k}"] = r
     bare = bare_cell_rate(args.repeats)
     speed = AUTHORS_BARE_CELL / bare  # > 1: the machine is slower now than when the authors' figures were taken
     print(f"meta-step benchmark: dense {A}→{B}, N={N}, M={M}, {TICKS} ticks, {args.steps}-step episodes, "
@@ -91,13 +108,18 @@ def main(argv=None) -> int:
     print(f"  machine-speed reference: bare LSTM-cell tick {bare / 1e6:.2f} M cell-ticks/s "
           f"(authors' figures taken at {AUTHORS_BARE_CELL / 1e6:.1f} M; normalisation factor {speed:.2f})")
     for name, r in results.items():
-        r["authors_cell_ticks_per_s"] = AUTHORS[name]
-        r["ratio_vs_authors"] = r["cell_ticks_per_s"] / AUTHORS[name]
+        base, kind = name.split("/")
+        authors = AUTHORS["es_forward" if base.startswith("es_forward") else base]
+        r["authors_cell_ticks_per_s"] = authors
+        r["ratio_vs_authors"] = r["cell_ticks_per_s"] / authors
         r["ratio_vs_authors_speed_normalised"] = r["ratio_vs_authors"] * speed
-        print(f"  {name:26s} {r['episodes']:3d} episodes in {r['seconds']:.2f} s  ({r['seconds_per_episode']:.2f} s/episode, "
+        if kind != "xla" and f"{base}/xla" in results:
+            r["ratio_vs_xla"] = r["cell_ticks_per_s"] / results[f"{base}/xla"]["cell_ticks_per_s"]
+        vs_xla = f", {r['ratio_vs_xla']:.2f}× the XLA path" if "ratio_vs_xla" in r else ""
+        print(f"  {name:32s} {r['episodes']:3d} episodes in {r['seconds']:.2f} s  ({r['seconds_per_episode']:.2f} s/episode, "
               f"first call {r['first_call_seconds']:.1f} s): {r['cell_ticks_per_s'] / 1e6:.2f} M cell-ticks/s = "
-              f"{r['ratio_vs_authors']:.2f}× authors ({AUTHORS[name] / 1e6:.2f} M), "
-              f"{r['ratio_vs_authors_speed_normalised']:.2f}× speed-normalised")
+              f"{r['ratio_vs_authors']:.2f}× authors ({authors / 1e6:.2f} M), "
+              f"{r['ratio_vs_authors_speed_normalised']:.2f}× speed-normalised{vs_xla}")
     if args.json:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         with open(args.json, "w") as f:

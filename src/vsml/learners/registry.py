@@ -104,6 +104,7 @@ def learner_from_record(record: dict) -> OnlineLearner:
     """
     name, options = record.get("name", "vsml"), dict(record.get("options") or {})
     if name == "vsml":
+        options.pop("kernel", None)  # how, not what, it computes: this machine's setting applies
         try:
             mod = importlib.import_module("vsml.learners.vsml")
         except ImportError as e:
@@ -117,11 +118,14 @@ def learner_from_record(record: dict) -> OnlineLearner:
 
 def learner_record(name: str, learner: OnlineLearner, options: dict) -> dict:
     """The record to store for a learner built by ``make_learner(name, options)``: for VSML every
-    ``VSMLConfig`` field (so that later defaults never change what it computes), else ``options``."""
+    ``VSMLConfig`` field (so that later defaults never change what it computes) but ``kernel``
+    (which implementation runs: a property of the machine, not of the LA), else ``options``."""
     if name == "vsml":
         from vsml.config import to_dict
 
-        return {"name": name, "options": to_dict(learner.config)}
+        opts = to_dict(learner.config)
+        opts.pop("kernel", None)
+        return {"name": name, "options": opts}
     return {"name": name, "options": dict(options)}
 
 

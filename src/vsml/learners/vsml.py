@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vsml import kernels
 from vsml.config import ConfigError, from_dict
 from vsml.learners.base import InputError, OnlineLearner, TaskSpec
 
@@ -105,6 +106,7 @@ class VSMLConfig:
     init_c_fraction: float = 0.5  # fraction of c drawn at random per episode ("weights")
     merge_fraction: float = 0.5  # fraction of h and c averaged over the batch before each step
     output_bound: float = 100.0  # ŷ = bound·tanh(ŷ/bound); 0 disables
+    kernel: Literal["auto", "fused", "xla"] = "auto"  # dense-layer tick: fused C++ kernel or XLA (vsml.kernels)
     # semantic choices: default = the authors' code; the other value = this library's older semantics
     layer_norm_placement: Literal["cell", "reduced"] = "cell"  # LN each cell's message, then reduce / reduce, then LN
     backward_inputs: Literal["replay", "zeros"] = "replay"  # what the two sweeps of backward_pass see (docs/vsml.md)
@@ -129,6 +131,9 @@ class VSMLConfig:
                 raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.output_bound < 0:
             raise ConfigError("output_bound must be >= 0")
+        if self.kernel == "fused":
+            if (reason := kernels.dense.unavailable_reason()) is not None:
+                raise ConfigError(f"kernel: fused requested, but the fused CPU kernel cannot run: {reason}")
         seen_dense = False
         for spec in self.hidden_layers:
             if not isinstance(spec, LayerSpec):
@@ -431,13 +436,22 @@ def dense_layer(p, h, c, fwd_in, bwd_in, geom: DenseGeom, config: VSMLConfig):
     """All micro ticks of a dense layer.
 
     ``h, c: [batch, A·B, N]``, ``fwd_in: [batch, A, M]``, ``bwd_in: [batch, B, M]`` ->
-    ``(h, c, fwd_out [batch, B, M], bwd_out [batch, A, M])``.
+    ``(h, c, fwd_out [batch, B, M], bwd_out [batch, A, M])``. With ``config.kernel`` resolving to
+    ``"fused"`` (:func:`vsml.kernels.resolve_kernel`), everything after the two input products runs
+    as one fused C++ kernel call (:func:`vsml.kernels.fused_dense_layer`), for every option of the
+    layer; what the kernel does not handle (operands not float32, state sizes its CPU code lacks:
+    :func:`vsml.kernels.unsupported`) takes the XLA kernels below.
     """
     a, b = geom
     batch, _, n = h.shape
     m = config.message_size
     u = matmul(fwd_in, p["wx"][:m])  # [batch, A, 4N]
     v = matmul(bwd_in, p["wx"][m:]) + p["b"]  # [batch, B, 4N]
+    # resolved at trace time (config, VSML_KERNEL, availability); unsupported operands: XLA below
+    cell_norm = _ln_per_cell(config)
+    if kernels.resolve_kernel(config.kernel) == "fused" and kernels.unsupported(
+            h, c, u, v, *p.values(), state_size=n, head_size=m if cell_norm else None) is None:
+        return kernels.fused_dense_layer(p, h, c, u, v, geom, config, cell_norm=cell_norm)
     uv = outer_add(u, v)  # [batch, A·B, 4N]
     for _ in range(config.micro_ticks):
         h, c = lstm_gates(matmul(h, p["wh"]) + uv, c)
@@ -485,6 +499,7 @@ def conv_unpatch(patches: jax.Array, geom: ConvGeom) -> jax.Array:
 
 def conv_layer(p, h, c, fwd_in, bwd_in, geom: ConvGeom, config: VSMLConfig):
     """All micro ticks of a conv layer; states are shared over positions (averaged after each tick).
+    Always the XLA kernels (``config.kernel`` applies to dense layers only).
 
     ``h, c: [batch, k·k·Cin·Cout, N]``, ``fwd_in: [batch, H·W·Cin, M]``, ``bwd_in: [batch, Ho·Wo·Cout, M]``
     -> ``(h, c, fwd_out [batch, Ho·Wo·Cout, M], bwd_out [batch, H·W·Cin, M])``.

@@ -188,6 +188,17 @@ def _diff(a, b, prefix=""):
     return [] if a == b else [prefix.rstrip(".")]
 
 
+def _same_computation(a, b) -> bool:
+    """Equal learners, up to a VSML learner's ``kernel`` setting (which implementation runs, not what it computes)."""
+    def norm(learner):
+        cfg = getattr(learner, "config", None)
+        if dataclasses.is_dataclass(learner) and cfg is not None and hasattr(cfg, "kernel"):
+            return dataclasses.replace(learner, config=dataclasses.replace(cfg, kernel="auto"))
+        return learner
+
+    return norm(a) == norm(b)
+
+
 class MetaTrainer:
     """Meta-trains ``config.learner``'s meta-parameters (see module docstring)."""
 
@@ -338,7 +349,7 @@ class MetaTrainer:
             stored = learner_from_record(record)
         except ConfigError as e:
             raise CheckpointError(f"checkpoint {path}: its learner cannot be built here: {e}") from None
-        if stored == self.learner:
+        if _same_computation(stored, self.learner):
             return
         a, b = getattr(stored, "config", stored), getattr(self.learner, "config", self.learner)
         if dataclasses.is_dataclass(a) and type(a) is type(b):
