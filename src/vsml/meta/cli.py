@@ -83,7 +83,8 @@ def cmd_meta_train(args) -> int:
             RunLockError, OutputError) as e:
         msg = f"{prog}: error: {e}"
         if dist.is_multiprocess():  # leave at once: a peer may be waiting in a collective for this process
-            dist.hard_exit(2, msg)
+            # an outcome every process reached together: process 0 (the coordinator) leaves last
+            dist.hard_exit(2, msg, linger=3.0 if isinstance(e, dist.DistributedError) else 0.0)
         print(msg, file=sys.stderr)
         return 2
     except OSError as e:

@@ -31,6 +31,7 @@ import re
 import socket
 import sys
 import threading
+import time
 from typing import Literal
 
 import jax
@@ -114,9 +115,14 @@ def launched_multiprocess() -> bool:
     return "PMIX_RANK" in env
 
 
-def hard_exit(code: int, message: str | None = None) -> None:
+def hard_exit(code: int, message: str | None = None, linger: float = 0.0) -> None:
     """Print ``message`` (stderr), flush, and leave at once with ``code``: no atexit handlers, so
-    no runtime shutdown barrier waiting for a peer that is gone."""
+    no runtime shutdown barrier waiting for a peer that is gone.
+
+    ``linger`` (seconds): when every process leaves on the same agreed outcome (e.g. they
+    disagree on the config), process 0, which hosts the coordination service, waits this long so
+    that the others leave first: a peer still running when the service goes away is aborted by the
+    runtime instead of exiting with the project's message."""
     if message:
         print(message, file=sys.stderr)
     for stream in (sys.stdout, sys.stderr):
@@ -124,6 +130,10 @@ def hard_exit(code: int, message: str | None = None) -> None:
             stream.flush()
         except Exception:  # noqa: BLE001
             pass
+    if linger > 0 and is_multiprocess():
+        with contextlib.suppress(Exception):
+            if jax.process_index() == 0:
+                time.sleep(linger)
     os._exit(code)
 
 
