@@ -45,8 +45,14 @@ def _perturbed_params(learner, seed=3):
 CONV = partial(LayerSpec, kind="conv")
 
 CASES = {  # config, input shape, classes, batch; semantic options at their defaults unless named
+    # (options are combined so that each case is one pair of compiles; every option appears at least once)
     "dense": (VSMLConfig(), (6,), 3, 1),
-    "dense_3_layers_batch4_merge": (VSMLConfig(hidden_layers=(LayerSpec(units=5), LayerSpec(units=4))), (7,), 3, 4),
+    "dense_3_layers_batch4_merge_3_micro_ticks_odd_state": (
+        VSMLConfig(hidden_layers=(LayerSpec(units=5), LayerSpec(units=4)), state_size=7, message_size=4, micro_ticks=3),
+        (7,),
+        3,
+        4,
+    ),
     "conv_dense_layer_norm": (
         VSMLConfig(hidden_layers=(CONV(channels=2, kernel=3, stride=2), LayerSpec(units=4)), layer_norm=True),
         (5, 5, 2),
@@ -59,15 +65,15 @@ CASES = {  # config, input shape, classes, batch; semantic options at their defa
         2,
         2,
     ),
-    "backward_pass_label_feeding": (
-        VSMLConfig(hidden_layers=(LayerSpec(units=4),), backward_pass=True, label_feeding=True),
+    "backward_pass_label_feeding_separate_per_layer_layer_norm": (
+        VSMLConfig(hidden_layers=(LayerSpec(units=4),), backward_pass=True, label_feeding=True, separate_backward_rnn=True,
+                   per_layer_rnn=True, layer_norm=True),
         (5,),
         3,
         2,
     ),
-    "backward_pass_separate_per_layer_layer_norm": (
-        VSMLConfig(hidden_layers=(LayerSpec(units=4),), backward_pass=True, separate_backward_rnn=True,
-                   per_layer_rnn=True, layer_norm=True),
+    "backward_pass_shared_rnn": (
+        VSMLConfig(hidden_layers=(LayerSpec(units=4),), backward_pass=True),
         (5,),
         3,
         1,
@@ -87,7 +93,6 @@ CASES = {  # config, input shape, classes, batch; semantic options at their defa
         3,
         2,
     ),
-    "three_micro_ticks_odd_state": (VSMLConfig(state_size=7, message_size=4, micro_ticks=3), (5,), 3, 2),
 }
 
 
