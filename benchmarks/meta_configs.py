@@ -42,30 +42,27 @@ def stage_iterations(cfg) -> list[int]:
 
 def measure(path: str, repeats: int) -> dict:
     import jax
-    import numpy as np
 
-    from vsml.meta import distributed as dist
+    from vsml.data.episodes import EpisodeSampler
     from vsml.meta.trainer import MetaTrainer, load_meta_config
 
     cfg = load_meta_config(path, ["log.progress=false", "log.tensorboard=false", "log.csv=false"])
     trainer = MetaTrainer(cfg, out_dir=Path("/tmp") / "vsml_meta_configs_bench" / cfg.name, log=lambda m: None)
-    params = trainer.init_params()
-    opt_state = jax.tree_util.tree_map(np.asarray, trainer.optimizer.init(params))
-    params, opt_state = dist.replicate(params, trainer.mesh), dist.replicate(opt_state, trainer.mesh)
     iters = stage_iterations(cfg)
     stages = []
     for s, n in enumerate(iters):
+        state = trainer.init_state(s)
         t = time.perf_counter()
-        p, o, m = trainer.step(params, opt_state, 0, s)
+        state, m = trainer.step(state, 0, s)
         jax.block_until_ready(m)
         compile_s = time.perf_counter() - t
         times = []
         for r in range(repeats):
             t = time.perf_counter()
-            p, o, m = trainer.step(p, o, r + 1, s)
+            state, m = trainer.step(state, r + 1, s)
             jax.block_until_ready(m)
             times.append(time.perf_counter() - t)
-        sampler, _, _ = trainer.stage_sampler(s)
+        sampler = EpisodeSampler(trainer.sampler_configs(s)[0])
         stages.append({"stage": s, "iterations": n, "steps": sampler.steps,
                        "classes": sampler.num_classes, "input_shape": list(sampler.input_shape),
                        "compile_s": compile_s, "s_per_iteration": min(times)})
@@ -73,7 +70,7 @@ def measure(path: str, repeats: int) -> dict:
     n_evals = 0
     if cfg.eval.every:
         t = time.perf_counter()
-        trainer.evaluate(params, 0)  # includes compiling the evaluation
+        trainer.evaluate(state.params)  # includes compiling the evaluation
         eval_s = time.perf_counter() - t
         n_evals = cfg.iterations // cfg.eval.every + (cfg.iterations % cfg.eval.every != 0)
     total = sum(st["iterations"] * st["s_per_iteration"] + st["compile_s"] for st in stages) + n_evals * eval_s
