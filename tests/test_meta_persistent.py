@@ -10,6 +10,7 @@ import pytest
 from vsml.config import ConfigError
 from vsml.learners.base import run_steps
 from vsml.meta import LifetimeConfig, pes_estimate
+from vsml.meta.pes import PESConfig
 from vsml.meta.distributed import make_mesh
 from vsml.meta.trainer import MetaTrainer, meta_config_from_dict
 
@@ -53,6 +54,31 @@ def test_pes_is_unbiased_over_the_lifetime_and_truncated_es_is_not():
     np.testing.assert_allclose(pes, true, rtol=0.1, atol=0.02 * float(jnp.linalg.norm(true)))
     # ES that forgets earlier perturbations only sees within-truncation effects: clearly biased here
     assert float(jnp.linalg.norm(truncated_es - true)) > 0.4 * float(jnp.linalg.norm(true))
+
+
+def test_pes_support_noise_leaves_zero_parameters_alone():
+    """``pes.noise: support``: no noise, hence no estimate, where the mask is zero; the perturbed
+    coordinates are still estimated without bias (the noise coordinates are independent)."""
+    theta = jnp.array([0.9, 0.1])
+    xs = jax.random.normal(jax.random.PRNGKey(0), (PAIRS, N_TRUNC, K))
+
+    def total(th, x):
+        s, out = 0.0, 0.0
+        for tau in range(N_TRUNC):
+            s, (l, _) = _toy_unroll(th, s, x[tau])
+            out = out + l
+        return out
+    true = jax.grad(lambda th: jax.vmap(lambda x: total(th, x))(xs).mean())(theta)
+    mesh, mask = make_mesh(), jnp.array([1.0, 0.0])
+    states, noise, g = jnp.zeros(2 * PAIRS), jnp.zeros((PAIRS, 2)), jnp.zeros(2)
+    for tau in range(N_TRUNC):
+        keys = jax.random.split(jax.random.PRNGKey(100 + tau), PAIRS)
+        est, noise, states, _, _ = pes_estimate(_toy_unroll, theta, states, noise, xs[:, tau], keys, 0.01, mesh, None, mask)
+        g = g + est
+    assert float(g[1]) == 0.0 and float(jnp.abs(noise[:, 1]).max()) == 0.0
+    np.testing.assert_allclose(g[0], true[0], rtol=0.1, atol=0.02 * float(jnp.linalg.norm(true)))
+    with pytest.raises(ConfigError, match="pes.noise"):
+        PESConfig(noise="most")
 
 
 def test_tbptt_equals_the_truncated_full_unroll_gradient():

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -49,7 +49,11 @@ PyTree = Any
 
 @dataclasses.dataclass(frozen=True)
 class PESConfig:
-    """PES: ``population`` members (even; one lifetime per antithetic pair), noise ``sigma``, Adam ``lr``."""
+    """PES: ``population`` members (even; one lifetime per antithetic pair), noise ``sigma``, Adam ``lr``.
+
+    ``noise``: ``all`` perturbs every meta-parameter; ``support`` only those that are non-zero, so
+    a sparse start (a cloned LA, whose other parameters are exactly zero) keeps its zeros and is
+    not pushed off its working circuit by noise on parameters it does not use."""
 
     population: int = 64
     sigma: float = 0.05
@@ -57,6 +61,7 @@ class PESConfig:
     clip: float = 0.0
     lifetime: ps.LifetimeConfig = ps.LifetimeConfig()
     chunk: int | None = 8  # members unrolled at once per device (memory / cache); null: all
+    noise: Literal["all", "support"] = "all"
 
     def __post_init__(self):
         if self.population < 2 or self.population % 2:
@@ -67,6 +72,8 @@ class PESConfig:
             raise ConfigError(f"pes.clip must be >= 0, got {self.clip}")
         if self.chunk is not None and self.chunk < 1:
             raise ConfigError(f"pes.chunk must be >= 1 or null, got {self.chunk}")
+        if self.noise not in ("all", "support"):
+            raise ConfigError(f"pes.noise must be 'all' or 'support', got {self.noise!r}")
 
 
 class PESInner(NamedTuple):
@@ -75,18 +82,21 @@ class PESInner(NamedTuple):
     noise: jax.Array  # [pairs, D] accumulated unit noise Z of the current lifetimes
 
 
-def pes_estimate(unroll, flat, states, noise, data, keys, sigma: float, mesh, chunk):
+def pes_estimate(unroll, flat, states, noise, data, keys, sigma: float, mesh, chunk, mask=None):
     """One PES estimate over ``pairs`` antithetic pairs.
 
     ``unroll(theta [D], state, data) -> (state, (loss, acc))`` runs one truncation; ``states``:
     member states ``[2·pairs, ...]`` (pair-major); ``noise``: accumulated ``Z [pairs, D]`` before
     this truncation; ``data``: per-pair truncation data (leading axis pairs, shared by both members);
-    ``keys [pairs, 2]``: this step's noise keys. Returns ``(grad [D], Z, states, losses [2·pairs],
+    ``keys [pairs, 2]``: this step's noise keys; ``mask [D]`` (optional): perturb only where it is
+    non-zero. Returns ``(grad [D], Z, states, losses [2·pairs],
     accs [2·pairs])``; pairs with a non-finite loss get a zero coefficient.
     """
     keys = shard_batch(keys, mesh)
     pairs = keys.shape[0]
     z = jax.vmap(lambda k: jax.random.normal(k, flat.shape, flat.dtype))(keys)
+    if mask is not None:
+        z = z * mask
     total = noise + z
     thetas = jnp.stack([flat + sigma * z, flat - sigma * z], axis=1).reshape(2 * pairs, -1)
     data2 = jax.tree_util.tree_map(lambda a: jnp.repeat(a, 2, axis=0), data)
@@ -156,7 +166,9 @@ class PersistentES(MetaOptimizer):
             return st, (scale * res.losses.mean(), res.correct.mean())
 
         keys = jax.random.split(k_noise, self.parallel_size)
-        g, noise, states, loss, acc = pes_estimate(unroll, flat, states, noise, (xs, ys), keys, cfg.sigma, fam.mesh, cfg.chunk)
+        mask = (flat != 0).astype(flat.dtype) if cfg.noise == "support" else None
+        g, noise, states, loss, acc = pes_estimate(unroll, flat, states, noise, (xs, ys), keys, cfg.sigma, fam.mesh, cfg.chunk,
+                                                   mask)
         ok = jnp.isfinite(loss).reshape(-1, 2).all(axis=1)
         particles = ps.advance(particles, life.truncation)
         particles = particles._replace(t=jnp.where(ok, particles.t, particles.length))  # diverged: restart next step
