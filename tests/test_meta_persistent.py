@@ -28,17 +28,21 @@ def _toy_unroll(theta, s, x):
     return s, (losses.mean(), jnp.float32(0))
 
 
-def test_pes_is_unbiased_over_the_lifetime_and_truncated_es_is_not():
-    theta = jnp.array([0.9, 0.1])
-    xs = jax.random.normal(jax.random.PRNGKey(0), (PAIRS, N_TRUNC, K))
-    # exact gradient of the sum of truncation losses over the whole lifetime, averaged over lifetimes
+def _lifetime_gradient(theta, xs):
+    """Exact gradient of the sum of truncation losses over the whole lifetime, averaged over lifetimes."""
     def total(th, x):
         s, out = 0.0, 0.0
         for tau in range(N_TRUNC):
             s, (l, _) = _toy_unroll(th, s, x[tau])
             out = out + l
         return out
-    true = jax.grad(lambda th: jax.vmap(lambda x: total(th, x))(xs).mean())(theta)
+    return jax.grad(lambda th: jax.vmap(lambda x: total(th, x))(xs).mean())(theta)
+
+
+def test_pes_is_unbiased_over_the_lifetime_and_truncated_es_is_not():
+    theta = jnp.array([0.9, 0.1])
+    xs = jax.random.normal(jax.random.PRNGKey(0), (PAIRS, N_TRUNC, K))
+    true = _lifetime_gradient(theta, xs)
     mesh, sigma = make_mesh(), 0.01
 
     def run(accumulate: bool):
@@ -62,13 +66,7 @@ def test_pes_support_noise_leaves_zero_parameters_alone():
     theta = jnp.array([0.9, 0.1])
     xs = jax.random.normal(jax.random.PRNGKey(0), (PAIRS, N_TRUNC, K))
 
-    def total(th, x):
-        s, out = 0.0, 0.0
-        for tau in range(N_TRUNC):
-            s, (l, _) = _toy_unroll(th, s, x[tau])
-            out = out + l
-        return out
-    true = jax.grad(lambda th: jax.vmap(lambda x: total(th, x))(xs).mean())(theta)
+    true = _lifetime_gradient(theta, xs)
     mesh, mask = make_mesh(), jnp.array([1.0, 0.0])
     states, noise, g = jnp.zeros(2 * PAIRS), jnp.zeros((PAIRS, 2)), jnp.zeros(2)
     for tau in range(N_TRUNC):

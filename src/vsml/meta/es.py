@@ -36,7 +36,7 @@ from jax.flatten_util import ravel_pytree
 
 from vsml.config import ConfigError
 from vsml.meta.distributed import chunked_map, shard_batch
-from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, guarded_update, make_optimizer, register_meta_optimizer
+from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, guarded_update, register_meta_optimizer
 
 
 def centered_ranks(x: jax.Array) -> jax.Array:
@@ -123,10 +123,6 @@ class AntitheticES(MetaOptimizer):
 
     config: ESConfig = ESConfig()
     section = "es"
-
-    @property
-    def optimizer(self):
-        return make_optimizer(self.config.lr, self.config.clip)
 
     @property
     def parallel_size(self) -> int:

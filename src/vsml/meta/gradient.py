@@ -18,7 +18,7 @@ import jax
 
 from vsml.config import ConfigError
 from vsml.meta.distributed import chunked_map, shard_batch
-from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, guarded_update, make_optimizer, register_meta_optimizer
+from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, guarded_update, register_meta_optimizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,11 +55,6 @@ class GradientDescent(MetaOptimizer):
 
     config: GradientConfig = GradientConfig()
     section = "gradient"
-
-    @property
-    def optimizer(self):
-        c = self.config
-        return make_optimizer(c.lr, c.clip, c.b1, c.b2)
 
     @property
     def parallel_size(self) -> int:

@@ -67,6 +67,13 @@ class MetaOptimizer:
         """Length of the axis split over devices (episodes or population pairs)."""
         raise NotImplementedError
 
+    @property
+    def optimizer(self) -> optax.GradientTransformation:
+        """The update rule: :func:`make_optimizer` from the config's ``lr``, ``clip`` and, where the
+        config has them, Adam's ``b1``, ``b2``."""
+        c = self.config
+        return make_optimizer(c.lr, c.clip, getattr(c, "b1", 0.9), getattr(c, "b2", 0.999))
+
 
 def make_optimizer(lr: float, clip: float = 0.0, b1: float = 0.9, b2: float = 0.999) -> optax.GradientTransformation:
     """``clip_by_global_norm(clip)`` (if > 0) followed by Adam: the update rule of every estimator."""

@@ -42,7 +42,7 @@ from vsml.learners.base import run_steps
 from vsml.meta import persistent as ps
 from vsml.meta.distributed import chunked_map, shard_batch
 from vsml.meta.objective import loss_scale
-from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, guarded_update, make_optimizer, register_meta_optimizer
+from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, guarded_update, register_meta_optimizer
 
 PyTree = Any
 
@@ -114,10 +114,6 @@ class PersistentES(MetaOptimizer):
 
     config: PESConfig = PESConfig()
     section = "pes"
-
-    @property
-    def optimizer(self):
-        return make_optimizer(self.config.lr, self.config.clip)
 
     @property
     def parallel_size(self) -> int:

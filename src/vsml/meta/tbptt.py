@@ -27,7 +27,7 @@ from vsml.learners.base import run_steps
 from vsml.meta import persistent as ps
 from vsml.meta.distributed import shard_batch
 from vsml.meta.objective import loss_scale
-from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, guarded_update, make_optimizer, register_meta_optimizer
+from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, guarded_update, register_meta_optimizer
 
 PyTree = Any
 
@@ -64,11 +64,6 @@ class TruncatedBPTT(MetaOptimizer):
 
     config: TBPTTConfig = TBPTTConfig()
     section = "tbptt"
-
-    @property
-    def optimizer(self):
-        c = self.config
-        return make_optimizer(c.lr, c.clip, c.b1, c.b2)
 
     @property
     def parallel_size(self) -> int:
