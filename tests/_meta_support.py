@@ -1,5 +1,16 @@
 """Tiny meta-training configs shared by tests/test_meta_*.py (fast on 2 CPU cores)."""
 
+import os
+
+
+def child_xla_flags() -> dict:
+    """XLA_FLAGS for a test's subprocess: the suite's compile-speed flags (tests/conftest.py), none
+    of the parent's device flags."""
+    from conftest import TEST_XLA_FLAGS
+
+    on = TEST_XLA_FLAGS in os.environ.get("XLA_FLAGS", "")
+    return {"XLA_FLAGS": TEST_XLA_FLAGS} if on else {}
+
 TINY_VSML = {"state_size": 4, "message_size": 2, "label_feeding": True}
 
 

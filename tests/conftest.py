@@ -6,6 +6,12 @@ temporary folder made once per test run (inherited by pytest-xdist workers and b
 subprocesses the fault and distributed tests start) and removed at the end; results are the
 same with or without it. Set ``JAX_COMPILATION_CACHE_DIR`` yourself to keep or disable it
 (an empty value disables it).
+
+Tests also compile without XLA's expensive LLVM passes (``TEST_XLA_FLAGS``, appended to any
+``XLA_FLAGS`` you set; set ``VSML_TEST_FULL_OPT=1`` to keep the default optimisation): nearly every
+program here runs once on tiny inputs, so compile time is most of the suite's cost. Results stay
+float32-exact to the tests' tolerances; the bit-for-bit checks compare runs made under the same
+flags, or records made under them (``tests/test_pretrained.py`` says which).
 """
 
 from __future__ import annotations
@@ -15,10 +21,14 @@ import os
 import shutil
 import tempfile
 
+TEST_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+if not os.environ.get("VSML_TEST_FULL_OPT"):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + TEST_XLA_FLAGS).strip()
+
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:  # set before jax is imported: jax reads these at import
     _cache = tempfile.mkdtemp(prefix="vsml-tests-jax-cache-")
     _owner = os.getpid()
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
     atexit.register(lambda: os.getpid() == _owner and shutil.rmtree(_cache, ignore_errors=True))

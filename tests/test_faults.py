@@ -28,7 +28,7 @@ from vsml import artifacts, runs
 from vsml.checkpoint import CheckpointError
 from vsml.meta.trainer import MetaTrainer, meta_config_from_dict
 
-from _meta_support import tiny_config
+from _meta_support import child_xla_flags, tiny_config
 
 SRC = str(Path(__file__).parents[1] / "src")
 SLOW_CLI = ("import sys, time; from vsml.meta import trainer; step = trainer.MetaTrainer.step; "
@@ -39,6 +39,7 @@ SLOW_CLI = ("import sys, time; from vsml.meta import trainer; step = trainer.Met
 def _env(**extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "OMPI_", "PMI", "VSML_"))}
     env.pop("XLA_FLAGS", None)
+    env.update(child_xla_flags())
     env.update(JAX_PLATFORMS="cpu", PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), **extra)
     return env
 

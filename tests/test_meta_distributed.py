@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from _meta_support import tiny_config
+from _meta_support import child_xla_flags, tiny_config
 
 SRC = str(Path(__file__).parents[1] / "src")
 
@@ -31,6 +31,7 @@ def _env(**extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "OMPI_", "PMI", "VSML_"))}
     env.update(JAX_PLATFORMS="cpu", PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), **extra)
     env.pop("XLA_FLAGS", None)
+    env.update(child_xla_flags())
     env.update(extra)
     return env
 
@@ -54,7 +55,7 @@ def test_two_processes_match_one(tmp_path):
     two = [subprocess.Popen(cmd + [write("two")], env=_env(VSML_COORDINATOR=f"127.0.0.1:{port}", VSML_NUM_PROCESSES="2",
                                                           VSML_PROCESS_ID=str(i)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
-    forced = subprocess.Popen(cmd + [write("forced")], env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"),
+    forced = subprocess.Popen(cmd + [write("forced")], env=_env(XLA_FLAGS=" ".join(["--xla_force_host_platform_device_count=2", *child_xla_flags().values()])),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     outs = [p.communicate(timeout=240) for p in (*two, forced)]
     for p, (_, err) in zip((*two, forced), outs):

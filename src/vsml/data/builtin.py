@@ -28,13 +28,32 @@ _SEEDS = {("random", "train"): 1, ("random", "test"): 2, ("sum", "train"): 3, ("
 @functools.lru_cache(maxsize=None)
 def digits(split: str) -> tuple[np.ndarray, np.ndarray]:
     """``[N, 8, 8, 1]`` float32 in [0, 1] and int64 labels."""
+    raw, target = _digits_table()
+    images = (raw.reshape(-1, 8, 8).astype(np.float32) / 16.0)[..., None]
+    perm = np.random.default_rng(0).permutation(len(images))
+    idx = perm[:DIGITS_TRAIN] if split == "train" else perm[DIGITS_TRAIN:]
+    return images[idx], target[idx].astype(np.int64)
+
+
+@functools.lru_cache(maxsize=None)
+def _digits_table() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's ``datasets/data/digits.csv.gz`` (64 pixel columns, then the label), read
+    directly: importing scikit-learn costs ~2 s per process, more than everything else a small run
+    does before its first step. Falls back to ``sklearn.datasets.load_digits`` if the file moved."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("sklearn")  # locates the package without importing it
+    roots = list(spec.submodule_search_locations or []) if spec else []
+    for root in roots:
+        path = Path(root) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            table = np.loadtxt(path, delimiter=",")
+            return table[:, :-1], table[:, -1].astype(np.int64)
     from sklearn.datasets import load_digits
 
     d = load_digits()
-    images = (d.images.astype(np.float32) / 16.0)[..., None]
-    perm = np.random.default_rng(0).permutation(len(images))
-    idx = perm[:DIGITS_TRAIN] if split == "train" else perm[DIGITS_TRAIN:]
-    return images[idx], d.target[idx].astype(np.int64)
+    return d.data, d.target
 
 
 @functools.lru_cache(maxsize=None)
