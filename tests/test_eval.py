@@ -13,7 +13,7 @@ import pytest
 from vsml.eval import report as rep
 from vsml.data import DataError, DatasetSpec, Episodes, SamplerConfig, draw_episodes
 from vsml.eval.evaluate import EvalError, episode_keys, evaluate
-from vsml.eval.introspect import fast_association_from_logits, shots_seen, state_norms
+from vsml.eval.introspect import fast_association_from_logits, first_occurrences, shots_seen, softmax, state_norms
 from vsml.eval.metrics import curve_ci, mean_ci, smooth, summarize
 from vsml.learners.registry import make_learner
 
@@ -158,6 +158,12 @@ def test_shots_and_fast_association():
     assert r["prob_mean"][0] == pytest.approx(0.5)
 
 
+def test_first_occurrences_and_softmax():
+    np.testing.assert_array_equal(first_occurrences(np.array([2, 0, 2, 1, 0, 1])), [1, 1, 0, 1, 0, 0])
+    p = softmax(np.array([[0.0, np.log(3.0)], [1000.0, 0.0]]))
+    np.testing.assert_allclose(p, [[0.25, 0.75], [1.0, 0.0]])
+
+
 def test_state_norms_work_for_any_learner():
     eps = _toy(e=1, t=10)
     learner = make_learner("adam", {"lr": 0.1})
@@ -195,7 +201,11 @@ def test_cli_evaluate_and_introspect(tmp_path, capsys):
     assert args.func(args) == 0
     out = json.loads((tmp_path / "in" / "introspect.json").read_text())
     assert "sgd" in out["fast_association"] and len(out["state_norms"]["sgd"]["norms"]) == 6
-    assert (tmp_path / "in" / "fast_association.png").exists()
+    assert (tmp_path / "in" / "fast_association.png").exists() and (tmp_path / "in" / "episode_outputs.png").exists()
+    ep0 = out["episode0"]
+    probs = np.asarray(ep0["probs"]["sgd"])
+    assert len(ep0["labels"]) == 15 and probs.shape == (15, 3)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-4)
     args = parser.parse_args(["evaluate", "-l", "sgdd", "-n", "1", "-T", "5", "-o", str(tmp_path / "x")])
     assert args.func(args) == 2
     assert "unknown learner 'sgdd'" in capsys.readouterr().err

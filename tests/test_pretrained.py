@@ -77,3 +77,20 @@ def test_sidecar_without_semantic_options_loads_legacy_values(tmp_path):
     config, _ = pretrained.load(tmp_path / "old.npz")
     assert config == pretrained.load("meta_digits")[0]
     assert config.error_scale == "sum" and config != VSMLConfig(label_feeding=True)
+
+
+@pytest.mark.parametrize("input_shape,num_classes", [((64,), 2), ((196,), 62), ((784,), 10), ((3072,), 10)])
+def test_one_parameter_set_runs_at_any_input_size_class_count_and_scale(input_shape, num_classes):
+    """The same shipped parameters (no shape assumption in VSML: every weight is the shared LSTM)
+    learn online from flattened 8x8, 14x14, 28x28 and 32x32x3 inputs with 2 to 62 classes, and stay
+    finite for inputs scaled by 100: a label seen repeatedly becomes the prediction."""
+    config, params = pretrained.load("cloned_sgd_1layer")
+    learner = VSML(dataclasses.replace(config, kernel="xla"))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(input_shape).astype(np.float32)
+    xs = np.broadcast_to(np.stack([x, 100 * x]), (12, 2, *input_shape))  # batch: the input at scale 1 and 100
+    ys = np.ones((12, 2), np.int32)  # always labelled 1
+    res = run_episode(learner, params, jax.random.PRNGKey(0), xs, ys, num_classes)
+    logits = np.asarray(res.logits)
+    assert logits.shape == (12, 2, num_classes) and np.all(np.isfinite(logits))
+    np.testing.assert_array_equal(np.argmax(logits[-1], -1), [1, 1])

@@ -15,7 +15,7 @@ from pathlib import Path
 from vsml.limits import ranged
 
 DEFAULT_LEARNERS = ["sgd", "adam"]
-INTROSPECT_FILES = ("fast_association.png", "state_norms.png", "introspect.json")
+INTROSPECT_FILES = ("fast_association.png", "episode_outputs.png", "state_norms.png", "introspect.json")
 
 
 class _CliError(Exception):
@@ -99,6 +99,8 @@ def register(subparsers) -> None:
     it.add_argument("--max-shots", type=ranged(int, ">=1"), default=10,
                     help="largest number of earlier examples of a class to report (default 10)")
     it.add_argument("--norm-steps", type=ranged(int, ">=0"), default=100, help="steps of the state-norm episode (0: skip)")
+    it.add_argument("--picture-steps", type=ranged(int, ">=1"), default=30,
+                    help="steps of episode 0 shown in episode_outputs.png (predicted probabilities per class)")
     it.add_argument("-o", "--out", default=None,
                     help="output folder; must be empty unless --overwrite (default runs/introspect, or a fresh "
                          "runs/introspect-N)")
@@ -293,7 +295,7 @@ def _introspect(args) -> int:
 
     from vsml.eval.evaluate import episode_keys
     from vsml.eval.introspect import fast_association, state_norms
-    from vsml.eval.plots import plot_fast_association, plot_state_norms
+    from vsml.eval.plots import plot_episode_outputs, plot_fast_association, plot_state_norms
 
     learners = build_learners(args)
     resolve_contract(args)
@@ -305,21 +307,26 @@ def _introspect(args) -> int:
     for label, (learner, params) in learners.items():
         if params is None:
             params = learner.init_params(jax.random.PRNGKey(args.seed))
-        assoc[label] = fast_association(learner, params, eps, keys, args.max_shots, chunk=args.chunk)
+        assoc[label] = fast_association(learner, params, eps, keys, args.max_shots, chunk=args.chunk, with_probs=True)
         if args.norm_steps > 0:
             t = min(args.norm_steps, eps.steps)
             norms[label] = state_norms(learner, params, keys[0], eps.xs[0, :t], eps.ys[0, :t], int(eps.num_classes))
+    episode0 = {label: r.pop("probs") for label, r in assoc.items()}
     plot_fast_association(assoc, out / "fast_association.png", title=f"fast association on {dataset} ({eps.num_classes}-way)")
+    shown = min(args.picture_steps, eps.steps)
+    plot_episode_outputs({k: p[:shown] for k, p in episode0.items()}, np.asarray(eps.ys)[0, :shown, 0], out / "episode_outputs.png",
+                         title=f"predicted class probabilities, first {shown} steps of episode 0 ({dataset}, {eps.num_classes}-way)")
     print(f"fast association on {dataset}: p(correct class) at its next occurrence after k labelled examples")
     for label, r in assoc.items():
         probs = ", ".join(f"{k}:{p:.2f}" for k, p in zip(r["shots"], r["prob_mean"]))
         print(f"  {label:>12}: one-shot p = {r['one_shot_prob']:.3f}   [{probs}]")
-    payload = {"dataset": dataset, "num_classes": int(eps.num_classes), "episodes": eps.n_episodes, "steps": eps.steps, "fast_association": assoc}
+    payload = {"dataset": dataset, "num_classes": int(eps.num_classes), "episodes": eps.n_episodes, "steps": eps.steps, "fast_association": assoc,
+               "episode0": {"labels": np.asarray(eps.ys)[0, :, 0].tolist(), "probs": {k: np.round(p, 5).tolist() for k, p in episode0.items()}}}
     if norms:
         plot_state_norms(norms, out / "state_norms.png")
         payload["state_norms"] = {k: {"leaves": names, "norms": np.asarray(v).tolist()} for k, (names, v) in norms.items()}
         print(f"state norms: {out / 'state_norms.png'}")
-    print(f"fast association plot: {out / 'fast_association.png'}")
+    print(f"fast association plot: {out / 'fast_association.png'}; one episode's outputs: {out / 'episode_outputs.png'}")
     from vsml.artifacts import atomic_write_bytes
     from vsml.eval.report import _finite
 

@@ -1,4 +1,4 @@
-"""Looking inside learners: fast association and per-step state norms.
+"""Looking inside learners: fast association, one episode's outputs and per-step state norms.
 
 Fast association (the paper's introspection of the learned LA): for each step whose label is class c, count how many labelled
 examples of c the learner had already seen (``shots``), and record the probability it assigns to
@@ -37,8 +37,7 @@ def fast_association_from_logits(logits, ys, num_classes: int, max_shots: int = 
     """
     logits = np.asarray(logits, np.float64)
     ys = np.asarray(ys)
-    p = np.exp(logits - logits.max(-1, keepdims=True))
-    p /= p.sum(-1, keepdims=True)
+    p = softmax(logits)
     p_true = np.take_along_axis(p, ys[..., None], axis=-1)[..., 0]  # [E, T, B]
     shots = shots_seen(ys, num_classes)
     out = {"shots": [], "prob_mean": [], "prob_lo": [], "prob_hi": [], "episodes": []}
@@ -60,10 +59,35 @@ def fast_association_from_logits(logits, ys, num_classes: int, max_shots: int = 
     return out
 
 
-def fast_association(learner: OnlineLearner, params, eps: Episodes, keys, max_shots: int = 10, chunk: int | None = None) -> dict:
-    """Run ``learner`` on ``eps`` and measure fast association (see :func:`fast_association_from_logits`)."""
+def fast_association(learner: OnlineLearner, params, eps: Episodes, keys, max_shots: int = 10, chunk: int | None = None,
+                     with_probs: bool = False) -> dict:
+    """Run ``learner`` on ``eps`` and measure fast association (see :func:`fast_association_from_logits`).
+
+    With ``with_probs`` the result also holds ``'probs' [T, C]``: the predicted class
+    probabilities of episode 0 (batch element 0) at every step, for :func:`episode_outputs`.
+    """
     out = run_learner(learner, params, eps, keys, chunk=chunk, with_logits=True)
-    return fast_association_from_logits(out["logits"], eps.ys, int(eps.num_classes), max_shots)
+    result = fast_association_from_logits(out["logits"], eps.ys, int(eps.num_classes), max_shots)
+    if with_probs:
+        result["probs"] = softmax(out["logits"][0, :, 0])
+    return result
+
+
+def softmax(logits) -> np.ndarray:
+    """Float64 softmax over the last axis."""
+    z = np.asarray(logits, np.float64)
+    p = np.exp(z - z.max(-1, keepdims=True))
+    return p / p.sum(-1, keepdims=True)
+
+
+def first_occurrences(ys: np.ndarray) -> np.ndarray:
+    """``ys [T]`` -> boolean ``[T]``: the step is the first labelled example of its class."""
+    ys = np.asarray(ys)
+    seen, out = set(), np.zeros(len(ys), bool)
+    for t, y in enumerate(ys.tolist()):
+        out[t] = y not in seen
+        seen.add(y)
+    return out
 
 
 @partial(jax.jit, static_argnames=("learner", "task"))
@@ -108,4 +132,5 @@ def state_norms(learner: OnlineLearner, params, key, xs, ys, num_classes: int) -
     return names, np.concatenate([np.asarray(init)[None], np.asarray(trace)], axis=0)
 
 
-__all__ = ["shots_seen", "fast_association", "fast_association_from_logits", "state_norms", "check_episodes"]
+__all__ = ["shots_seen", "fast_association", "fast_association_from_logits", "first_occurrences", "softmax", "state_norms",
+           "check_episodes"]

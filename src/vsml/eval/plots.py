@@ -103,3 +103,33 @@ def plot_state_norms(norms: dict, path: str | Path, title: str = "state norms") 
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     return _save(plt, fig, path)
+
+
+def plot_episode_outputs(probs: dict, ys, path: str | Path, title: str = "predictions over one episode") -> Path:
+    """The paper's introspection picture: ``probs``: learner -> ``[T, C]`` predicted class
+    probabilities at each step of one episode (before that step's label is revealed); ``ys [T]``
+    the labels. One heat map per learner (x: step, y: class); a dot marks each step's true class,
+    a ring the first labelled example of a class. A learner that associates after one example
+    lights up the true class at its second occurrence."""
+    from vsml.eval.introspect import first_occurrences
+
+    plt = _plt()
+    ys = np.asarray(ys)
+    steps = len(ys)
+    first = first_occurrences(ys)
+    fig, axes = plt.subplots(len(probs), 1, figsize=(max(6.0, 0.22 * steps + 1.5), 1.0 + 0.35 * np.asarray(next(iter(probs.values()))).shape[1] * len(probs)),
+                             squeeze=False)
+    t = np.arange(1, steps + 1)
+    for ax, (name, p) in zip(axes[:, 0], probs.items()):
+        p = np.asarray(p)[:steps]
+        im = ax.imshow(p.T, aspect="auto", origin="lower", cmap="viridis", vmin=0, vmax=1,
+                       extent=(0.5, steps + 0.5, -0.5, p.shape[1] - 0.5), interpolation="nearest")
+        ax.scatter(t[~first], ys[~first], s=10, c="white", edgecolors="black", linewidths=0.5, label="true class")
+        ax.scatter(t[first], ys[first], s=42, facecolors="none", edgecolors="red", linewidths=1.2, label="first example of its class")
+        ax.set_ylabel(f"{name}\nclass")
+        ax.set_yticks(range(p.shape[1]))
+        fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01, label="p")
+    axes[0, 0].set_title(title)
+    axes[0, 0].legend(fontsize=7, loc="upper right", bbox_to_anchor=(1.0, 1.35), ncol=2, frameon=False)
+    axes[-1, 0].set_xlabel("step")
+    return _save(plt, fig, path)
