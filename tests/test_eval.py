@@ -258,3 +258,27 @@ def test_oracle_and_paired_differences():
     one = evaluate({"sgd": (make_learner("sgd"), None), "adam": (make_learner("adam"), None)}, {"t": _toy(e=1)}, seed=0)
     r1 = paired_differences(one, "adam")[0]["online_acc"]
     assert np.isnan(r1.lo) and r1.n == 1  # undefined with one episode
+
+
+def test_general_la_protocol_table(tmp_path):
+    """The protocol's machinery on tiny settings: a paired row per learner, dataset and size with
+    every target, the long-lifetime check, the markdown table and the CLI's clear errors."""
+    from vsml.eval import protocol
+    from vsml.learners.registry import make_learner
+
+    config = protocol.ProtocolConfig(datasets=("digits:5",), sizes=(8,), episodes=2, steps=100, long_steps=2000, long_episodes=2,
+                                     long_size=8)
+    result = protocol.run({"sgd": (make_learner("sgd", {"lr": 0.1}), None)}, config, log=lambda m: None)
+    (row,) = result["rows"]
+    assert (row["learner"], row["dataset"], row["size"], row["episodes"]) == ("sgd", "digits:5", 8, 2)
+    assert set(row["targets"]) == {"online_acc", "final_acc"}  # no first-1,000 window in 100-step episodes
+    final = row["targets"]["final_acc"]
+    assert final["ci_low"] <= final["mean"] <= final["ci_high"] and final["met"] == (final["mean"] >= -1.0)
+    assert final["mean"] <= 0.0  # the oracle picks the best backprop per figure on these episodes; sgd lr 0.1 is in its grid
+    (long,) = result["long"]
+    assert long["met"] == (long["gain"]["mean"] >= 0) and 0 <= long["early"] <= 100
+    table = protocol.table_markdown(result)
+    assert "| sgd | digits:5 | 8×8 |" in table and "2000-step lifetimes" in table
+    assert protocol.main(["--checkpoint", "nope", "-o", str(tmp_path / "x"), "-d", "digits:1"]) == 2
+    with pytest.raises(ValueError, match="NAME:CLASSES"):
+        protocol.parse_dataset("digits:five")
