@@ -103,6 +103,33 @@ def test_es_with_eval_and_init_from_run(tmp_path):
     assert learner.config.state_size == 4
 
 
+def test_keep_best_keeps_the_best_meta_test_learner_across_resume(tmp_path):
+    from vsml import artifacts
+
+    ev = {"every": 2, "episodes": 2, "steps": 8, "first": 4, "last": 4, "keep_best": True,
+          "datasets": [{"name": "digits", "split": "test"}]}
+    out = tmp_path / "kb"
+    MetaTrainer(meta_config_from_dict(tiny_config(out, iterations=4, checkpoint={"every": 2, "keep": 5}, eval=ev))).run()
+    res = MetaTrainer(meta_config_from_dict(tiny_config(out, iterations=8, checkpoint={"every": 2, "keep": 5}, eval=ev))).run(resume=True)
+    rows = [ln.split(",") for ln in (out / "eval.csv").read_text().splitlines()[1:]]
+    header = (out / "eval.csv").read_text().splitlines()[0].split(",")
+    online = {int(r[0]): float(r[header.index("online")]) for r in rows}
+    assert sorted(online) == [2, 4, 6, 8]
+    best_it = max(online, key=lambda i: (online[i], -i))  # the first iteration reaching the maximum
+    art = artifacts.load(out / "best.npz", kind="learner")
+    assert art.meta["iteration"] == best_it and art.meta["best_eval"]["score"] == pytest.approx(online[best_it])
+    _, params = load_learner(out / "best.npz")
+    _, at_best = load_learner(out / "checkpoints" / f"ckpt_{best_it:08d}.npz")  # the parameters of that iteration
+    for a, b in zip(_leaves(params), _leaves(at_best)):
+        np.testing.assert_array_equal(a, b)
+    assert res.iteration == 8
+    # resuming from a checkpoint older than best.npz drops it (as eval.csv's later rows are)
+    trainer = MetaTrainer(meta_config_from_dict(tiny_config(out, iterations=8, eval=ev)))
+    assert trainer._best_score(out / "best.npz", True, best_it) == pytest.approx(online[best_it])
+    assert trainer._best_score(out / "best.npz", True, best_it - 1) == -np.inf
+    assert not (out / "best.npz").exists() and not (out / "best.json").exists()
+
+
 def test_nonfinite_streak_stops(tmp_path, monkeypatch):
     cfg = meta_config_from_dict(tiny_config(tmp_path / "n", iterations=10, max_nonfinite=3))
     trainer = MetaTrainer(cfg)

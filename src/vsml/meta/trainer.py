@@ -14,7 +14,8 @@ and initial states, so a run resumed from a checkpoint continues bit-identically
 count). Outputs under ``out`` (default ``runs/meta/<name>``): ``config.yaml``, ``metrics.csv``,
 ``eval.csv``, ``tb/`` (TensorBoard, when tensorboardX is installed), ``checkpoints/ckpt_*.npz``
 and ``learner.npz`` + ``learner.json`` (the final learner artifact, loadable with
-:func:`vsml.checkpoint.load_learner` and, for VSML, :func:`vsml.pretrained.load`).
+:func:`vsml.checkpoint.load_learner` and, for VSML, :func:`vsml.pretrained.load`); with
+``eval.keep_best``, ``best.npz`` + ``best.json``: the learner of the best meta-test so far.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import math
 import os
 import sys
 import time
@@ -50,7 +52,7 @@ from vsml.meta.tbptt import TBPTTConfig
 from vsml.runlog import RunLogger
 
 #: Files a fresh run may find (and replace) in its out folder: those of a run that died before its first checkpoint.
-RESTARTABLE = ("config.yaml", "metrics.csv", "eval.csv", "tb", "checkpoints")
+RESTARTABLE = ("config.yaml", "metrics.csv", "eval.csv", "tb", "checkpoints", "best.npz", "best.json")
 
 #: Config sections that may differ between a run and the checkpoint it resumes.
 RESUME_MUTABLE = ("name", "out", "iterations", "eval", "checkpoint", "log", "max_nonfinite", "distributed")
@@ -82,6 +84,7 @@ class EvalConfig:
     last: int = 100
     seed: int = 12345
     sampler: dict | None = None  # other SamplerConfig overrides for meta-test (e.g. projection: none)
+    keep_best: bool = False  # also keep best.npz: the learner of the best meta-test so far (mean online accuracy)
 
     def __post_init__(self):
         if self.every < 0:
@@ -496,6 +499,8 @@ class MetaTrainer:
                            info=lambda r: f"loss {r['loss']:.4f}  acc {r['accuracy']:.3f}  |g| {r['grad_norm']:.3g}  stage {r['stage']}")
         history: list[dict] = []
         t0 = time.time()
+        best_path = out / "best.npz"
+        best_score = self._best_score(best_path, resume, start)
 
         def meta_record():
             return {"config": cfg_dict, "learner": self.learner_spec, "seed": cfg.seed, "method": cfg.method,
@@ -534,12 +539,20 @@ class MetaTrainer:
                         self._write(f"checkpoint {ckpt}", it + 1, mgr,
                                     lambda: mgr.save(it + 1, dist.to_host(state)._asdict(), meta_record()))
                     if cfg.eval.every and ((it + 1) % cfg.eval.every == 0 or it + 1 == cfg.iterations):
-                        for name, r in self.evaluate(state.params).items():
+                        results = self.evaluate(state.params)
+                        for name, r in results.items():
                             logger.message(f"it {it + 1:6d}  meta-test {name}: online acc {r['online']:.3f} "
                                            f"(first {cfg.eval.first}: {r['first']:.3f}, last {cfg.eval.last}: {r['last']:.3f})")
                             self._write("eval.csv", it + 1, mgr, lambda: logger.table(
                                 "eval", {"iteration": it + 1, "dataset": name, **r},
                                 {f"eval/{name}/{k}_accuracy": v for k, v in r.items()}))
+                        score = float(np.mean([r["online"] for r in results.values()])) if results else math.nan
+                        if cfg.eval.keep_best and self.main and score > best_score:
+                            best_score = score
+                            record = {**meta_record(), "iteration": it + 1, "best_eval": {"score": score, "meta_test": results}}
+                            self._write(f"{best_path}", it + 1, mgr, lambda: artifacts.save(
+                                best_path, "learner", {"params": dist.to_host(state.params)}, record, sidecar=True))
+                            logger.message(f"it {it + 1:6d}  best meta-test so far ({score:.4f}): {best_path}")
                     if on_iteration is not None:
                         on_iteration(it + 1)
                     if signum and it + 1 < cfg.iterations:
@@ -557,6 +570,25 @@ class MetaTrainer:
             self._write(f"{out / 'learner.npz'}", cfg.iterations, mgr,
                         lambda: artifacts.save(out / "learner.npz", "learner", {"params": host_params}, record, sidecar=True))
         return TrainResult(host_params, max(start, cfg.iterations), history, out)
+
+    def _best_score(self, path: Path, resume: bool, start: int) -> float:
+        """The meta-test score of ``best.npz`` to beat. ``-inf`` without the file; a file left by a
+        fresh run's earlier attempt, by an iteration after the checkpoint resumed (as eval.csv rows
+        past it are) or unreadable is removed."""
+        if not path.exists():
+            return -math.inf
+        score = -math.inf
+        if resume:
+            try:
+                meta = artifacts.load(path, kind="learner").meta
+                if int(meta.get("iteration", 0)) <= start:
+                    score = float(meta["best_eval"]["score"])
+            except (artifacts.ArtifactError, KeyError, TypeError, ValueError) as e:
+                self.log(f"note: {path} is unreadable ({e}); a new one is kept from the next meta-test on")
+        if score == -math.inf and self.main:
+            path.unlink(missing_ok=True)
+            path.with_suffix(".json").unlink(missing_ok=True)
+        return score
 
     def input_contract(self) -> dict | None:
         """The input preprocessing the trained learner expects: that of the last curriculum stage
