@@ -268,7 +268,9 @@ def test_general_la_protocol_table(tmp_path):
 
     config = protocol.ProtocolConfig(datasets=("digits:5",), sizes=(8,), episodes=2, steps=100, long_steps=2000, long_episodes=2,
                                      long_size=8)
-    result = protocol.run({"sgd": (make_learner("sgd", {"lr": 0.1}), None)}, config, log=lambda m: None)
+    parts = []
+    result = protocol.run({"sgd": (make_learner("sgd", {"lr": 0.1}), None)}, config, log=lambda m: None, on_part=parts.append)
+    assert len(parts) == 1 and parts[0]["partial"] and "Partial" in protocol.table_markdown(parts[0])
     (row,) = result["rows"]
     assert (row["learner"], row["dataset"], row["size"], row["episodes"]) == ("sgd", "digits:5", 8, 2)
     assert set(row["targets"]) == {"online_acc", "final_acc"}  # no first-1,000 window in 100-step episodes

@@ -89,11 +89,12 @@ def episodes(config: ProtocolConfig, spec: str, size: int, steps: int, n: int):
     return draw_episodes(sampler, config.seed, n)
 
 
-def run(learners: dict, config: ProtocolConfig = ProtocolConfig(), progress: bool = False, log=print) -> dict:
+def run(learners: dict, config: ProtocolConfig = ProtocolConfig(), progress: bool = False, log=print, on_part=None) -> dict:
     """``learners``: label -> ``(learner, params)``. Returns ``{"config", "rows", "long", "seconds"}``:
     one row per (learner, dataset, size) with the paired difference to the oracle on every target
     figure (:class:`Estimate` as dicts, in points) and ``met``; ``long`` per (learner, dataset)
-    the paired gain from steps 1,000-2,000 to the last 1,000 steps."""
+    the paired gain from steps 1,000-2,000 to the last 1,000 steps. ``on_part(result)`` is called
+    with the result so far after each size and after the long check (partial tables)."""
     from vsml.eval.compare import oracle_backprop, paired_differences
     from vsml.eval.evaluate import evaluate
 
@@ -115,6 +116,8 @@ def run(learners: dict, config: ProtocolConfig = ProtocolConfig(), progress: boo
                                           "target": threshold, "met": bool(100 * est.mean >= threshold),
                                           "oracle": oracles[row["dataset"]].best[figure][0]}
             rows.append(out)
+        if on_part is not None:
+            on_part({"config": dataclasses.asdict(config), "rows": rows, "long": [], "seconds": time.time() - t0, "partial": True})
     long = []
     if config.long_steps:
         data = {spec: episodes(config, spec, config.long_size, config.long_steps, config.long_episodes) for spec in config.datasets}
@@ -158,7 +161,7 @@ def table_markdown(result: dict) -> str:
             half = (g["ci_high"] - g["ci_low"]) / 2
             lines.append(f"| {r['learner']} | {r['dataset']} | {r['early']:.1f} | {r['late']:.1f} | {g['mean']:+.1f} ± {half:.1f} | "
                          f"{'✓' if r['met'] else '✗'} |")
-    lines += ["", f"Wall-clock: {result['seconds'] / 60:.1f} min."]
+    lines += ["", f"Wall-clock: {result['seconds'] / 60:.1f} min." + (" Partial: the run has not finished." if result.get("partial") else "")]
     return "\n".join(lines) + "\n"
 
 
@@ -196,15 +199,19 @@ def main(argv=None) -> int:
             learners[label] = load_checkpoint(path)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        result = run(learners, config, progress=not args.no_progress)
+        command = "python -m vsml.eval.protocol " + " ".join(argv if argv is not None else sys.argv[1:])
+
+        def write(result):
+            result["command"] = command
+            atomic_write_bytes(out / "table.md", table_markdown(result).encode())
+            atomic_write_bytes(out / "results.json", (json.dumps(result, indent=1) + "\n").encode())
+
+        result = run(learners, config, progress=not args.no_progress, on_part=write)
     except (ValueError, _CliError, ConfigError, DataError, EvalError, InputError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    result["command"] = "python -m vsml.eval.protocol " + " ".join(argv if argv is not None else sys.argv[1:])
-    table = table_markdown(result)
-    atomic_write_bytes(out / "table.md", table.encode())
-    atomic_write_bytes(out / "results.json", (json.dumps(result, indent=1) + "\n").encode())
-    print(table)
+    write(result)
+    print(table_markdown(result))
     print(f"written: {out / 'table.md'}, {out / 'results.json'}")
     return 0
 
