@@ -132,7 +132,14 @@ def build_learners(args) -> dict:
     for spec in specs:
         name, options = parse_learner_spec(spec)
         out[spec] = (make_learner(name, options), None)
-    for path in args.checkpoint:
+    return load_checkpoints(args.checkpoint, out)
+
+
+def load_checkpoints(paths, into: dict | None = None) -> dict:
+    """``label -> (learner, params)`` for checkpoint ``paths`` added to ``into``: the label is the
+    file or folder stem, primed (``'``) until it is unique."""
+    out = dict(into or {})
+    for path in paths:
         label = Path(path).stem
         while label in out:
             label += "'"

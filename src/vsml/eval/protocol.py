@@ -183,7 +183,7 @@ def main(argv=None) -> int:
     from vsml.artifacts import atomic_write_bytes
     from vsml.config import ConfigError
     from vsml.data.integrity import DataError
-    from vsml.eval.cli import _CliError, load_checkpoint
+    from vsml.eval.cli import _CliError, load_checkpoints
     from vsml.eval.evaluate import EvalError
     from vsml.learners.base import InputError
 
@@ -191,12 +191,7 @@ def main(argv=None) -> int:
         config = ProtocolConfig(datasets=tuple(args.dataset or DEFAULT_DATASETS), sizes=tuple(args.size or (14, 28)),
                                 episodes=args.episodes, steps=args.steps, long_steps=args.long_steps,
                                 long_episodes=args.long_episodes, seed=args.seed, chunk=args.chunk, data_dir=args.data_dir)
-        learners = {}
-        for path in args.checkpoint:
-            label = Path(path).stem
-            while label in learners:
-                label += "'"
-            learners[label] = load_checkpoint(path)
+        learners = load_checkpoints(args.checkpoint)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         command = "python -m vsml.eval.protocol " + " ".join(argv if argv is not None else sys.argv[1:])
