@@ -36,29 +36,35 @@ def test_meta_trained_la_learns_heldout_digits(name):
 
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "shipped_la_logits.npz"
+ACROSS_HOSTS_ATOL = 1e-4  # of the largest logit: float32 rounding over 30 steps with other SIMD widths
 
 
 @pytest.mark.parametrize("name", pretrained.names())
-def test_shipped_la_reproduces_recorded_logits_bit_for_bit(name):
-    """Every shipped LA computes exactly what it computed when it was made: logits recorded by
+def test_shipped_la_reproduces_recorded_logits(name):
+    """Every shipped LA computes what it computed when it was made: logits recorded by
     tools/record_shipped_la_logits.py (before the VSML semantics got options; 30 steps, batch 2,
-    random normal inputs, state key PRNGKey(0)) on a fixed episode. Bit for bit on the XLA
-    kernels they were recorded with; the fused CPU kernel (the default where it is built) rounds
-    differently and must agree to float32 tolerance over the 30 steps."""
+    random normal inputs, state key PRNGKey(0)) on a fixed episode, on the XLA kernels. To float32
+    rounding on any host; bit for bit where the fixture holds a recording for this host's SIMD
+    features (XLA's vector widths, hence its rounding, follow them). The fused CPU kernel (the
+    default where it is built) rounds differently again and must agree to float32 tolerance."""
     with np.load(FIXTURE) as z:
         xs, ys, want = z[f"{name}.xs"], z[f"{name}.ys"], z[f"{name}.logits"]
+        exact = z.get(f"{name}.logits@{kernels.host_isa()}")
     config, params = pretrained.load(name)
     learner = VSML(dataclasses.replace(config, kernel="xla"))
     logits = jax.jit(lambda p: run_episode(learner, p, jax.random.PRNGKey(0), xs, ys, 10).logits)
     # compiled at XLA's default optimisation, as recorded (the suite otherwise compiles without the
     # expensive passes, tests/conftest.py)
-    got = logits.lower(params).compile({"xla_backend_optimization_level": 2,
-                                        "xla_llvm_disable_expensive_passes": False})(params)
+    got = np.asarray(logits.lower(params).compile({"xla_backend_optimization_level": 2,
+                                                   "xla_llvm_disable_expensive_passes": False})(params))
     assert want.shape == got.shape == (30, 2, 10)
-    np.testing.assert_array_equal(np.asarray(got), want)
+    scale = np.abs(want).max()
+    np.testing.assert_allclose(got, want, rtol=0, atol=ACROSS_HOSTS_ATOL * scale)
+    if exact is not None:
+        np.testing.assert_array_equal(got, exact)
     if kernels.available():
         fused = run_episode(VSML(dataclasses.replace(config, kernel="fused")), params, jax.random.PRNGKey(0), xs, ys, 10)
-        np.testing.assert_allclose(np.asarray(fused.logits), want, rtol=1e-3, atol=1e-4 * np.abs(want).max())
+        np.testing.assert_allclose(np.asarray(fused.logits), want, rtol=1e-3, atol=1e-4 * scale)
 
 
 def test_sidecar_without_semantic_options_loads_legacy_values(tmp_path):

@@ -4,6 +4,7 @@
     kernels.available()            # the compiled kernel loaded and works with this jaxlib
     kernels.unavailable_reason()   # why not (None when available)
     kernels.resolve_kernel("auto") # "fused" | "xla" for a VSMLConfig.kernel value / VSML_KERNEL
+    kernels.host_isa()             # this CPU's SIMD features (bit-identical float32 results need equal ones)
     kernels.unsupported(*arrays)   # why these operands take the XLA path (None: the kernel handles them)
     kernels.dense_ticks(...)       # one dense-layer tick (all micro ticks + reductions), fused
 
@@ -14,6 +15,7 @@ vsml.learners.vsml run.
 Organisation, approximations and measurements: docs/benchmarks.md.
 """
 
+from vsml.kernels._ffi import host_isa
 from vsml.kernels.dense import (
     ENV_VAR,
     KINDS,
@@ -37,6 +39,7 @@ __all__ = [
     "dense_ticks",
     "dense_ticks_xla",
     "fused_dense_layer",
+    "host_isa",
     "resolve_kernel",
     "unavailable_reason",
     "unsupported",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import importlib.util
+import platform
 from importlib import metadata
 
 import numpy as np
@@ -73,6 +74,24 @@ def kernel_isa(state_size: int = 16) -> str:
     if lib is None:
         raise RuntimeError(reason)
     return lib.vsml_kernel_isa(state_size).decode()
+
+
+@functools.cache
+def host_isa() -> str:
+    """The host's SIMD feature set, e.g. ``"x86_64:avx+avx2+fma"``: XLA's CPU code generation (and
+    the fused kernel) pick vector widths and instructions from it, so float32 results of one compiled
+    program are bit-identical only between hosts with the same string."""
+    flags: list[str] = []
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    flags = line.split(":", 1)[1].split()
+                    break
+    except OSError:
+        pass
+    simd = sorted({f for f in flags if f.startswith(("avx", "fma", "amx", "asimd", "sve"))})
+    return f"{platform.machine()}:{'+'.join(simd) or 'unknown'}"
 
 
 def force_isa(name: str | None) -> None:
