@@ -9,11 +9,14 @@ from vsml.config import ConfigError
 from vsml.limits import ranged
 
 
+HEADLINE_LA = "general"  # the shipped LA that `vsml run` leads with
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     """Main job: meta-test the shipped learning algorithms against tuned backprop on digits."""
     from vsml import contract, pretrained, runs
     from vsml.eval.report import OWNED
-    from vsml.eval.showcase import run_showcase
+    from vsml.eval.showcase import headline, run_showcase
     from vsml.learners.vsml import VSML
 
     try:
@@ -28,6 +31,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"vsml run: error: --la {', '.join(unknown)}: not a shipped LA ({', '.join(shipped)})", file=sys.stderr)
         return 2
     chosen = [n for n in shipped if not args.la or n in args.la]
+    chosen.sort(key=lambda n: n != HEADLINE_LA)  # the headline LA first
     learners, contracts = {}, {}
     for name in chosen:
         config, params = pretrained.load(name)
@@ -40,8 +44,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     for k, c in resized.items():
         print(f"{k} needs {c.describe()} (its input contract): it runs, with its own tuned-backprop reference, on the same digits "
               f"episodes resized to {c.image_size[0]}x{c.image_size[1]}.")
-    run_showcase(out, learners, episodes=args.episodes, steps=args.steps, seed=args.seed,
-                 progress=not args.no_progress, contracts=contracts)
+    report = run_showcase(out, learners, episodes=args.episodes, steps=args.steps, seed=args.seed,
+                          progress=not args.no_progress, contracts=contracts)
+    line = headline(report, f"vsml:{HEADLINE_LA}")
+    if line:
+        data = ", ".join((pretrained.info(HEADLINE_LA)["meta"].get("data") or {}).get("datasets", [])) or "see its sidecar"
+        print(f"\nHeadline: {HEADLINE_LA!r} is one LA for any input size and class count, meta-trained on {data} "
+              f"(never on digits, KMNIST, EMNIST or Fashion-MNIST). {line}")
     return 0
 
 
