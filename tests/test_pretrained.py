@@ -42,8 +42,9 @@ ACROSS_HOSTS_ATOL = 1e-4  # of the largest logit: float32 rounding over 30 steps
 @pytest.mark.parametrize("name", pretrained.names())
 def test_shipped_la_reproduces_recorded_logits(name):
     """Every shipped LA computes what it computed when it was made: logits recorded by
-    tools/record_shipped_la_logits.py (before the VSML semantics got options; 30 steps, batch 2,
-    random normal inputs, state key PRNGKey(0)) on a fixed episode, on the XLA kernels. To float32
+    tools/record_shipped_la_logits.py when it was shipped (or, for those shipped earlier, before the
+    VSML semantics got options; 30 steps, batch 2, random normal inputs, state key PRNGKey(0)) on a
+    fixed episode, on the XLA kernels. To float32
     rounding on any host; bit for bit where the fixture holds a recording for this host's SIMD
     features (XLA's vector widths, hence its rounding, follow them). The fused CPU kernel (the
     default where it is built) rounds differently again and must agree to float32 tolerance."""
@@ -100,3 +101,22 @@ def test_one_parameter_set_runs_at_any_input_size_class_count_and_scale(input_sh
     logits = np.asarray(res.logits)
     assert logits.shape == (12, 2, num_classes) and np.all(np.isfinite(logits))
     np.testing.assert_array_equal(np.argmax(logits[-1], -1), [1, 1])
+
+
+def test_ship_tool_stores_the_learner_unchanged_with_its_provenance(tmp_path):
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("ship_la", Path(__file__).parents[1] / "tools" / "ship_la.py")
+    ship_la = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship_la)
+    src = pretrained.path("meta_digits")
+    out = ship_la.ship(str(src), "mine", "vsml meta-train x.yaml", "a note", out_dir=tmp_path)
+    config, params = pretrained.load(out)
+    want_config, want = pretrained.load("meta_digits")
+    assert config == want_config
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(want)):
+        np.testing.assert_array_equal(a, b)
+    meta = pretrained.info(out)["meta"]
+    assert meta["command"] == "vsml meta-train x.yaml" and meta["note"] == "a note" and meta["source"] == str(src)
+    assert json.loads(out.with_suffix(".json").read_text())["meta"]["info"]["command"] == "vsml meta-train x.yaml"
