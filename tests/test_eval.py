@@ -209,6 +209,22 @@ def test_cli_evaluate_and_introspect(tmp_path, capsys):
     args = parser.parse_args(["evaluate", "-l", "sgdd", "-n", "1", "-T", "5", "-o", str(tmp_path / "x")])
     assert args.func(args) == 2
     assert "unknown learner 'sgdd'" in capsys.readouterr().err
+    # step windows: a column per window (learners, oracle and paired differences); clear errors
+    args = parser.parse_args(["evaluate", "-l", "sgd", "-n", "2", "-T", "20", "--classes", "3", "--no-progress", "--no-plot",
+                              "--window", "5:20", "--window", "0:5", "--reference", "oracle", "-o", str(tmp_path / "w"),
+                              "--json", str(tmp_path / "w.json")])
+    assert args.func(args) == 0
+    data = json.loads((tmp_path / "w.json").read_text())
+    metrics = data["results"][0]["metrics"]
+    assert list(metrics)[-3:] == ["steps_0_5_acc", "steps_5_20_acc", "online_loss"]
+    assert {"steps_0_5_acc", "steps_5_20_acc"} <= set(data["paired"][0]["metrics"])
+    assert "acc steps 5:20" in (tmp_path / "w" / "table.md").read_text()
+    args = parser.parse_args(["evaluate", "-l", "sgd", "-n", "2", "-T", "20", "--window", "10:30", "-o", str(tmp_path / "y")])
+    assert args.func(args) == 2
+    assert "--window 10:30: longer than the episodes (-T 20 steps)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser.parse_args(["evaluate", "--window", "20:10"])
+    assert "expected START:STOP with 0 <= START < STOP" in capsys.readouterr().err
 
 
 def test_showcase_runs(tmp_path):
@@ -238,8 +254,10 @@ def test_oracle_and_paired_differences():
     # the oracle takes, per figure, the configuration best on that figure
     a, b = np.zeros((2, 200)), np.zeros((2, 200))
     a[:, :100], b[:, 100:] = 1.0, 1.0  # a is better early, b late
-    o = oracle_from_curves("toy", {"a": (a, np.ones_like(a)), "b": (b, np.zeros_like(b))})
+    o = oracle_from_curves("toy", {"a": (a, np.ones_like(a)), "b": (b, np.zeros_like(b))}, windows=((50, 150), (90, 100), (0, 300)))
     assert o.best["first_100_acc"][0] == "a" and o.best["final_acc"][0] == "b" and o.best["online_loss"][0] == "b"
+    assert o.best["steps_90_100_acc"][0] == "a" and o.best["steps_90_100_acc"][1].tolist() == [1.0, 1.0]
+    assert o.best["steps_50_150_acc"][1].tolist() == [0.5, 0.5] and "steps_0_300_acc" not in o.best  # longer than T
     eps = _toy(e=3, t=30)
     oracles = oracle_backprop({"toy": eps}, seed=0, lrs={"sgd": (0.01, 0.3), "adam": (1e-3,)})
     assert len(oracles["toy"].scores) == 6  # 3 rates x {linear, 160-tanh}

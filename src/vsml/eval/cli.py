@@ -86,6 +86,9 @@ def register(subparsers) -> None:
                          "learning-rate grid, chosen on the reported episodes themselves (favours backprop)")
     ev.add_argument("--reference", default=None, metavar="LEARNER|oracle",
                     help="report paired differences (learner - reference, same episodes, 95%% CI); 'oracle' implies --oracle-backprop")
+    ev.add_argument("--window", action="append", type=_window_arg, default=None, metavar="START:STOP",
+                    help="also report the accuracy over steps START … STOP-1 (0-based, a Python slice; e.g. 100:200, "
+                         "or the query steps of a few-shot episode); repeatable; the oracle picks its best per window too")
     ev.add_argument("--smooth", type=ranged(int, ">=1"), default=None, help="running-mean window of the plotted curves")
     ev.add_argument("--no-plot", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
@@ -235,6 +238,15 @@ def _run(fn, args) -> int:
 # --- commands -----------------------------------------------------------------------------------
 
 
+def _window_arg(spec: str) -> tuple[int, int]:
+    from vsml.eval.metrics import parse_window
+
+    try:
+        return parse_window(spec)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def cmd_evaluate(args) -> int:
     return _run(_evaluate, args)
 
@@ -255,12 +267,16 @@ def _evaluate(args) -> int:
     from vsml.eval import report as rep
     from vsml.eval.evaluate import EvalReport, evaluate
 
+    windows = tuple(dict.fromkeys(args.window or ()))
+    longer = [f"{a}:{b}" for a, b in windows if b > args.steps]
+    if longer:
+        raise _CliError(f"--window {', '.join(longer)}: longer than the episodes (-T {args.steps} steps)")
     learners = build_learners(args)
     resolve_contract(args)
     out = prepare_outputs(args, "runs/evaluate", rep.OWNED)
     datasets = list(dict.fromkeys(args.dataset or ["digits"]))
     progress = not args.no_progress
-    report = EvalReport([], {"seed": args.seed, "datasets": {}})
+    report = EvalReport([], {"seed": args.seed, "datasets": {}}, windows=windows)
     for d in datasets:  # one dataset in memory at a time
         episodes = {d: episodes_for(args, d)}
         tune = None
@@ -272,7 +288,7 @@ def _evaluate(args) -> int:
         if args.oracle_backprop or args.reference == "oracle":
             from vsml.eval.compare import oracle_backprop
 
-            report.oracles.update(oracle_backprop(episodes, seed=args.seed, chunk=args.chunk, progress=progress))
+            report.oracles.update(oracle_backprop(episodes, seed=args.seed, chunk=args.chunk, progress=progress, windows=windows))
         report.results.extend(part.results)
         report.meta["learners"] = part.meta["learners"]
         report.meta["datasets"].update(part.meta["datasets"])

@@ -69,9 +69,10 @@ def oracle_configs(lrs=None, layers=ORACLE_LAYERS, hidden: int = ORACLE_HIDDEN) 
     return out
 
 
-def oracle_from_curves(dataset: str, runs: dict[str, tuple[np.ndarray, np.ndarray]]) -> Oracle:
-    """``runs``: configuration label -> ``(correct [E, T], loss [E, T])`` on one dataset's episodes."""
-    per = {label: episode_summaries(c, l) for label, (c, l) in runs.items()}
+def oracle_from_curves(dataset: str, runs: dict[str, tuple[np.ndarray, np.ndarray]], windows=()) -> Oracle:
+    """``runs``: configuration label -> ``(correct [E, T], loss [E, T])`` on one dataset's episodes;
+    ``windows``: extra ``(start, stop)`` step windows to pick a best configuration for."""
+    per = {label: episode_summaries(c, l, windows) for label, (c, l) in runs.items()}
     figures = next(iter(per.values())).keys()
     best, scores = {}, {label: {m: float(np.mean(v)) for m, v in s.items()} for label, s in per.items()}
     for m in figures:
@@ -82,13 +83,13 @@ def oracle_from_curves(dataset: str, runs: dict[str, tuple[np.ndarray, np.ndarra
 
 
 def oracle_backprop(datasets: dict[str, Episodes], seed: int = 0, lrs=None, chunk: int | None = None,
-                    progress: bool = False) -> dict[str, Oracle]:
+                    progress: bool = False, windows=()) -> dict[str, Oracle]:
     """Run the oracle grid on every dataset's episodes (same episodes and keys as :func:`evaluate`)."""
     from vsml.eval.evaluate import evaluate
 
     configs = oracle_configs(lrs)
     report = evaluate(configs, datasets, seed=seed, chunk=chunk, progress=progress)
-    return {d: oracle_from_curves(d, {r.learner: (r.correct, r.loss) for r in report.results if r.dataset == d})
+    return {d: oracle_from_curves(d, {r.learner: (r.correct, r.loss) for r in report.results if r.dataset == d}, windows)
             for d in report.datasets}
 
 
@@ -108,11 +109,11 @@ def paired_differences(report, reference: str, oracles: dict[str, Oracle] | None
             ref = oracles[dataset].values()
         else:
             r = report.get(reference, dataset)
-            ref = episode_summaries(r.correct, r.loss)
+            ref = episode_summaries(r.correct, r.loss, report.windows)
         for r in report.results:
             if r.dataset != dataset or r.learner == reference:
                 continue
-            mine = episode_summaries(r.correct, r.loss)
+            mine = episode_summaries(r.correct, r.loss, report.windows)
             row = {"learner": r.learner, "reference": reference, "dataset": dataset, "episodes": r.correct.shape[0]}
             for m in mine:
                 if m in ref:

@@ -97,8 +97,8 @@ class Curves:
     loss: np.ndarray
     info: dict = dataclasses.field(default_factory=dict)
 
-    def summary(self, confidence: float = 0.95) -> dict[str, Estimate]:
-        return summarize(self.correct, self.loss, confidence)
+    def summary(self, confidence: float = 0.95, windows=()) -> dict[str, Estimate]:
+        return summarize(self.correct, self.loss, confidence, windows)
 
     def curve(self, what: str = "correct", confidence: float = 0.95):
         """``(mean, lo, hi)`` each ``[T]`` of the per-step accuracy (``'correct'``) or ``'loss'``."""
@@ -114,6 +114,7 @@ class EvalReport:
     meta: dict = dataclasses.field(default_factory=dict)
     oracles: dict = dataclasses.field(default_factory=dict)  # dataset -> compare.Oracle
     reference: str | None = None  # learner name or "oracle": report paired differences against it
+    windows: tuple = ()  # extra figures: accuracy over steps [start, stop) per (start, stop)
 
     def get(self, learner: str, dataset: str) -> Curves:
         for r in self.results:

@@ -8,6 +8,7 @@ bounds are NaN (printed as "n/a", written as empty / null).
 from __future__ import annotations
 
 import math
+import re
 from typing import NamedTuple
 
 import numpy as np
@@ -84,11 +85,50 @@ METRIC_LABELS = {
 }
 
 
-def episode_summaries(correct, loss) -> dict[str, np.ndarray]:
+_WINDOW = re.compile(r"steps_(\d+)_(\d+)_acc")
+
+
+def window_key(start: int, stop: int) -> str:
+    """Figure name of the accuracy over steps ``[start, stop)`` (0-based, as a Python slice)."""
+    return f"steps_{start}_{stop}_acc"
+
+
+def parse_window(spec: str) -> tuple[int, int]:
+    """``"A:B"`` -> ``(A, B)``: the steps ``A … B-1`` (0-based, a Python slice; ``"100:200"`` is the
+    101st to the 200th step). Raises ``ValueError`` with the expected form otherwise."""
+    a, sep, b = str(spec).partition(":")
+    try:
+        start, stop = int(a), int(b)
+    except ValueError:
+        start = stop = -1
+    if not sep or start < 0 or stop <= start:
+        raise ValueError(f"window {spec!r}: expected START:STOP with 0 <= START < STOP (steps START … STOP-1, 0-based)")
+    return start, stop
+
+
+def metric_label(key: str) -> str:
+    """Column header of a figure (``"steps_0_50_acc"`` -> ``"acc steps 0:50"``)."""
+    if key in METRIC_LABELS:
+        return METRIC_LABELS[key]
+    m = _WINDOW.fullmatch(key)
+    return f"acc steps {m[1]}:{m[2]}" if m else key
+
+
+def ordered_metrics(keys) -> list[str]:
+    """The figures among ``keys`` in table order: the fixed accuracy figures, step windows (by start),
+    then the loss."""
+    keys = set(keys)
+    fixed = [m for m in METRIC_LABELS if m in keys and m != "online_loss"]
+    windows = sorted((k for k in keys if _WINDOW.fullmatch(k)), key=lambda k: tuple(map(int, _WINDOW.fullmatch(k).groups())))
+    return fixed + windows + (["online_loss"] if "online_loss" in keys else [])
+
+
+def episode_summaries(correct, loss, windows=()) -> dict[str, np.ndarray]:
     """Per-episode figures from ``correct, loss [E, T]`` (batch already averaged).
 
-    Returns ``{'online_acc', 'first_100_acc', 'first_1000_acc', 'final_acc', 'online_loss'}``,
-    each ``[E]``; windows longer than the episode are omitted.
+    Returns ``{'online_acc', 'first_100_acc', 'first_1000_acc', 'final_acc', 'online_loss'}`` plus,
+    per ``(start, stop)`` of ``windows``, the accuracy over those steps (:func:`window_key`), each
+    ``[E]``; windows longer than the episode are omitted.
     """
     correct = np.asarray(correct, np.float64)
     loss = np.asarray(loss, np.float64)
@@ -98,10 +138,13 @@ def episode_summaries(correct, loss) -> dict[str, np.ndarray]:
         if t >= w:
             out[f"first_{w}_acc"] = correct[:, :w].mean(1)
     out["final_acc"] = correct[:, -min(100, t) :].mean(1)
+    for start, stop in windows:
+        if stop <= t:
+            out[window_key(start, stop)] = correct[:, start:stop].mean(1)
     out["online_loss"] = loss.mean(1)
     return out
 
 
-def summarize(correct, loss, confidence: float = 0.95) -> dict[str, Estimate]:
+def summarize(correct, loss, confidence: float = 0.95, windows=()) -> dict[str, Estimate]:
     """:func:`episode_summaries` reduced to :class:`Estimate` over episodes."""
-    return {k: mean_ci(v, confidence) for k, v in episode_summaries(correct, loss).items()}
+    return {k: mean_ci(v, confidence) for k, v in episode_summaries(correct, loss, windows).items()}

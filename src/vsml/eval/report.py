@@ -11,7 +11,7 @@ from pathlib import Path
 from vsml.artifacts import atomic_write_bytes
 
 from vsml.eval.evaluate import EvalReport
-from vsml.eval.metrics import METRIC_LABELS, curve_ci
+from vsml.eval.metrics import curve_ci, metric_label, ordered_metrics
 
 
 ORACLE = "oracle best backprop"
@@ -23,7 +23,7 @@ def summary_rows(report: EvalReport, confidence: float = 0.95) -> list[dict]:
     rows = []
     for r in report.results:
         row = {"learner": r.learner, "dataset": r.dataset, "episodes": r.correct.shape[0], "steps": r.correct.shape[1]}
-        row.update(r.summary(confidence))
+        row.update(r.summary(confidence, report.windows))
         if "tuned_lr" in r.info:
             row["tuned_lr"] = r.info["tuned_lr"]
         rows.append(row)
@@ -49,11 +49,11 @@ def _paired_markdown(report: EvalReport, confidence: float) -> str:
     rows = paired_rows(report, confidence)
     if not rows:
         return ""
-    metrics = [m for m in METRIC_LABELS if any(m in r for r in rows) and m.endswith("_acc")]
+    metrics = [m for m in ordered_metrics(k for r in rows for k in r) if m.endswith("_acc")]
     ref = ORACLE if report.reference == "oracle" else report.reference
     lines = [f"\n**Paired differences: learner − {ref}** (accuracy points; mean ± half-width of the "
              f"{int(confidence * 100)} % t-interval of the per-episode difference; same episodes and keys)\n",
-             "| dataset | learner | " + " | ".join(METRIC_LABELS[m] for m in metrics) + " |",
+             "| dataset | learner | " + " | ".join(metric_label(m) for m in metrics) + " |",
              "|" + "|".join(["---"] * 2 + ["---:"] * len(metrics)) + "|"]
     for r in rows:
         cells = [_fmt_diff(r.get(m)) for m in metrics]
@@ -70,7 +70,7 @@ def _fmt_diff(est) -> str:
 
 
 def _metrics_present(rows) -> list[str]:
-    return [m for m in METRIC_LABELS if any(m in row for row in rows)]
+    return ordered_metrics(k for row in rows for k in row)
 
 
 def _fmt(est, percent: bool) -> str:
@@ -87,7 +87,7 @@ def markdown_table(report: EvalReport, confidence: float = 0.95) -> str:
     """Markdown table: accuracies in % (mean ± 95 % CI half-width over episodes), loss in nats."""
     rows = summary_rows(report, confidence)
     metrics = _metrics_present(rows)
-    header = ["dataset", "learner"] + [METRIC_LABELS[m] + (" (%)" if m.endswith("_acc") else "") for m in metrics]
+    header = ["dataset", "learner"] + [metric_label(m) + (" (%)" if m.endswith("_acc") else "") for m in metrics]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * len(metrics)) + "|"]
     order = report.learners + [ORACLE]
     for row in sorted(rows, key=lambda r: (report.datasets.index(r["dataset"]), order.index(r["learner"]))):
@@ -100,7 +100,7 @@ def markdown_table(report: EvalReport, confidence: float = 0.95) -> str:
         note += " With one episode the interval is undefined (n/a)."
     for row in rows:
         if "oracle_choice" in row:
-            choice = "; ".join(f"{METRIC_LABELS[m]}: {label}" for m, label in row["oracle_choice"].items() if m in metrics)
+            choice = "; ".join(f"{metric_label(m)}: {label}" for m, label in row["oracle_choice"].items() if m in metrics)
             note += (f"\n{ORACLE} on {row['dataset']}: for each column the best of SGD/Adam × {{linear, 160-tanh}} × a "
                      f"learning-rate grid, chosen on these same episodes (favours backprop) — {choice}.")
     return "\n".join(lines) + "\n" + note + "\n" + _paired_markdown(report, confidence)
@@ -111,13 +111,13 @@ def report_json(report: EvalReport, confidence: float = 0.95) -> dict:
     out = {"meta": report.meta, "confidence": confidence, "results": []}
     for row in summary_rows(report, confidence):
         entry = {k: v for k, v in row.items() if k in ("learner", "dataset", "episodes", "steps", "tuned_lr", "oracle_choice")}
-        entry["metrics"] = {m: row[m].as_dict() for m in METRIC_LABELS if m in row}
+        entry["metrics"] = {m: row[m].as_dict() for m in ordered_metrics(row)}
         out["results"].append(entry)
     if report.oracles:
         out["oracle_grid"] = {d: o.scores for d, o in report.oracles.items()}
     if report.reference is not None:
         out["paired"] = [{**{k: r[k] for k in ("learner", "reference", "dataset", "episodes")},
-                          "metrics": {m: r[m].as_dict() for m in METRIC_LABELS if m in r}}
+                          "metrics": {m: r[m].as_dict() for m in ordered_metrics(r)}}
                          for r in paired_rows(report, confidence)]
     return _finite(out)
 
@@ -170,7 +170,7 @@ def print_table(report: EvalReport, confidence: float = 0.95, console=None) -> N
     table.add_column("dataset")
     table.add_column("learner")
     for m in metrics:
-        table.add_column(METRIC_LABELS[m] + (" %" if m.endswith("_acc") else ""), justify="right")
+        table.add_column(metric_label(m) + (" %" if m.endswith("_acc") else ""), justify="right")
     for row in rows:
         name = row["learner"] + (f" = {row['tuned_lr']:g}" if "tuned_lr" in row else "")
         table.add_row(row["dataset"], name, *[_fmt(row.get(m), m.endswith("_acc")) for m in metrics])
@@ -187,7 +187,7 @@ def print_table(report: EvalReport, confidence: float = 0.95, console=None) -> N
         pt.add_column("dataset")
         pt.add_column("learner")
         for m in acc:
-            pt.add_column(METRIC_LABELS[m], justify="right")
+            pt.add_column(metric_label(m), justify="right")
         for r in paired:
             pt.add_row(r["dataset"], r["learner"], *[_fmt_diff(r.get(m)) for m in acc])
         console.print(pt)
