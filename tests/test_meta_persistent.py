@@ -152,3 +152,38 @@ def test_task_families_train_together(tmp_path, method):
     assert all(np.isfinite(r["loss"]) and r["finite"] for r in result.history)
     with pytest.raises(ConfigError, match="families\\[0\\]"):
         MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "bad", families=[{"num_clases": 2}]))).problem(0)
+
+
+def test_slim_checkpoint_resumes_with_fresh_lifetimes(tmp_path, capsys):
+    """`vsml convert --slim` keeps a persistent run's meta-parameters and optimizer state only (byte
+    for byte); the run resumes from it with fresh particles and says so."""
+    from vsml import artifacts
+    from vsml.cli import main
+
+    over = {"method": "tbptt", "tbptt": {"particles": 2, "lr": 0.01, "lifetime": {"truncation": 4, "min_length": 8, "max_length": 24}},
+            "iterations": 5, "checkpoint": {"every": 3, "keep": 2}}
+    cfg = meta_config_from_dict(tiny_config(tmp_path / "r", **over))
+
+    class Stop(Exception):
+        pass
+
+    def stop(i):
+        if i == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        MetaTrainer(cfg).run(on_iteration=stop)
+    ckpt = tmp_path / "r" / "checkpoints" / "ckpt_00000003.npz"
+    full = artifacts.load(ckpt)
+    assert main(["convert", "--slim", str(ckpt), "-o", str(tmp_path / "slim.npz")]) == 0
+    slim = artifacts.load(tmp_path / "slim.npz", kind="checkpoint")
+    assert set(slim.groups) == {"params", "opt_state"} and slim.meta["slim"] and slim.meta["iteration"] == 3
+    for a, b in zip(full.arrays["params"] + full.arrays["opt_state"], slim.arrays["params"] + slim.arrays["opt_state"]):
+        np.testing.assert_array_equal(a, b)
+    (tmp_path / "slim.npz").replace(ckpt)
+    seen = []
+    resumed = MetaTrainer(cfg, log=seen.append).run(resume=True)
+    assert any("slim checkpoint" in m and "fresh particles" in m for m in seen)
+    assert len(resumed.history) == 2 and all(np.isfinite(r["loss"]) for r in resumed.history)
+    assert main(["convert", "--slim", str(tmp_path / "r" / "learner.npz")]) == 2
+    assert "not a meta-training checkpoint" in capsys.readouterr().err

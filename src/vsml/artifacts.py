@@ -117,6 +117,10 @@ def save(path: str | os.PathLike, kind: str, groups: dict[str, PyTree], meta: di
         described[group], leaves = _describe(tree)
         arrays.update({f"{group}/{i}": x for i, x in enumerate(leaves)})
     record = {"format": FORMAT, "version": VERSION, "kind": kind, "groups": described, "meta": meta or {}}
+    return _write(path, arrays, record, sidecar)
+
+
+def _write(path: Path, arrays: dict[str, np.ndarray], record: dict, sidecar: bool) -> Path:
     try:
         json.dumps(record)
     except TypeError as e:
@@ -311,6 +315,21 @@ def _legacy_clone_checkpoint(path: Path, arrays: dict) -> Artifact:
     meta = {"iteration": int(arrays["iteration"]), "elapsed": float(arrays.get("elapsed", 0.0))}
     return Artifact(path, "clone-checkpoint", meta, {"state": {"shapes": [list(x.shape) for x in leaves]}},
                     {"state": leaves}, version=1)
+
+
+def drop_groups(src: str | os.PathLike, dst: str | os.PathLike, drop: tuple[str, ...], meta: dict | None = None) -> Path:
+    """Copy an artifact of the current format without the groups ``drop`` (arrays and descriptors;
+    the others byte for byte), with ``meta`` merged into its meta. Used for slim checkpoints."""
+    art = load(src)
+    if art.version != VERSION:
+        raise ArtifactError(f"{art.path} has an earlier format: rewrite it with `vsml convert` first")
+    missing = [g for g in drop if g not in art.groups]
+    if missing:
+        raise ArtifactError(f"{art.path} has no {', '.join(missing)} (it holds: {', '.join(art.groups) or 'nothing'})")
+    arrays = {f"{g}/{i}": x for g, leaves in art.arrays.items() if g not in drop for i, x in enumerate(leaves)}
+    record = {"format": FORMAT, "version": VERSION, "kind": art.kind,
+              "groups": {g: d for g, d in art.groups.items() if g not in drop}, "meta": {**art.meta, **(meta or {})}}
+    return _write(Path(dst), arrays, record, False)
 
 
 def convert(src: str | os.PathLike, dst: str | os.PathLike | None = None) -> Path:

@@ -58,8 +58,16 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     """Rewrite checkpoints / learners / LAs of earlier vsml versions in the current artifact format."""
     from vsml import artifacts
 
+    if args.out and len(args.paths) > 1:
+        raise ValueError("-o/--out takes one input file")
     for src in args.paths:
-        out = artifacts.convert(src, args.out if len(args.paths) == 1 and args.out else None)
+        if args.slim:
+            if artifacts.load(src).kind != "checkpoint":
+                raise ValueError(f"--slim: {src} is not a meta-training checkpoint")
+            out = artifacts.drop_groups(src, args.out or src, ("inner",), {"slim": True})
+            print(f"{src} -> {out} (slim checkpoint: meta-parameters and optimizer state, {out.stat().st_size / 1e3:.0f} kB)")
+            continue
+        out = artifacts.convert(src, args.out)
         print(f"{src} -> {out} ({artifacts.load(out).kind}, format version {artifacts.VERSION})")
     return 0
 
@@ -81,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     conv = sub.add_parser("convert", help="rewrite checkpoints / learner files of earlier vsml versions in the current format")
     conv.add_argument("paths", nargs="+", help="artifact files (.npz) to convert in place")
     conv.add_argument("-o", "--out", default=None, help="write here instead (one input only)")
+    conv.add_argument("--slim", action="store_true",
+                      help="drop a meta-training checkpoint's persistent inner-loop state (PES/TBPTT particles): keeps "
+                           "the meta-parameters and optimizer state, small enough to commit; a run resumed from it "
+                           "restarts its lifetimes")
     conv.set_defaults(func=_cmd_convert)
 
     from vsml.cloning import cli as clone_cli

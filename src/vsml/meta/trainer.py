@@ -483,8 +483,14 @@ class MetaTrainer:
             start, streak, elapsed = int(meta["iteration"]), int(meta.get("nonfinite_streak", 0)), float(meta.get("elapsed", 0.0))
             pos = CurriculumState(*meta["curriculum"])
             template = self.init_state(pos.stage)
-            state = MetaState(*(art.restore(g, getattr(template, g)) for g in MetaState._fields))
+            slim = "inner" not in art.groups and bool(jax.tree_util.tree_leaves(template.inner))
+            state = MetaState(*(getattr(template, g) if g == "inner" and slim else art.restore(g, getattr(template, g))
+                                for g in MetaState._fields))
             self.log(f"resumed from {latest} at iteration {start} (stage {pos.stage})")
+            if slim:
+                self.log(f"{latest.name} is a slim checkpoint (meta-parameters and optimizer state, no persistent "
+                         "inner-loop state): the lifetimes restart from fresh particles, so the run continues but not "
+                         "bit-identically to an uninterrupted one")
         else:
             state = self.init_state(pos.stage)
         if self.main:
