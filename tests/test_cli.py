@@ -8,17 +8,23 @@ from vsml.cli import main
 
 
 def test_run_main_job_writes_results(tmp_path, capsys):
-    # meta_mnist: a shipped LA with an input contract (14x14), so the resized-episodes path runs too
-    rc = main(["run", "--episodes", "2", "--steps", "20", "--out", str(tmp_path), "--no-progress", "--la", "meta_mnist"])
+    # meta_mnist: a shipped LA with an input contract (14x14), so the resized-episodes path runs too;
+    # general: the headline LA, on the native 8x8 digits
+    rc = main(["run", "--episodes", "2", "--steps", "20", "--out", str(tmp_path), "--no-progress", "--la", "meta_mnist",
+               "--la", "general"])
     assert rc == 0
     results = json.loads((tmp_path / "results.json").read_text())
     learners = {r["learner"] for r in results["results"]}
-    assert learners == {"oracle best backprop", "vsml:meta_mnist"}
-    assert set(results["meta"]["datasets"]) == {"digits 14x14"}
+    assert learners == {"oracle best backprop", "vsml:meta_mnist", "vsml:general"}
+    assert set(results["meta"]["datasets"]) == {"digits", "digits 14x14"}
     assert {p["reference"] for p in results["paired"]} == {"oracle"}
     assert (tmp_path / "curves.png").stat().st_size > 0
     out = capsys.readouterr().out
     assert "online acc" in out and "best of these 22 configurations on these same episodes" in out and "paired difference" in out
+    general = next(r for r in results["paired"] if r["learner"] == "vsml:general")
+    head = out[out.index("Headline: 'general'"):]
+    assert "vsml:general on digits (2 episodes × 20 steps)" in head
+    assert f"paired difference {100 * general['metrics']['online_acc']['mean']:+.1f} ± " in head
 
 
 def test_run_refuses_an_unknown_la(tmp_path, capsys):
