@@ -299,6 +299,13 @@ def test_general_la_protocol_table(tmp_path):
     assert long["met"] == (long["gain"]["mean"] >= 0) and 0 <= long["early"] <= 100
     table = protocol.table_markdown(result)
     assert "| sgd | digits:5 | 8×8 |" in table and "2000-step lifetimes" in table
+    curves = result["_curves"]  # the panels of curves.png: the LA and the oracle's best-online configuration
+    assert curves.datasets == ["digits:5 8x8", "digits:5 8x8, 2000 steps"]
+    oracle = next(r for r in curves.results if r.learner.startswith("oracle ("))
+    assert oracle.learner == f"oracle ({result['rows'][0]['targets']['online_acc']['oracle']})" and oracle.correct.shape == (2, 100)
+    from vsml.eval.plots import plot_learning_curves
+
+    assert plot_learning_curves(curves, tmp_path / "curves.png").stat().st_size > 0
     assert protocol.main(["--checkpoint", "nope", "-o", str(tmp_path / "x"), "-d", "digits:1"]) == 2
     with pytest.raises(ValueError, match="NAME:CLASSES"):
         protocol.parse_dataset("digits:five")

@@ -41,6 +41,7 @@ class Oracle:
     dataset: str
     best: dict[str, tuple[str, np.ndarray]]  # figure -> (configuration label, values [E])
     scores: dict[str, dict[str, float]]  # configuration label -> figure -> mean
+    online_curves: tuple | None = None  # (correct, loss) [E, T] of the configuration best on online accuracy
 
     def summary(self, confidence: float = 0.95) -> dict[str, Estimate]:
         return {m: mean_ci(v, confidence) for m, (_, v) in self.best.items()}
@@ -79,7 +80,7 @@ def oracle_from_curves(dataset: str, runs: dict[str, tuple[np.ndarray, np.ndarra
         sign = -1.0 if m in LOWER_IS_BETTER else 1.0
         label = max(per, key=lambda k: sign * scores[k][m] if math.isfinite(scores[k][m]) else -math.inf)
         best[m] = (label, per[label][m])
-    return Oracle(dataset, best, scores)
+    return Oracle(dataset, best, scores, runs[best["online_acc"][0]])
 
 
 def oracle_backprop(datasets: dict[str, Episodes], seed: int = 0, lrs=None, chunk: int | None = None,

@@ -14,8 +14,10 @@ which favours backprop), paired episode by episode. Targets (points of online ac
 
 Run it as ``python -m vsml.eval.protocol --checkpoint general -o docs/results/general`` (every
 option: ``--help``; smaller settings for a quick look: ``-n 4 -T 1200 --long-steps 0``). Writes
-``table.md`` (one row per LA, dataset and size; each target's measured gap and whether it is met)
-and ``results.json`` (every figure with its interval).
+``table.md`` (one row per LA, dataset and size; each target's measured gap and whether it is met),
+``results.json`` (every figure with its interval) and ``curves.png`` (running-mean accuracy per
+step of every LA and of the oracle's best-online configuration, one panel per dataset and size and
+per long lifetime).
 """
 
 from __future__ import annotations
@@ -93,18 +95,23 @@ def run(learners: dict, config: ProtocolConfig = ProtocolConfig(), progress: boo
     """``learners``: label -> ``(learner, params)``. Returns ``{"config", "rows", "long", "seconds"}``:
     one row per (learner, dataset, size) with the paired difference to the oracle on every target
     figure (:class:`Estimate` as dicts, in points) and ``met``; ``long`` per (learner, dataset)
-    the paired gain from steps 1,000-2,000 to the last 1,000 steps. ``on_part(result)`` is called
+    the paired gain from steps 1,000-2,000 to the last 1,000 steps; ``_curves`` (not JSON) an
+    :class:`EvalReport` of every panel's per-step curves (the LAs and the oracle's best-online
+    configuration). ``on_part(result)`` is called
     with the result so far after each size and after the long check (partial tables)."""
     from vsml.eval.compare import oracle_backprop, paired_differences
-    from vsml.eval.evaluate import evaluate
+    from vsml.eval.evaluate import Curves, EvalReport, evaluate
 
     t0 = time.time()
     rows = []
+    curves = EvalReport([])  # per dataset x size: every LA and the oracle's best-online configuration
     for size in config.sizes:
         data = {f"{spec} {size}x{size}": episodes(config, spec, size, config.steps, config.episodes) for spec in config.datasets}
         log(f"{size}x{size}: {len(learners)} LA(s) and the oracle grid on {', '.join(data)}")
         report = evaluate(learners, data, seed=config.seed, chunk=config.chunk, progress=progress)
         oracles = oracle_backprop(data, seed=config.seed, chunk=config.chunk, progress=progress)
+        curves.results += report.results + [Curves(f"oracle ({o.best['online_acc'][0]})", d, *o.online_curves)
+                                            for d, o in oracles.items()]
         for row in paired_differences(report, "oracle", oracles):
             spec, _ = row["dataset"].rsplit(" ", 1)
             out = {"learner": row["learner"], "dataset": spec, "size": size, "episodes": row["episodes"], "targets": {}}
@@ -117,12 +124,15 @@ def run(learners: dict, config: ProtocolConfig = ProtocolConfig(), progress: boo
                                           "oracle": oracles[row["dataset"]].best[figure][0]}
             rows.append(out)
         if on_part is not None:
-            on_part({"config": dataclasses.asdict(config), "rows": rows, "long": [], "seconds": time.time() - t0, "partial": True})
+            on_part({"config": dataclasses.asdict(config), "rows": rows, "long": [], "seconds": time.time() - t0, "partial": True,
+                     "_curves": curves})
     long = []
     if config.long_steps:
         data = {spec: episodes(config, spec, config.long_size, config.long_steps, config.long_episodes) for spec in config.datasets}
         log(f"{config.long_steps}-step lifetimes at {config.long_size}x{config.long_size}: {', '.join(data)}")
         report = evaluate(learners, data, seed=config.seed, chunk=config.chunk, progress=progress)
+        curves.results += [dataclasses.replace(r, dataset=f"{r.dataset} {config.long_size}x{config.long_size}, "
+                                               f"{config.long_steps} steps") for r in report.results]
         for r in report.results:
             early = r.correct[:, 1000:2000].mean(1)
             late = r.correct[:, -1000:].mean(1)
@@ -130,7 +140,7 @@ def run(learners: dict, config: ProtocolConfig = ProtocolConfig(), progress: boo
             long.append({"learner": r.learner, "dataset": r.dataset, "size": config.long_size, "episodes": int(r.correct.shape[0]),
                          "early": float(100 * early.mean()), "late": float(100 * late.mean()),
                          "gain": {"mean": est.mean, "ci_low": est.lo, "ci_high": est.hi}, "met": bool(est.mean >= 0)})
-    return {"config": dataclasses.asdict(config), "rows": rows, "long": long, "seconds": time.time() - t0}
+    return {"config": dataclasses.asdict(config), "rows": rows, "long": long, "seconds": time.time() - t0, "_curves": curves}
 
 
 def _fmt(t: dict) -> str:
@@ -185,6 +195,7 @@ def main(argv=None) -> int:
     from vsml.data.integrity import DataError
     from vsml.eval.cli import _CliError, load_checkpoints
     from vsml.eval.evaluate import EvalError
+    from vsml.eval.plots import plot_learning_curves
     from vsml.learners.base import InputError
 
     try:
@@ -199,7 +210,10 @@ def main(argv=None) -> int:
         def write(result):
             result["command"] = command
             atomic_write_bytes(out / "table.md", table_markdown(result).encode())
-            atomic_write_bytes(out / "results.json", (json.dumps(result, indent=1) + "\n").encode())
+            plain = {k: v for k, v in result.items() if not k.startswith("_")}
+            atomic_write_bytes(out / "results.json", (json.dumps(plain, indent=1) + "\n").encode())
+            if result.get("_curves") is not None and result["_curves"].results:
+                plot_learning_curves(result["_curves"], out / "curves.png")
 
         result = run(learners, config, progress=not args.no_progress, on_part=write)
     except (ValueError, _CliError, ConfigError, DataError, EvalError, InputError) as e:
