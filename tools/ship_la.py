@@ -7,7 +7,9 @@ plus its ``.json`` sidecar), with the provenance its sidecar must carry.
 The source is a learner artifact of a meta-training run (``learner.npz`` or ``best.npz``); its
 record gives the seed, the iteration, the wall clock of the run up to that iteration, the method,
 the starting point and the meta-training data (datasets, splits and task families), all copied
-into the sidecar beside ``--command`` and ``--note``. The parameters are stored unchanged (checked
+into the sidecar beside ``--command`` and ``--note``. A run started (``init:``) from another run's
+learner file is followed back: iterations and wall clock are summed over the chain, listed in
+``lineage``. The parameters are stored unchanged (checked
 by reloading them).
 """
 
@@ -35,6 +37,23 @@ def _data_summary(config: dict) -> dict:
     }
 
 
+def lineage(source: str) -> list[dict]:
+    """The runs that made ``source``, newest first: each run's name, method, iterations and wall
+    clock, following ``init:`` while it names another run's learner file; the last entry's ``init``
+    is where the chain started (a shipped LA name or ``random``)."""
+    chain, path = [], source
+    while True:
+        meta = artifacts.load(path, kind="learner").meta
+        config = meta.get("config") or {}
+        init = config.get("init")
+        chain.append({"run": config.get("name"), "method": meta.get("method", config.get("method")),
+                      "iterations": meta.get("iteration"), "wall_clock_s": round(float(meta.get("elapsed", 0.0)), 1),
+                      "source": str(path), "init": init})
+        if not (isinstance(init, str) and init.endswith(".npz") and Path(init).is_file()):
+            return chain
+        path = init
+
+
 def ship(source: str, name: str, command: str, note: str, out_dir: Path = HERE) -> Path:
     art = artifacts.load(source, kind="learner")
     meta = art.meta
@@ -44,13 +63,15 @@ def ship(source: str, name: str, command: str, note: str, out_dir: Path = HERE) 
     config = from_dict(VSMLConfig, spec.get("options") or {})
     params = art.tree("params")
     run_config = meta.get("config") or {}
+    chain = lineage(source)
     info = {
         "command": command,
         "seed": meta.get("seed", run_config.get("seed")),
-        "iterations": meta.get("iteration"),
-        "wall_clock_s": round(float(meta.get("elapsed", float("nan"))), 1),
+        "iterations": sum(step["iterations"] or 0 for step in chain),
+        "wall_clock_s": round(sum(step["wall_clock_s"] for step in chain), 1),
+        "lineage": chain,
         "method": meta.get("method", run_config.get("method")),
-        "init": run_config.get("init"),
+        "init": chain[-1]["init"],
         "data": _data_summary(run_config),
         "input_size": None,
         "source": str(source),
