@@ -230,9 +230,17 @@ def test_cli_evaluate_and_introspect(tmp_path, capsys):
 def test_showcase_runs(tmp_path):
     from vsml.eval.showcase import run_showcase
 
-    # the oracle reference is covered by tests/test_cli.py's main-job test
-    report = run_showcase(tmp_path, episodes=2, steps=20, baselines=("sgd",), oracle=False, progress=False)
-    assert report.learners == ["sgd"] and report.reference is None
+    from vsml import contract, pretrained
+    from vsml.learners.vsml import VSML
+
+    # the oracle reference is covered by tests/test_cli.py's main-job test; here an LA with an input
+    # contract (meta_mnist: 14x14) runs on the same episodes resized, beside the baseline at 8x8
+    config, params = pretrained.load("meta_mnist")
+    report = run_showcase(tmp_path, {"vsml:meta_mnist": (VSML(config), params)}, episodes=2, steps=20, baselines=("sgd",),
+                          oracle=False, progress=False, contracts={"vsml:meta_mnist": contract.of_learner("meta_mnist")})
+    assert report.reference is None and report.datasets == ["digits", "digits 14x14"]
+    assert {(r.learner, r.dataset) for r in report.results} == {("sgd", "digits"), ("sgd", "digits 14x14"),
+                                                                ("vsml:meta_mnist", "digits 14x14")}
     assert (tmp_path / "curves.png").exists() and (tmp_path / "results.json").exists()
 
 
