@@ -317,10 +317,12 @@ def _legacy_clone_checkpoint(path: Path, arrays: dict) -> Artifact:
                     {"state": leaves}, version=1)
 
 
-def drop_groups(src: str | os.PathLike, dst: str | os.PathLike, drop: tuple[str, ...], meta: dict | None = None) -> Path:
-    """Copy an artifact of the current format without the groups ``drop`` (arrays and descriptors;
-    the others byte for byte), with ``meta`` merged into its meta. Used for slim checkpoints."""
-    art = load(src)
+def drop_groups(src: str | os.PathLike | Artifact, dst: str | os.PathLike, drop: tuple[str, ...],
+                meta: dict | None = None) -> Path:
+    """Copy an artifact of the current format (a path, or one already loaded) without the groups
+    ``drop`` (arrays and descriptors; the others byte for byte), with ``meta`` merged into its meta.
+    Used for slim checkpoints."""
+    art = src if isinstance(src, Artifact) else load(src)
     if art.version != VERSION:
         raise ArtifactError(f"{art.path} has an earlier format: rewrite it with `vsml convert` first")
     missing = [g for g in drop if g not in art.groups]

@@ -62,9 +62,10 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         raise ValueError("-o/--out takes one input file")
     for src in args.paths:
         if args.slim:
-            if artifacts.load(src).kind != "checkpoint":
+            art = artifacts.load(src)
+            if art.kind != "checkpoint":
                 raise ValueError(f"--slim: {src} is not a meta-training checkpoint")
-            out = artifacts.drop_groups(src, args.out or src, ("inner",), {"slim": True})
+            out = artifacts.drop_groups(art, args.out or src, ("inner",), {"slim": True})
             print(f"{src} -> {out} (slim checkpoint: meta-parameters and optimizer state, {out.stat().st_size / 1e3:.0f} kB)")
             continue
         out = artifacts.convert(src, args.out)

@@ -85,22 +85,18 @@ def headline(report: EvalReport, label: str, confidence: float = 0.95) -> str | 
     """One sentence on ``label`` against the oracle best backprop: its online accuracy, the oracle's,
     and the paired difference (mean ± CI half-width, points) over all steps, the first 100 and the
     last 100. ``None`` when ``label`` or the oracle is not in the report."""
-    from vsml.eval.report import _fmt_diff, paired_rows, summary_rows
+    from vsml.eval.report import ORACLE, _fmt_diff, paired_rows, summary_rows
 
     if report.reference != "oracle":
         return None
-    mine = next((r for r in summary_rows(report, confidence) if r["learner"] == label), None)
+    rows = summary_rows(report, confidence)
+    mine = next((r for r in rows if r["learner"] == label), None)
     diff = next((r for r in paired_rows(report, confidence) if r["learner"] == label), None)
     if mine is None or diff is None:
         return None
-    oracle = next(r for r in summary_rows(report, confidence) if r["learner"] != label and r["dataset"] == mine["dataset"]
-                  and "oracle_choice" in r)
-
-    def d(m):
-        return _fmt_diff(diff.get(m))
-
+    oracle = next(r for r in rows if r["learner"] == ORACLE and r["dataset"] == mine["dataset"])
     return (f"{label} on {mine['dataset']} ({mine['episodes']} episodes × {mine['steps']} steps): online accuracy "
             f"{mine['online_acc'].mean * 100:.1f} % against {oracle['online_acc'].mean * 100:.1f} % for the oracle best "
-            f"backprop; paired difference {d('online_acc')} points over all steps, {d('first_100_acc')} over the first "
-            f"100, {d('final_acc')} over the last 100 ({int(confidence * 100)} % CI).")
-
+            f"backprop; paired difference {_fmt_diff(diff.get('online_acc'))} points over all steps, "
+            f"{_fmt_diff(diff.get('first_100_acc'))} over the first 100, {_fmt_diff(diff.get('final_acc'))} over the last "
+            f"100 ({int(confidence * 100)} % CI).")
