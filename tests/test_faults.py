@@ -308,8 +308,9 @@ def test_processes_that_disagree_or_never_start_fail_fast(tmp_path):
         assert "disagree" in err and 'config.seed: process 0 has 0, process 1 has 1' in err
         assert 'config.iterations: process 0 has 6, process 1 has 7' in err
     assert not (tmp_path / "dis" / "checkpoints").exists()
-    (rc, err), = _finish(_launch(tmp_path, "alone", [{}, {}], ids=(0,)))  # process 1 never starts
-    assert rc == 75 and "not every process of this run joined within distributed.startup_timeout = 8 s" in err
+    alone = {"distributed": {"startup_timeout": 4, "peer_timeout": 10}}  # nobody joins: no need to wait longer
+    (rc, err), = _finish(_launch(tmp_path, "alone", [alone, alone], ids=(0,)))  # process 1 never starts
+    assert rc == 75 and "not every process of this run joined within distributed.startup_timeout = 4 s" in err
     assert "Process 1 has not joined" in err and "Terminating process" not in err
     assert time.time() - t0 < 90
 
@@ -326,7 +327,8 @@ def test_sigterm_stops_every_process_at_one_step_and_a_lost_peer_ends_the_others
     stopped = _rows(run)[-1]
     assert f"stopped by SIGTERM after iteration {stopped}" in err0 and f"after iteration {stopped}" in err1
     assert f"ckpt_{stopped:08d}.npz" in _ckpts(run)
-    procs = _launch(tmp_path, "mp", over, "--resume")  # resume, then lose process 1 for good
+    hang = [{**o, "distributed": {"startup_timeout": 8, "peer_timeout": 5}} for o in over]
+    procs = _launch(tmp_path, "mp", hang, "--resume")  # resume, then lose process 1 for good
     _wait_rows(procs[0], run, stopped + 3)
     procs[1].kill()
     t0 = time.time()
@@ -334,7 +336,6 @@ def test_sigterm_stops_every_process_at_one_step_and_a_lost_peer_ends_the_others
     assert rc0 == 75 and "process 0 lost contact with process 1" in err0 and "restart all 2 with --resume" in err0
     assert time.time() - t0 < 30 and "Terminating process" not in err0
     artifacts.load(run / "checkpoints" / f"ckpt_{stopped:08d}.npz")  # nothing earlier is lost
-    hang = [{**o, "distributed": {"startup_timeout": 8, "peer_timeout": 5}} for o in over]
     procs = _launch(tmp_path, "mp", hang, "--resume")  # resume again, then process 1 hangs (SIGSTOP)
     while len(_rows(run)) > stopped:  # the killed run's rows after the checkpoint are dropped first
         assert procs[0].poll() is None, procs[0].stderr.read()[-2000:]
