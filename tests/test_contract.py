@@ -2,6 +2,7 @@
 (with the option that fixes it) by evaluate / introspect, checked by vsml.online."""
 
 import argparse
+import json
 
 import numpy as np
 import pytest
@@ -61,10 +62,12 @@ def test_meta_training_records_the_contract_and_evaluate_applies_it(tmp_path, ca
                                   "--no-progress", "--no-plot", *argv])
         return args.func(args)
 
-    assert evaluate("-o", str(tmp_path / "a")) == 0
+    assert evaluate("-o", str(tmp_path / "a"), "--json", str(tmp_path / "a.json")) == 0
     out = capsys.readouterr()
     assert "applying the input contract of --checkpoint meta_mnist" in out.err and "--resize 14" in out.err
     assert "± n/a" in (tmp_path / "a" / "table.md").read_text()  # one episode: no interval
+    # the JSON records the contract the LA ran under
+    assert json.loads((tmp_path / "a.json").read_text())["meta"]["options"]["contract"]["image_size"] == [14, 14]
     assert evaluate("--resize", "8", "-o", str(tmp_path / "b")) == 2
     assert "use --resize 14" in capsys.readouterr().err
     assert evaluate("--resize", "8", "--ignore-contract", "-o", str(tmp_path / "c")) == 0

@@ -295,7 +295,9 @@ def _evaluate(args) -> int:
         for name, lrs in part.meta.get("tuned_lr", {}).items():
             report.meta.setdefault("tuned_lr", {}).setdefault(name, {}).update(lrs)
         del episodes, tune
-    report.meta["options"] = {k: v for k, v in vars(args).items() if k != "func"}
+    report.meta["options"] = {k: v for k, v in vars(args).items() if k not in ("func", "contract")}
+    if getattr(args, "contract", None) is not None:  # the input contract the --checkpoint LAs were run under
+        report.meta["options"]["contract"] = args.contract.as_dict()
     if args.reference is not None:
         if args.reference != "oracle" and args.reference not in report.learners:
             raise _CliError(f"--reference {args.reference!r} is not one of the evaluated learners ({', '.join(report.learners)}) "
