@@ -114,9 +114,29 @@ def test_clone_config_validation():
         CloneConfig(train_kinds=("tanh",))  # no tanh layer without hidden layers
     with pytest.raises(ConfigError):
         CloneConfig(stages=())
+    with pytest.raises(ConfigError, match="bias_share"):
+        CloneConfig(bias_share=1.0)
     cfg = vsml_config(CloneConfig(hidden=(4,)))
-    assert cfg.reduce == "sum" and cfg.backward_pass and cfg.per_layer_rnn
+    assert cfg.reduce == "sum" and cfg.backward_pass and cfg.per_layer_rnn and not cfg.bias
     assert CloneConfig(hidden=(4,)).kinds == ("linear", "tanh")
+    cfg = vsml_config(CloneConfig(hidden=(4,), bias=True, preact_clip=4.0))
+    assert cfg.bias and cfg.hidden_bias_input == 4.0  # the constant the tanh bias cells were cloned on
+
+
+def test_bias_cells_see_the_bias_units_constant_input():
+    from vsml.cloning.clone import fresh_cells, sample_inputs
+
+    cc = CloneConfig(hidden=(4,), bias=True, bias_share=0.25)
+    key = jax.random.PRNGKey(0)
+    for kind, value in (("linear", 1.0), ("tanh", cc.preact_clip)):
+        cells = fresh_cells(cc, kind, key, 400)
+        x, _ = sample_inputs(cc, kind, cells, jax.random.PRNGKey(1), 30)
+        x = np.asarray(x)
+        constant = np.all(x == value, axis=0)
+        assert 0.15 < constant.mean() < 0.35  # ~ bias_share of the cells, and only they
+        assert not np.any(np.all(x == value, axis=0) & (np.asarray(cells["spread"]) > 0))
+    plain = fresh_cells(CloneConfig(hidden=(4,)), "linear", key, 400)
+    assert not np.any(np.all(np.asarray(sample_inputs(CloneConfig(hidden=(4,)), "linear", plain, key, 30)[0]) == 1.0, 0))
 
 
 def test_clone_run_save_load_and_resume(tmp_path):
@@ -221,3 +241,24 @@ def test_shipped_la_learns_digits(name):
     correct = np.asarray(res.correct)[:, :, 0]
     late = correct[:, -150:].mean()
     assert late > 0.6, f"{name}: accuracy over the last 150 of 400 steps {late:.2f} (chance 0.1)"
+
+
+def test_clone_evaluate_with_bias_units_and_another_hidden_size(tmp_path, capsys):
+    """``python -m vsml.cloning.evaluate``: an LA with bias units is compared with SGD with biases
+    only (the per-cell no-bias reference is not what it cloned); ``--hidden`` resizes the hidden
+    layer of the LA and of its SGD alike; ``--resize`` the images."""
+    from vsml.cloning import evaluate as clone_eval
+    from vsml.cloning.clone import init_clone_params
+
+    cc = CloneConfig(name="tinybias", hidden=(3,), bias=True, init="random", **TINY)
+    path = tmp_path / "tinybias.npz"
+    pretrained.save(path, vsml_config(cc), init_clone_params(cc, jax.random.PRNGKey(0)), {"clone_config": {"lr": 0.02}})
+    learners = clone_eval.learners_for(str(path), hidden_units=5)
+    assert sorted(learners) == ["sgd 2L-h5 lr=0.02", "tinybias"]
+    assert learners["tinybias"][0].config.hidden_layers[0].units == 5 and learners["tinybias"][0].config.bias
+    assert learners["sgd 2L-h5 lr=0.02"][0].hidden == 5
+    out = tmp_path / "eval"
+    assert clone_eval.main(["--la", str(path), "-d", "digits", "-n", "2", "-T", "12", "--hidden", "5",
+                            "--resize", "4", "--chunk", "2", "-o", str(out)]) == 0
+    report = json.loads((out / "results.json").read_text())
+    assert "tinybias" in capsys.readouterr().out and "--resize 4" in report["meta"]["command"]

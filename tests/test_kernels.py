@@ -210,9 +210,9 @@ LEARNER_CASES = {  # options, input shape, batch (> 1: batch merge), steps, grad
                      label_feeding=True, layer_norm=True, per_layer_rnn=True, state_size=8, message_size=4),
                 (4,), 3, 2, True),
     # this library's older semantics (LayerNorm of the reduced message: the kernel's core mode, heads
-    # in JAX; zero backward-sweep inputs), summed messages, 3 micro ticks
+    # in JAX; zero backward-sweep inputs), summed messages, 3 micro ticks, bias units (the clones' setting)
     "legacy": (dict(LEGACY_SEMANTICS, hidden_layers=(LayerSpec(units=4),), backward_pass=True, label_feeding=True,
-                    layer_norm=True, reduce="sum", micro_ticks=3, state_size=8, message_size=4), (5,), 2, 2, True),
+                    layer_norm=True, reduce="sum", micro_ticks=3, state_size=8, message_size=4, bias=True), (5,), 2, 2, True),
     # normal mode (each layer's backward input = the layer above's message of the last step), no
     # LayerNorm, a conv layer first (conv layers always take the XLA path)
     "normal_conv": (dict(hidden_layers=(LayerSpec("conv", channels=2, kernel=2), LayerSpec(units=3)),

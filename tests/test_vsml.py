@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from functools import partial
 
 import jax
@@ -45,8 +46,9 @@ CONV = partial(LayerSpec, kind="conv")
 CASES = {  # config, input shape, classes, batch; semantic options at their defaults unless named
     # (options are combined so that each case is one pair of compiles; every option appears at least once)
     "dense": (VSMLConfig(), (6,), 3, 1),
-    "dense_3_layers_batch4_merge_3_micro_ticks_odd_state": (
-        VSMLConfig(hidden_layers=(LayerSpec(units=5), LayerSpec(units=4)), state_size=7, message_size=4, micro_ticks=3),
+    "dense_3_layers_batch4_merge_3_micro_ticks_odd_state_bias": (
+        VSMLConfig(hidden_layers=(LayerSpec(units=5), LayerSpec(units=4)), state_size=7, message_size=4, micro_ticks=3,
+                   bias=True),
         (7,),
         3,
         4,
@@ -63,9 +65,9 @@ CASES = {  # config, input shape, classes, batch; semantic options at their defa
         2,
         2,
     ),
-    "backward_pass_label_feeding_separate_per_layer_layer_norm": (
+    "backward_pass_label_feeding_separate_per_layer_layer_norm_bias": (
         VSMLConfig(hidden_layers=(LayerSpec(units=4),), backward_pass=True, label_feeding=True, separate_backward_rnn=True,
-                   per_layer_rnn=True, layer_norm=True),
+                   per_layer_rnn=True, layer_norm=True, bias=True),
         (5,),
         3,
         2,
@@ -123,13 +125,14 @@ def _quick_jit(f, *args):
 # The cases whose gradients are also compared (the reference's gradient compile is most of this
 # test's cost). Together they cover every layer kind, option and custom VJP of the kernels: dense
 # stacks with merging and micro ticks, convolutions with LayerNorm on a 2-D input, the backward-pass
-# mode with label feeding and separate per-layer RNNs, and sum reduction with every legacy option.
+# mode with label feeding and separate per-layer RNNs, bias units, and sum reduction with every
+# legacy option.
 # The other cases combine options already covered here, and their values and states are compared.
 GRADIENT_CASES = {
     "dense",
-    "dense_3_layers_batch4_merge_3_micro_ticks_odd_state",
+    "dense_3_layers_batch4_merge_3_micro_ticks_odd_state_bias",
     "conv_conv_2d_input_layer_norm",
-    "backward_pass_label_feeding_separate_per_layer_layer_norm",
+    "backward_pass_label_feeding_separate_per_layer_layer_norm_bias",
     "legacy_semantics",
 }
 
@@ -402,3 +405,34 @@ def test_backward_pass_replay_state():
     state = learner.update(params, state, xs[0], logits, ys[0])
     assert float(jnp.abs(state["bwd"][0]).max()) > 0 and float(jnp.abs(state["bwd"][1]).max()) == 0
     assert "fwd" not in VSML(VSMLConfig(backward_pass=True, backward_inputs="zeros")).init_state(params, KEY, task)
+
+
+def test_bias_units():
+    """``bias: true`` adds one input unit per layer with a constant message; its backward message
+    goes nowhere; conv layers have none."""
+    from vsml.learners.vsml import INPUT_CHANNEL, OUTPUT_CHANNEL, with_bias_unit
+
+    cfg = VSMLConfig(hidden_layers=(LayerSpec(units=4),), bias=True, hidden_bias_input=3.0)
+    msg = jnp.ones((2, 5, 8))
+    out0, out1 = np.asarray(with_bias_unit(msg, 0, cfg)), np.asarray(with_bias_unit(msg, 1, cfg))
+    assert out0.shape == out1.shape == (2, 6, 8)
+    np.testing.assert_array_equal(out0[:, :5], 1.0)
+    np.testing.assert_array_equal(out0[:, 5], np.eye(8)[INPUT_CHANNEL][None].repeat(2, 0))
+    np.testing.assert_array_equal(out1[:, 5], 3.0 * np.eye(8)[OUTPUT_CHANNEL][None].repeat(2, 0))
+    assert with_bias_unit(msg, 0, VSMLConfig()) is msg
+    task = TaskSpec((6,), 3, 2)
+    for backward_pass in (False, True):
+        learner = VSML(dataclasses.replace(cfg, backward_pass=backward_pass))
+        params = learner.init_params(KEY)
+        state = learner.init_state(params, KEY, task)
+        assert [c.shape[1] for c in state["c"]] == [(6 + 1) * 4, (4 + 1) * 3]
+        assert [b.shape[1] for b in state["bwd"]] == [4, 3]
+        xs, ys = _episode_data((6,), 3, 2, steps=3)
+        final, res = episode(learner, params, KEY, xs, ys, task)
+        assert jax.tree.map(jnp.shape, final) == jax.tree.map(jnp.shape, state)
+        # the bias unit is an input like any other: its cells change the output
+        plain = VSML(dataclasses.replace(cfg, backward_pass=backward_pass, bias=False))
+        _, res_plain = episode(plain, params, KEY, xs, ys, task)
+        assert not np.allclose(res.logits, res_plain.logits)
+    with pytest.raises(ConfigError, match="dense layers only"):
+        VSMLConfig(hidden_layers=(CONV(channels=2),), bias=True)

@@ -25,6 +25,8 @@ Random streams (no dataset; they cover normalised MNIST/Fashion pixels and softm
 - linear cells: per cell a background value ~ U[bg_range] and an "on" probability ~ U[0, 1];
   on-steps draw x ~ U[input_range];
 - tanh cells: pre-activations z = μ + σ·N(0,1), μ ~ U[±preact_mean], σ ~ U[0, preact_std], clipped;
+- bias cells (a ``bias_share`` of fresh cells, for LAs with bias units): a constant input, 1 for
+  linear cells and z = ``preact_clip`` (what :attr:`VSMLConfig.hidden_bias_input` is set to) for tanh cells;
 - errors: δ_t = s·U[-1, 1] with a per-cell scale s log-uniform in [error_min, 1];
 - weights: w_0 = s_w·N(0,1) with s_w log-uniform in ``weight_range``.
 """
@@ -96,6 +98,8 @@ class CloneConfig:
     init: str = "handcrafted"  # "handcrafted" (vsml.cloning.handcrafted circuit) or "random"
     support_only: bool = True  # train only the parameters that are non-zero at the start
     init_from: str | None = None  # LA name/path whose cells (matched by kind) initialise ours
+    bias: bool = False  # the cloned LA runs with bias units (VSMLConfig.bias): SGD with biases
+    bias_share: float = 0.0  # share of fresh cells that see a bias unit's constant input (1, or z = 5 for tanh)
     train_kinds: tuple[str, ...] | None = None  # only these kinds are trained (None: all)
     seed: int = 0
     checkpoint_every: int = 200
@@ -128,6 +132,8 @@ class CloneConfig:
                 raise ConfigError(f"train_kinds must be a non-empty subset of {self.kinds}, got {self.train_kinds}")
         if not 0 < self.error_min <= 1:
             raise ConfigError(f"error_min must be in (0, 1], got {self.error_min}")
+        if not 0.0 <= self.bias_share < 1.0:
+            raise ConfigError(f"bias_share must be in [0, 1), got {self.bias_share}")
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -159,6 +165,8 @@ def vsml_config(cc: CloneConfig) -> VSMLConfig:
         init_c_fraction=1.0 / cc.state_size,  # only c[0] (the weight) is random
         backward_inputs="zeros",
         error_scale="sum",
+        bias=cc.bias,
+        hidden_bias_input=cc.preact_clip,
     )
 
 
@@ -211,6 +219,10 @@ def fresh_cells(cc: CloneConfig, kind: str, key: jax.Array, batch: int) -> dict:
     else:
         loc = jax.random.uniform(ks[2], (batch,), minval=-cc.preact_mean, maxval=cc.preact_mean)
         spread = jax.random.uniform(ks[3], (batch,), maxval=cc.preact_std)
+    if cc.bias_share > 0:  # bias cells: a constant input (background only, never "on"; no spread)
+        is_bias = jax.random.uniform(ks[5], (batch,)) < cc.bias_share
+        loc = jnp.where(is_bias, 1.0 if kind == "linear" else cc.preact_clip, loc)
+        spread = jnp.where(is_bias, 0.0, spread)
     s_d = jnp.exp(jax.random.uniform(ks[4], (batch,), minval=math.log(cc.error_min), maxval=0.0))
     return {
         "h": jnp.zeros((batch, 1, n), jnp.float32),

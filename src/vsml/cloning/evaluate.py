@@ -6,9 +6,10 @@
 
 For every LA (name or .npz path) and dataset (test split) it runs, on identical episodes and keys:
 ``<LA>`` — the cloned VSML RNN, no further training; ``sgd`` — :class:`~vsml.learners.backprop.Backprop`
-(online SGD with biases, same learning rate and architecture); ``sgd-nobias`` — the reference
-per-cell LA (:class:`~vsml.cloning.backprop_la.ReferenceBackprop`, ``use_bias=False``), i.e. exactly
-what was cloned. Writes ``results.json``, ``curves.csv``, ``curves.png`` and ``table.md`` to the
+(online SGD with biases, same learning rate and architecture); for an LA cloned without bias units
+also ``sgd-nobias`` — the reference per-cell LA (:class:`~vsml.cloning.backprop_la.ReferenceBackprop`,
+``use_bias=False``), i.e. exactly what was cloned (with bias units that is ``sgd`` itself).
+``--hidden N`` runs a hidden-layer LA (and its SGD) with N hidden units instead of its default. Writes ``results.json``, ``curves.csv``, ``curves.png`` and ``table.md`` to the
 output folder (tables and curves via :mod:`vsml.eval`) and prints the table.
 """
 
@@ -21,14 +22,19 @@ import time
 from pathlib import Path
 
 
-def learners_for(la: str):
-    """``{label: (learner, params)}`` for one LA: the clone and its two SGD references."""
+def learners_for(la: str, hidden_units: int | None = None):
+    """``{label: (learner, params)}`` for one LA: the clone and its SGD reference(s); ``hidden_units``
+    replaces the size of a hidden-layer LA's hidden layer."""
+    import dataclasses
+
     from vsml import pretrained
     from vsml.cloning.backprop_la import ReferenceBackprop
     from vsml.learners.backprop import Backprop
-    from vsml.learners.vsml import VSML
+    from vsml.learners.vsml import VSML, LayerSpec
 
     config, params = pretrained.load(la)
+    if hidden_units is not None and config.hidden_layers:
+        config = dataclasses.replace(config, hidden_layers=(LayerSpec(units=hidden_units),) * len(config.hidden_layers))
     meta = pretrained.info(la).get("meta", {})
     lr = float(meta.get("clone_config", {}).get("lr", 0.01))
     hidden = tuple(spec.units for spec in config.hidden_layers)
@@ -36,11 +42,13 @@ def learners_for(la: str):
         raise ValueError(f"{la}: the SGD comparison supports at most one hidden layer, got {hidden}")
     tag = f"{Path(la).stem}"
     arch = f"{len(hidden) + 1}L" + (f"-h{hidden[0]}" if hidden else "")
-    return {
+    out = {
         tag: (VSML(config), params),
         f"sgd {arch} lr={lr:g}": (Backprop(optimizer="sgd", lr=lr, layers=len(hidden) + 1, hidden=hidden[0] if hidden else 160), {}),
-        f"sgd-nobias {arch} lr={lr:g}": (ReferenceBackprop(lr=lr, hidden=hidden, use_bias=False), {}),
     }
+    if not config.bias:
+        out[f"sgd-nobias {arch} lr={lr:g}"] = (ReferenceBackprop(lr=lr, hidden=hidden, use_bias=False), {})
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("-T", "--steps", type=ranged(int, ">=1"), default=2000)
     ap.add_argument("--seed", type=ranged(int, ">=0"), default=0)
     ap.add_argument("--chunk", type=ranged(int, ">=1"), default=8, help="episodes per vmapped batch")
+    ap.add_argument("--resize", type=ranged(int, ">=1"), default=None, help="resize images to S×S (default: native size)")
+    ap.add_argument("--hidden", type=ranged(int, ">=1"), default=None,
+                    help="hidden units of hidden-layer LAs (default: each LA's own)")
     ap.add_argument("-o", "--out", default="runs/clone_eval")
     return ap
 
@@ -67,13 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     from vsml.eval.report import markdown_table, write_all
 
     datasets = args.dataset or ["mnist", "fashion_mnist"]
-    eps = {d: draw_episodes(SamplerConfig(datasets=(DatasetSpec(d, "test"),), steps=args.steps), args.seed, args.episodes)
+    size = {} if args.resize is None else {"image_size": (args.resize, args.resize)}
+    eps = {d: draw_episodes(SamplerConfig(datasets=(DatasetSpec(d, "test"),), steps=args.steps, **size), args.seed, args.episodes)
            for d in datasets}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     learners = {}
     for la in args.la:
-        learners |= learners_for(la)
+        learners |= learners_for(la, args.hidden)
     t0 = time.time()
     report = evaluate(learners, eps, seed=args.seed, chunk=args.chunk, progress=True)
     wall = time.time() - t0

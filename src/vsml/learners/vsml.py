@@ -107,6 +107,8 @@ class VSMLConfig:
     merge_fraction: float = 0.5  # fraction of h and c averaged over the batch before each step
     output_bound: float = 100.0  # ŷ = bound·tanh(ŷ/bound); 0 disables
     kernel: Literal["auto", "fused", "xla"] = "auto"  # dense-layer tick: fused C++ kernel or XLA (vsml.kernels)
+    bias: bool = False  # one constant input unit per layer (dense layers only; docs/vsml.md "Biases")
+    hidden_bias_input: float = 5.0  # prediction channel of that unit above the first layer (tanh(5) = 0.9999)
     # semantic choices: default = the authors' code; the other value = this library's older semantics
     layer_norm_placement: Literal["cell", "reduced"] = "cell"  # LN each cell's message, then reduce / reduce, then LN
     backward_inputs: Literal["replay", "zeros"] = "replay"  # what the two sweeps of backward_pass see (docs/vsml.md)
@@ -140,6 +142,8 @@ class VSMLConfig:
                 raise ConfigError(f"hidden_layers entries must be LayerSpec, got {spec!r}")
             if spec.kind == "conv" and seen_dense:
                 raise ConfigError("a conv layer cannot follow a dense layer")
+            if spec.kind == "conv" and self.bias:
+                raise ConfigError("bias: true needs dense layers only (conv layers have no bias unit)")
             seen_dense |= spec.kind == "dense"
         object.__setattr__(self, "hidden_layers", tuple(self.hidden_layers))
 
@@ -274,10 +278,10 @@ def layer_geometry(config: VSMLConfig, input_shape: tuple[int, ...], num_classes
             g = ConvGeom(h, w, cin, spec.kernel, spec.stride, spec.channels, *pad)
             shape = (g.ho, g.wo, g.cout)
         else:
-            g = DenseGeom(math.prod(shape), spec.units)
+            g = DenseGeom(math.prod(shape) + config.bias, spec.units)
             shape = (spec.units,)
         geoms.append(g)
-    geoms.append(DenseGeom(math.prod(shape), num_classes))
+    geoms.append(DenseGeom(math.prod(shape) + config.bias, num_classes))
     return tuple(geoms)
 
 
@@ -572,6 +576,18 @@ def input_message(x: jax.Array, message_size: int) -> jax.Array:
     return jnp.zeros((*flat.shape, message_size), jnp.float32).at[..., INPUT_CHANNEL].set(flat)
 
 
+def with_bias_unit(msg: jax.Array, k: int, config: VSMLConfig) -> jax.Array:
+    """Layer ``k``'s forward input ``[batch, A, M]`` -> ``[batch, A + 1, M]`` with the bias unit last
+    (``config.bias``; unchanged otherwise). The bias unit of the first layer sends what a raw input
+    of constant value 1 sends (1 in the input channel); above it, what a unit with pre-activation
+    ``hidden_bias_input`` sends (that value in the prediction channel, which a cloned tanh cell reads)."""
+    if not config.bias:
+        return msg
+    channel, value = (INPUT_CHANNEL, 1.0) if k == 0 else (OUTPUT_CHANNEL, config.hidden_bias_input)
+    unit = jnp.zeros((msg.shape[0], 1, msg.shape[-1]), msg.dtype).at[..., channel].set(value)
+    return jnp.concatenate([msg, unit], axis=1)
+
+
 def merge_batch(x: jax.Array, fraction: float, rounding: str = "floor") -> jax.Array:
     """Average the first ``unit_count(N, fraction, rounding)`` units of the last axis over the batch (axis 0).
 
@@ -678,11 +694,12 @@ class VSML(OnlineLearner):
         msg = input_message(x, cfg.message_size)
         for k, g in enumerate(geoms):
             bwd_in = jnp.zeros_like(bwd[k]) if cfg.backward_pass and not cfg.replays_inputs else bwd[k]
+            msg = with_bias_unit(msg, k, cfg)
             if k > 0:
                 fwd.append(msg)
             hs[k], cs[k], msg, bwd_out = self._layer(params, k, g, hs[k], cs[k], msg, bwd_in)
             if k > 0 and not cfg.backward_pass:
-                bwd[k - 1] = bwd_out
+                bwd[k - 1] = bwd_out[:, : bwd[k - 1].shape[1]]  # (the bias unit has no sender below)
         logits = bound_output(msg[..., OUTPUT_CHANNEL], cfg.output_bound)
         new = {"h": tuple(hs), "c": tuple(cs), "bwd": tuple(bwd)}
         if cfg.replays_inputs:
@@ -706,8 +723,10 @@ class VSML(OnlineLearner):
             if not cfg.replays_inputs:
                 fwd_in = jnp.zeros((msg.shape[0], g.in_units, cfg.message_size), jnp.float32)
             else:
-                fwd_in = input_message(x, cfg.message_size) if k == 0 else state["fwd"][k - 1]
+                fwd_in = with_bias_unit(input_message(x, cfg.message_size), 0, cfg) if k == 0 else state["fwd"][k - 1]
             hs[k], cs[k], _, msg = self._layer(params, k, g, hs[k], cs[k], fwd_in, msg, backward=True)
+            if k > 0:
+                msg = msg[:, : bwd[k - 1].shape[1]]  # (the bias unit has no sender below)
             if k > 0 and cfg.replays_inputs:
                 bwd[k - 1] = msg
         return {**state, "h": tuple(hs), "c": tuple(cs), "bwd": tuple(bwd)}
