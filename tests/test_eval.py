@@ -317,3 +317,33 @@ def test_general_la_protocol_table(tmp_path):
     assert protocol.main(["--checkpoint", "nope", "-o", str(tmp_path / "x"), "-d", "digits:1"]) == 2
     with pytest.raises(ValueError, match="NAME:CLASSES"):
         protocol.parse_dataset("digits:five")
+
+
+def test_fewshot_plot_tool(tmp_path):
+    """tools/plot_fewshot.py: query accuracy per shot from ``vsml evaluate --json`` files."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("plot_fewshot", Path(__file__).parents[1] / "tools" / "plot_fewshot.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    paths = []
+    for k in (1, 3):
+        a = 5 * k
+        fig = lambda m: {"mean": m, "ci_low": m - 0.1, "ci_high": m + 0.1, "n": 8}  # noqa: E731
+        report = {"meta": {"options": {"sampler": [f"fewshot={{ways: 5, shots: {k}, queries: 5}}"], "window": [[a, a + 5]]}},
+                  "results": [{"learner": "vsml", "metrics": {f"steps_{a}_{a + 5}_acc": fig(0.2 * k)}},
+                              {"learner": "oracle best backprop", "metrics": {f"steps_{a}_{a + 5}_acc": fig(0.1 * k)}},
+                              {"learner": "other window", "metrics": {"steps_0_5_acc": fig(0.5)}}]}
+        paths.append(tmp_path / f"shots_{k}.json")
+        paths[-1].write_text(json.dumps(report))
+    shots, rows = tool.query_accuracy(paths[1])
+    assert shots == 3 and sorted(rows) == ["oracle best backprop", "vsml"]  # only rows with the query window
+    assert rows["vsml"] == pytest.approx((0.6, 0.5, 0.7)) and rows["oracle best backprop"] == pytest.approx((0.3, 0.2, 0.4))
+    assert tool.main([str(p) for p in paths] + ["-o", str(tmp_path / "fs.png")]) == 0
+    assert (tmp_path / "fs.png").stat().st_size > 1000
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"meta": {"options": {"sampler": [], "window": [[0, 5]]}}, "results": []}))
+    with pytest.raises(SystemExit, match="not a few-shot evaluation"):
+        tool.query_accuracy(bad)
