@@ -236,10 +236,10 @@ def test_shipped_la_learns_digits(name):
     config, params = pretrained.load(name)
     meta = pretrained.info(name)["meta"]
     assert meta["command"].startswith("vsml clone") and "seed" in meta
-    eps = draw_episodes(SamplerConfig(datasets=(DatasetSpec("digits", "test"),), steps=400), 0, 4)
-    res = run_episodes(VSML(config), params, episode_keys(0, 4), eps.xs, eps.ys, eps.num_classes)
+    eps = draw_episodes(SamplerConfig(datasets=(DatasetSpec("digits", "test"),), steps=400), 0, 2)
+    res = run_episodes(VSML(config), params, episode_keys(0, 2), eps.xs, eps.ys, eps.num_classes)
     correct = np.asarray(res.correct)[:, :, 0]
-    late = correct[:, -150:].mean()
+    late = correct[:, -150:].mean()  # 300 predictions: a learner at chance (0.1) is far below the bar
     assert late > 0.6, f"{name}: accuracy over the last 150 of 400 steps {late:.2f} (chance 0.1)"
 
 
