@@ -28,7 +28,9 @@ def query_accuracy(path: Path) -> tuple[int, dict[str, tuple[float, float, float
     windows = options.get("window") or []
     if len(windows) != 1:
         raise SystemExit(f"{path}: need exactly one --window (the query steps), got {windows}")
-    key = f"steps_{windows[0][0]}_{windows[0][1]}_acc"
+    from vsml.eval.metrics import window_key
+
+    key = window_key(*windows[0])
     out = {}
     for row in report["results"]:
         m = row["metrics"].get(key)

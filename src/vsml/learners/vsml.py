@@ -588,6 +588,12 @@ def with_bias_unit(msg: jax.Array, k: int, config: VSMLConfig) -> jax.Array:
     return jnp.concatenate([msg, unit], axis=1)
 
 
+def without_bias_unit(bwd_msg: jax.Array, config: VSMLConfig) -> jax.Array:
+    """A layer's backward message ``[batch, A(+1), M]`` without the bias unit's row: it has no
+    sender below (``config.bias``; unchanged otherwise)."""
+    return bwd_msg[:, :-1] if config.bias else bwd_msg
+
+
 def merge_batch(x: jax.Array, fraction: float, rounding: str = "floor") -> jax.Array:
     """Average the first ``unit_count(N, fraction, rounding)`` units of the last axis over the batch (axis 0).
 
@@ -699,7 +705,7 @@ class VSML(OnlineLearner):
                 fwd.append(msg)
             hs[k], cs[k], msg, bwd_out = self._layer(params, k, g, hs[k], cs[k], msg, bwd_in)
             if k > 0 and not cfg.backward_pass:
-                bwd[k - 1] = bwd_out[:, : bwd[k - 1].shape[1]]  # (the bias unit has no sender below)
+                bwd[k - 1] = without_bias_unit(bwd_out, cfg)
         logits = bound_output(msg[..., OUTPUT_CHANNEL], cfg.output_bound)
         new = {"h": tuple(hs), "c": tuple(cs), "bwd": tuple(bwd)}
         if cfg.replays_inputs:
@@ -725,8 +731,7 @@ class VSML(OnlineLearner):
             else:
                 fwd_in = with_bias_unit(input_message(x, cfg.message_size), 0, cfg) if k == 0 else state["fwd"][k - 1]
             hs[k], cs[k], _, msg = self._layer(params, k, g, hs[k], cs[k], fwd_in, msg, backward=True)
-            if k > 0:
-                msg = msg[:, : bwd[k - 1].shape[1]]  # (the bias unit has no sender below)
+            msg = without_bias_unit(msg, cfg)
             if k > 0 and cfg.replays_inputs:
                 bwd[k - 1] = msg
         return {**state, "h": tuple(hs), "c": tuple(cs), "bwd": tuple(bwd)}
