@@ -54,10 +54,11 @@ def test_shipped_la_reproduces_recorded_logits(name):
     config, params = pretrained.load(name)
     learner = VSML(dataclasses.replace(config, kernel="xla"))
     logits = jax.jit(lambda p: run_episode(learner, p, jax.random.PRNGKey(0), xs, ys, 10).logits)
-    # compiled at XLA's default optimisation, as recorded (the suite otherwise compiles without the
-    # expensive passes, tests/conftest.py)
+    # compiled at XLA's default optimisation and code generation, as recorded (the suite otherwise
+    # compiles without the expensive passes and with the older CPU emitters, tests/conftest.py)
     got = np.asarray(logits.lower(params).compile({"xla_backend_optimization_level": 2,
-                                                   "xla_llvm_disable_expensive_passes": False})(params))
+                                                   "xla_llvm_disable_expensive_passes": False,
+                                                   "xla_cpu_use_fusion_emitters": True})(params))
     assert want.shape == got.shape == (30, 2, 10)
     scale = np.abs(want).max()
     np.testing.assert_allclose(got, want, rtol=0, atol=ACROSS_HOSTS_ATOL * scale)

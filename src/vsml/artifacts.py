@@ -156,7 +156,8 @@ class Artifact:
 
     def restore(self, group: str, template: PyTree) -> PyTree:
         """The stored ``group`` in the structure of ``template`` (leaf count and shapes checked;
-        dtypes cast to the template's)."""
+        dtypes cast to the template's). The template's leaves may be arrays or shape structs
+        (``jax.eval_shape`` of an init function: nothing is computed)."""
         leaves = self.leaves(group)
         t_leaves, t_def = jax.tree_util.tree_flatten(template)
         if len(t_leaves) != len(leaves):
@@ -167,7 +168,7 @@ class Artifact:
             if tuple(np.shape(t)) != tuple(x.shape):
                 raise ArtifactError(f"{self.path} does not fit: {group} array {i} ({self._path_of(group, i)}) has shape "
                                     f"{list(x.shape)}, {list(np.shape(t))} expected (different learner config?)")
-            out.append(np.asarray(x, dtype=np.asarray(t).dtype))
+            out.append(np.asarray(x, dtype=t.dtype if hasattr(t, "dtype") else np.asarray(t).dtype))
         return jax.tree_util.tree_unflatten(t_def, out)
 
     def _path_of(self, group: str, i: int) -> str:

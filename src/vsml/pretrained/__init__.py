@@ -20,6 +20,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from vsml import artifacts
 from vsml.artifacts import ArtifactError
@@ -80,11 +81,11 @@ def load(name_or_path: str | os.PathLike):
     except ConfigError as e:
         raise PretrainedError(f"LA {art.path}: bad vsml_config: {e}") from None
     try:
-        params = art.restore("params", learner.init_params(jax.random.PRNGKey(0)))
+        params = art.restore("params", jax.eval_shape(learner.init_params, jax.random.PRNGKey(0)))
     except ArtifactError as e:
         raise PretrainedError(str(e)) from None
     for leaf in jax.tree_util.tree_leaves(params):
-        if not jnp.all(jnp.isfinite(leaf)):
+        if not np.all(np.isfinite(leaf)):
             raise PretrainedError(f"LA {art.path}: parameters contain non-finite values")
     return learner.config, jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), params)
 
