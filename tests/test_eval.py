@@ -347,3 +347,28 @@ def test_fewshot_plot_tool(tmp_path):
     bad.write_text(json.dumps({"meta": {"options": {"sampler": [], "window": [[0, 5]]}}, "results": []}))
     with pytest.raises(SystemExit, match="not a few-shot evaluation"):
         tool.query_accuracy(bad)
+
+
+def test_bar_plot_tool(tmp_path):
+    """tools/plot_bars.py: one figure of a ``vsml evaluate --json`` file as grouped bars."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("plot_bars", Path(__file__).parents[1] / "tools" / "plot_bars.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    fig = lambda m, n=8: {"mean": m, "ci_low": m - 0.1 if n > 1 else float("nan"), "ci_high": m + 0.1 if n > 1 else float("nan"), "n": n}  # noqa: E731
+    rows = [{"learner": "vsml", "dataset": "kmnist", "metrics": {"online_acc": fig(0.4)}},
+            {"learner": "oracle best backprop", "dataset": "kmnist", "metrics": {"online_acc": fig(0.3)}},
+            {"learner": "vsml", "dataset": "emnist", "metrics": {"online_acc": fig(0.6, 1)}},
+            {"learner": "sgd", "dataset": "emnist", "metrics": {"final_acc": fig(0.5)}}]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"results": rows}))
+    datasets, learners, values = tool.figure_rows(path, "online_acc")
+    assert datasets == ["kmnist", "emnist"] and learners == ["vsml", "oracle best backprop"]  # sgd has no online_acc
+    assert values[("kmnist", "oracle best backprop")] == pytest.approx((0.3, 0.2, 0.4))
+    assert tool.main([str(path), "-o", str(tmp_path / "bars.png")]) == 0  # an undefined interval draws no error bar
+    assert (tmp_path / "bars.png").stat().st_size > 1000
+    with pytest.raises(SystemExit, match="no learner has figure 'last_acc'.*final_acc, online_acc"):
+        tool.figure_rows(path, "last_acc")
