@@ -42,10 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     datasets, learners, values = figure_rows(args.results, args.metric)
 
-    import matplotlib
+    from vsml.eval.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     scale = 100.0 if args.metric.endswith("_acc") else 1.0
     width = 0.8 / len(learners)
@@ -69,9 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         ax.set_ylim(0, 100)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=120)
+    save_figure(fig, args.out)
     print(f"wrote {args.out}")
     return 0
 

@@ -46,10 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--title", default="query accuracy per shot")
     args = ap.parse_args(argv)
 
-    import matplotlib
+    from vsml.eval.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     per_shot = sorted(query_accuracy(p) for p in args.results)
     learners = list(dict.fromkeys(name for _, rows in per_shot for name in rows))
@@ -69,9 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ax.set_title(args.title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=120)
+    save_figure(fig, args.out)
     print(f"wrote {args.out}")
     return 0
 

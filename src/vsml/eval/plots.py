@@ -10,7 +10,8 @@ import numpy as np
 from vsml.eval.metrics import curve_ci, smooth as running_mean
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -30,7 +31,7 @@ def plot_learning_curves(report, path: str | Path, *, smooth: int | None = None,
     Each episode's per-step accuracy is smoothed with a trailing window of ``smooth`` steps
     (default :func:`default_window`), then the band is the pointwise interval over episodes.
     """
-    plt = _plt()
+    plt = pyplot()
     datasets = report.datasets
     cols = 2 if len(datasets) == 4 else min(3, len(datasets))
     rows = math.ceil(len(datasets) / cols)
@@ -53,10 +54,11 @@ def plot_learning_curves(report, path: str | Path, *, smooth: int | None = None,
         ax.legend(fontsize=8, loc="lower right")
     for ax in list(axes.flat)[len(datasets) :]:
         ax.axis("off")
-    return _save(plt, fig, path)
+    return save_figure(fig, path)
 
 
-def _save(plt, fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path) -> Path:
+    """Lay out ``fig``, write it to ``path`` atomically (format from the suffix; 120 dpi) and close it."""
     import io
 
     from vsml.artifacts import atomic_write_bytes
@@ -66,13 +68,13 @@ def _save(plt, fig, path: str | Path) -> Path:
     try:
         fig.savefig(buf, dpi=120, format=Path(path).suffix.lstrip(".") or "png")
     finally:
-        plt.close(fig)
+        pyplot().close(fig)
     return atomic_write_bytes(path, buf.getvalue())  # never a half-written figure
 
 
 def plot_fast_association(results: dict, path: str | Path, title: str = "fast association") -> Path:
     """``results``: learner -> dict with ``shots``, ``prob_mean``, ``prob_lo``, ``prob_hi`` (see introspect)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for name, r in results.items():
         shots = np.asarray(r["shots"])
@@ -84,12 +86,12 @@ def plot_fast_association(results: dict, path: str | Path, title: str = "fast as
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(plt, fig, path)
+    return save_figure(fig, path)
 
 
 def plot_state_norms(norms: dict, path: str | Path, title: str = "state norms") -> Path:
     """``norms``: learner -> ``(leaf_names, values [T + 1, n_leaves])``; one panel per learner."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(norms), figsize=(4.6 * len(norms), 3.4), squeeze=False)
     for ax, (name, (leaves, values)) in zip(axes.flat, norms.items()):
         values = np.asarray(values)
@@ -102,7 +104,7 @@ def plot_state_norms(norms: dict, path: str | Path, title: str = "state norms") 
         ax.set_yscale("symlog", linthresh=1e-3)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    return _save(plt, fig, path)
+    return save_figure(fig, path)
 
 
 def plot_episode_outputs(probs: dict, ys, path: str | Path, title: str = "predictions over one episode") -> Path:
@@ -113,7 +115,7 @@ def plot_episode_outputs(probs: dict, ys, path: str | Path, title: str = "predic
     lights up the true class at its second occurrence."""
     from vsml.eval.introspect import first_occurrences
 
-    plt = _plt()
+    plt = pyplot()
     ys = np.asarray(ys)
     steps = len(ys)
     first = first_occurrences(ys)
@@ -132,4 +134,4 @@ def plot_episode_outputs(probs: dict, ys, path: str | Path, title: str = "predic
     axes[0, 0].set_title(title)
     axes[0, 0].legend(fontsize=7, loc="upper right", bbox_to_anchor=(1.0, 1.35), ncol=2, frameon=False)
     axes[-1, 0].set_xlabel("step")
-    return _save(plt, fig, path)
+    return save_figure(fig, path)
