@@ -19,11 +19,28 @@ flags, or records made under them (``tests/test_pretrained.py`` says which).
 from __future__ import annotations
 
 import atexit
+import importlib.util
+import mmap
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
-TEST_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true --xla_cpu_use_fusion_emitters=false"
+
+def _xla_knows(flag: str) -> bool:
+    """Whether the installed jaxlib's XLA has the debug option ``flag`` (an unknown flag in
+    ``XLA_FLAGS`` aborts the process; XLA is retiring the older CPU emitters)."""
+    spec = importlib.util.find_spec("jaxlib")
+    for lib in Path(spec.origin).parent.glob("*.so") if spec and spec.origin else ():
+        with open(lib, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            if m.find(flag.encode()) >= 0:
+                return True
+    return False
+
+
+TEST_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+if _xla_knows("xla_cpu_use_fusion_emitters"):
+    TEST_XLA_FLAGS += " --xla_cpu_use_fusion_emitters=false"
 if not os.environ.get("VSML_TEST_FULL_OPT"):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + TEST_XLA_FLAGS).strip()
 

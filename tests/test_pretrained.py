@@ -8,6 +8,7 @@ import jax
 import numpy as np
 import pytest
 
+from conftest import TEST_XLA_FLAGS
 from vsml import kernels, pretrained
 from vsml.data.episodes import DatasetSpec, SamplerConfig, draw_episodes
 from vsml.learners.base import run_episode, run_episodes
@@ -56,9 +57,10 @@ def test_shipped_la_reproduces_recorded_logits(name):
     logits = jax.jit(lambda p: run_episode(learner, p, jax.random.PRNGKey(0), xs, ys, 10).logits)
     # compiled at XLA's default optimisation and code generation, as recorded (the suite otherwise
     # compiles without the expensive passes and with the older CPU emitters, tests/conftest.py)
-    got = np.asarray(logits.lower(params).compile({"xla_backend_optimization_level": 2,
-                                                   "xla_llvm_disable_expensive_passes": False,
-                                                   "xla_cpu_use_fusion_emitters": True})(params))
+    defaults = {"xla_backend_optimization_level": 2, "xla_llvm_disable_expensive_passes": False}
+    if "xla_cpu_use_fusion_emitters" in TEST_XLA_FLAGS:
+        defaults["xla_cpu_use_fusion_emitters"] = True
+    got = np.asarray(logits.lower(params).compile(defaults)(params))
     assert want.shape == got.shape == (30, 2, 10)
     scale = np.abs(want).max()
     np.testing.assert_allclose(got, want, rtol=0, atol=ACROSS_HOSTS_ATOL * scale)
