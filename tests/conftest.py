@@ -7,11 +7,11 @@ subprocesses the fault and distributed tests start) and removed at the end; resu
 same with or without it. Set ``JAX_COMPILATION_CACHE_DIR`` yourself to keep or disable it
 (an empty value disables it).
 
-Tests also compile without XLA's expensive LLVM passes and with XLA's older CPU code generator
-(``--xla_cpu_use_fusion_emitters=false``: it compiles these programs in about half the time)
-(``TEST_XLA_FLAGS``, appended to any ``XLA_FLAGS`` you set; set ``VSML_TEST_FULL_OPT=1`` to keep the
-default optimisation and code generation): nearly every program here runs once on tiny inputs, so
-compile time is most of the suite's cost. Results stay
+Tests also compile without XLA's expensive LLVM passes and, where the installed XLA still has it,
+with its older CPU code generator (``--xla_cpu_use_fusion_emitters=false``, which compiles these
+programs in about half the time). These are ``TEST_XLA_FLAGS``, appended to any ``XLA_FLAGS`` you
+set; ``VSML_TEST_FULL_OPT=1`` keeps XLA's default optimisation and code generation. Nearly every
+program here runs once on tiny inputs, so compile time is most of the suite's cost. Results stay
 float32-exact to the tests' tolerances; the bit-for-bit checks compare runs made under the same
 flags, or records made under them (``tests/test_pretrained.py`` says which).
 """
@@ -32,6 +32,8 @@ def _xla_knows(flag: str) -> bool:
     ``XLA_FLAGS`` aborts the process; XLA is retiring the older CPU emitters)."""
     spec = importlib.util.find_spec("jaxlib")
     for lib in Path(spec.origin).parent.glob("*.so") if spec and spec.origin else ():
+        if lib.stat().st_size == 0:
+            continue
         with open(lib, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
             if m.find(flag.encode()) >= 0:
                 return True
