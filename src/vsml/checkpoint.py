@@ -101,7 +101,7 @@ def load_learner(path):
         learner = learner_from_record(stored_learner_record(art))
     except ConfigError as e:
         raise CheckpointError(f"{art.path}: its learner cannot be built here: {e}") from None
-    params = art.restore("params", jax.eval_shape(learner.init_params, jax.random.PRNGKey(0)))
+    params = art.restore("params", learner.param_shapes())
     for leaf in jax.tree_util.tree_leaves(params):
         if not np.all(np.isfinite(leaf)):
             raise CheckpointError(f"{art.path}: its parameters contain non-finite values")

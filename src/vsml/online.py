@@ -102,7 +102,7 @@ class OnlineModel:
         t = art.meta["task"]
         learner = learner_from_record(art.meta["learner"])
         task = TaskSpec(tuple(t["input_shape"]), int(t["num_classes"]), int(t["batch_size"]))
-        model = cls(learner, art.restore("params", jax.eval_shape(learner.init_params, jax.random.PRNGKey(0))), task,
+        model = cls(learner, art.restore("params", learner.param_shapes()), task,
                     record=art.meta["learner"])
         model.state = jax.tree_util.tree_map(jnp.asarray, art.restore("state", model.state))
         model.steps = int(art.meta.get("steps", 0))

@@ -75,6 +75,11 @@ class OnlineLearner:
         """Meta-parameters shared by all episodes (``{}`` for learners without any)."""
         return {}
 
+    def param_shapes(self) -> PyTree:
+        """The structure, shapes and dtypes of :meth:`init_params` (``jax.ShapeDtypeStruct`` leaves;
+        nothing is computed): the template to restore stored parameters into."""
+        return jax.eval_shape(self.init_params, jax.random.PRNGKey(0))
+
     def init_state(self, params: PyTree, key: jax.Array, task: TaskSpec) -> PyTree:
         """Fresh per-episode state for ``task``; randomness only from ``key``."""
         raise NotImplementedError

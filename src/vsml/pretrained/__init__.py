@@ -81,7 +81,7 @@ def load(name_or_path: str | os.PathLike):
     except ConfigError as e:
         raise PretrainedError(f"LA {art.path}: bad vsml_config: {e}") from None
     try:
-        params = art.restore("params", jax.eval_shape(learner.init_params, jax.random.PRNGKey(0)))
+        params = art.restore("params", learner.param_shapes())
     except ArtifactError as e:
         raise PretrainedError(str(e)) from None
     for leaf in jax.tree_util.tree_leaves(params):
