@@ -13,6 +13,7 @@ import yaml
 import jax
 
 from vsml.checkpoint import CheckpointError, load_learner
+from vsml.config import ConfigError
 from vsml.meta.trainer import MetaTrainer, MetaTrainingError, meta_config_from_dict
 
 from _meta_support import TINY_VSML, tiny_config
@@ -62,6 +63,28 @@ def test_resume_after_crash_is_bit_identical(tmp_path, boundary):
     changed = meta_config_from_dict(tiny_config(tmp_path / "b", **{**over, "seed": 1}))
     with pytest.raises(CheckpointError, match="different config"):
         MetaTrainer(changed).run(resume=True)
+
+
+def test_stage_lr_sets_the_meta_learning_rate_of_its_stage(tmp_path):
+    def run(name, lr, stage_lrs):
+        stages = [{"classes": 2, "steps": 5, "iterations": 2}, {"classes": 2, "steps": 5}]
+        for st, stage_lr in zip(stages, stage_lrs):
+            if stage_lr is not None:
+                st["lr"] = stage_lr
+        cfg = tiny_config(tmp_path / name, iterations=4, curriculum=stages, gradient={"lr": lr, "clip": 25.0, "meta_batch": 2})
+        return MetaTrainer(meta_config_from_dict(cfg)).run()
+
+    base = run("base", 0.01, [None, None])
+    # stage rates replace gradient.lr, and Adam's state carries over the stage change
+    same = run("same", 0.5, [0.01, 0.01])
+    for a, b in zip(_leaves(base.params), _leaves(same.params)):
+        np.testing.assert_array_equal(a, b)
+    # a rate for the second stage only: the first two steps as before, then other updates
+    late = run("late", 0.01, [None, 0.5])
+    assert [r["loss"] for r in late.history[:3]] == [r["loss"] for r in base.history[:3]]
+    assert any(not np.array_equal(a, b) for a, b in zip(_leaves(base.params), _leaves(late.params)))
+    with pytest.raises(ConfigError, match=r"curriculum\[0\]\.lr: 0.0 is out of range"):
+        meta_config_from_dict(tiny_config(tmp_path / "bad", curriculum=[{"lr": 0.0}]))
 
 
 def test_resume_checkpoint_made_before_the_semantic_options(tmp_path):

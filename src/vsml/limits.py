@@ -39,7 +39,7 @@ RANGES: dict[str, dict[str, str]] = {
     "LifetimeConfig": {"truncation": ">=1", "min_length": ">=1", "max_length": ">=1"},
     "ObjectiveConfig": {"last_steps": ">=1", "truncation": ">=1"},
     "Stage": {"classes": ">=2", "steps": ">=1", "image_size": ">=1", "iterations": ">=1", "loss_below": "any",
-              "min_iterations": ">=0"},
+              "min_iterations": ">=0", "lr": ">0"},
     "SamplerConfig": {"steps": ">=1", "batch_size": ">=1", "image_size": ">=1", "pad_to": ">=1", "num_classes": ">=2",
                       "output_classes": ">=2", "projection_dim": ">=1", "seed": ">=0", "input_scale": ">0"},
     "DatasetSpec": {"weight": ">0", "classes": ">=0"},

@@ -9,7 +9,9 @@
 
 A stage ends after ``iterations`` iterations in it, or (once ``min_iterations`` have passed) when
 the exponential moving average (``ema`` decay) of the meta-loss falls below ``loss_below``,
-whichever comes first. The last stage never ends. ``None`` fields inherit the base sampler config.
+whichever comes first. The last stage never ends. ``None`` fields inherit the base sampler config;
+``lr`` sets the meta learning rate while the stage lasts (longer episodes give larger, noisier
+meta-gradients: a 300-step stage may need a smaller rate than the 30-step one before it).
 An empty curriculum is one stage equal to the base config.
 """
 
@@ -38,6 +40,7 @@ class Stage:
     iterations: int | None = None  # advance after this many iterations in the stage
     loss_below: float | None = None  # ... or when the meta-loss EMA drops below this
     min_iterations: int = 0
+    lr: float | None = None  # meta learning rate in this stage (None: the method's own, e.g. gradient.lr)
 
     def __post_init__(self):
         if self.iterations is not None and self.iterations < 1:
@@ -46,6 +49,8 @@ class Stage:
             raise ConfigError("curriculum stage: classes must be >= 2")
         if self.steps is not None and self.steps < 1:
             raise ConfigError("curriculum stage: steps must be >= 1")
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"curriculum stage: lr must be > 0, got {self.lr}")
 
 
 class CurriculumState(NamedTuple):

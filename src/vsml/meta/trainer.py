@@ -46,7 +46,7 @@ from vsml.meta.curriculum import Curriculum, CurriculumState, Stage
 from vsml.meta.es import ESConfig
 from vsml.meta.gradient import GradientConfig
 from vsml.meta.objective import MetaProblem, ObjectiveConfig
-from vsml.meta.optimizer import METHODS, MetaState, make_meta_optimizer
+from vsml.meta.optimizer import METHODS, MetaOptimizer, MetaState, make_meta_optimizer
 from vsml.meta.pes import PESConfig
 from vsml.meta.tbptt import TBPTTConfig
 from vsml.runlog import RunLogger
@@ -240,6 +240,7 @@ class MetaTrainer:
         dist.check_divisible(self.meta_optimizer.parallel_size,
                              f"the parallel axis of method {config.method!r} ({self.meta_optimizer.parallel_size})")
         self._problems: dict[int, MetaProblem] = {}
+        self._stage_optimizers: dict[int, MetaOptimizer] = {}
 
     # ---- pieces ------------------------------------------------------------------------------
 
@@ -273,6 +274,17 @@ class MetaTrainer:
             self._problems[stage] = MetaProblem(self.learner, tuple(tasks), self.config.objective, tuple(samplers), self.mesh)
         return self._problems[stage]
 
+    def optimizer(self, stage: int) -> MetaOptimizer:
+        """The meta-optimizer of curriculum stage ``stage``: the configured one, with the stage's
+        ``lr`` where it sets one (same state layout, so the optimizer state carries over)."""
+        lr = self.curriculum.stages[stage].lr
+        if lr is None:
+            return self.meta_optimizer
+        if stage not in self._stage_optimizers:
+            section = getattr(self.config, METHODS[self.config.method].section)
+            self._stage_optimizers[stage] = make_meta_optimizer(self.config.method, dataclasses.replace(section, lr=lr))
+        return self._stage_optimizers[stage]
+
     def key(self, iteration: int, salt: int = 0) -> jax.Array:
         """The replicated key of meta-iteration ``iteration`` (``salt`` != 0: another stream of it)."""
         key = jax.random.fold_in(jax.random.PRNGKey(self.config.seed), iteration)
@@ -301,13 +313,13 @@ class MetaTrainer:
     def init_state(self, stage: int = 0) -> MetaState:
         """The meta-optimizer's initial state (host arrays) for the initial parameters."""
         params = self.init_params()
-        state = self.meta_optimizer.init(params, self.key(0, salt=1), self.problem(stage))
+        state = self.optimizer(stage).init(params, self.key(0, salt=1), self.problem(stage))
         return jax.tree_util.tree_map(np.asarray, dist.to_host(state))
 
     def step(self, state: MetaState, iteration: int, stage: int):
         """One meta-iteration. Returns ``(state, StepMetrics)``."""
         try:
-            return self.meta_optimizer.step(state, self.key(iteration), self.problem(stage))
+            return self.optimizer(stage).step(state, self.key(iteration), self.problem(stage))
         except (TypeError, ValueError) as e:
             raise MetaTrainingError(f"meta-step failed for learner {self.config.learner.name} on stage {stage}: {e}") from None
 
@@ -537,7 +549,7 @@ class MetaTrainer:
                     pos = self.curriculum.observe(pos, it, loss)
                     if pos.stage != stage:
                         logger.message(f"iteration {it + 1}: curriculum stage {stage} -> {pos.stage}")
-                        state = self.meta_optimizer.restart(state, self.key(it + 1, salt=1), self.problem(pos.stage))
+                        state = self.optimizer(pos.stage).restart(state, self.key(it + 1, salt=1), self.problem(pos.stage))
                     self._write("metrics.csv", it + 1, mgr, lambda: logger.iteration(rec))
                     signum = dist.process_max(stop.signal or 0, self.mesh)  # every process stops at the same step
                     ckpt = mgr.folder / f"ckpt_{it + 1:08d}.npz"
