@@ -319,34 +319,48 @@ def test_general_la_protocol_table(tmp_path):
         protocol.parse_dataset("digits:five")
 
 
-def test_fewshot_plot_tool(tmp_path):
-    """tools/plot_fewshot.py: query accuracy per shot from ``vsml evaluate --json`` files."""
+def test_sweep_plot_tool(tmp_path):
+    """tools/plot_sweep.py: one figure of several ``vsml evaluate --json`` files against the option they sweep."""
     import importlib.util
     import json
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("plot_fewshot", Path(__file__).parents[1] / "tools" / "plot_fewshot.py")
+    spec = importlib.util.spec_from_file_location("plot_sweep", Path(__file__).parents[1] / "tools" / "plot_sweep.py")
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
+    fig = lambda m, n=8: {"mean": m, "ci_low": m - 0.1 if n > 1 else float("nan"), "ci_high": m + 0.1 if n > 1 else float("nan"), "n": n}  # noqa: E731
     paths = []
-    for k in (1, 3):
+    for k in (3, 1):  # few-shot: the query window of each file, against the shots
         a = 5 * k
-        fig = lambda m: {"mean": m, "ci_low": m - 0.1, "ci_high": m + 0.1, "n": 8}  # noqa: E731
         report = {"meta": {"options": {"sampler": [f"fewshot={{ways: 5, shots: {k}, queries: 5}}"], "window": [[a, a + 5]]}},
-                  "results": [{"learner": "vsml", "metrics": {f"steps_{a}_{a + 5}_acc": fig(0.2 * k)}},
-                              {"learner": "oracle best backprop", "metrics": {f"steps_{a}_{a + 5}_acc": fig(0.1 * k)}},
-                              {"learner": "other window", "metrics": {"steps_0_5_acc": fig(0.5)}}]}
+                  "results": [{"learner": "vsml", "dataset": "omniglot", "metrics": {f"steps_{a}_{a + 5}_acc": fig(0.2 * k)}},
+                              {"learner": "oracle best backprop", "dataset": "omniglot",
+                               "metrics": {f"steps_{a}_{a + 5}_acc": fig(0.1 * k)}},
+                              {"learner": "other window", "dataset": "omniglot", "metrics": {"steps_0_5_acc": fig(0.5)}}]}
         paths.append(tmp_path / f"shots_{k}.json")
         paths[-1].write_text(json.dumps(report))
-    shots, rows = tool.query_accuracy(paths[1])
+    shots, rows = tool.sweep_point(paths[0], "shots", "window")
     assert shots == 3 and sorted(rows) == ["oracle best backprop", "vsml"]  # only rows with the query window
     assert rows["vsml"] == pytest.approx((0.6, 0.5, 0.7)) and rows["oracle best backprop"] == pytest.approx((0.3, 0.2, 0.4))
-    assert tool.main([str(p) for p in paths] + ["-o", str(tmp_path / "fs.png")]) == 0
+    assert tool.main([str(p) for p in paths] + ["--x", "shots", "--metric", "window", "-o", str(tmp_path / "fs.png")]) == 0
     assert (tmp_path / "fs.png").stat().st_size > 1000
-    bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"meta": {"options": {"sampler": [], "window": [[0, 5]]}}, "results": []}))
     with pytest.raises(SystemExit, match="not a few-shot evaluation"):
-        tool.query_accuracy(bad)
+        tool.sweep_value({"sampler": []}, "shots", paths[0])
+    # input sizes: two datasets per file, one picked; one episode (undefined interval) draws no band
+    sizes = []
+    for s in (14, 28):
+        report = {"meta": {"options": {"image_size": s}},
+                  "results": [{"learner": "vsml", "dataset": "fashion_mnist", "metrics": {"online_acc": fig(s / 100, 1)}},
+                              {"learner": "vsml", "dataset": "kmnist", "metrics": {"online_acc": fig(0.1, 1)}}]}
+        sizes.append(tmp_path / f"size_{s}.json")
+        sizes[-1].write_text(json.dumps(report))
+    with pytest.raises(SystemExit, match="several datasets.*--dataset"):
+        tool.sweep_point(sizes[0], "image_size", "online_acc")
+    assert tool.sweep_point(sizes[1], "image_size", "online_acc", "fashion_mnist")[0] == 28
+    assert tool.main([str(p) for p in sizes] + ["--x", "image_size", "--dataset", "kmnist", "-o", str(tmp_path / "s.png")]) == 0
+    assert (tmp_path / "s.png").stat().st_size > 1000
+    with pytest.raises(SystemExit, match="option 'num_classes' was not set"):
+        tool.sweep_point(sizes[0], "num_classes", "online_acc", "kmnist")
 
 
 def test_bar_plot_tool(tmp_path):
