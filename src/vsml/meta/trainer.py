@@ -234,13 +234,17 @@ class MetaTrainer:
             raise ConfigError(f"learner: {e}") from None
         # what checkpoints store: every VSMLConfig field, so later default changes never alter it
         self.learner_spec = learner_record(spec["name"], self.learner, spec["options"])
-        self.meta_optimizer = make_meta_optimizer(config.method, getattr(config, METHODS[config.method].section))
+        section = getattr(config, METHODS[config.method].section)
+        self.meta_optimizer = make_meta_optimizer(config.method, section)
         self.curriculum = Curriculum(tuple(config.curriculum), config.curriculum_ema)
+        # per stage: the configured meta-optimizer, or the same with the stage's `lr` (same state layout)
+        self._stage_optimizers = tuple(
+            self.meta_optimizer if st.lr is None else make_meta_optimizer(config.method, dataclasses.replace(section, lr=st.lr))
+            for st in self.curriculum.stages)
         self.mesh = dist.make_mesh()
         dist.check_divisible(self.meta_optimizer.parallel_size,
                              f"the parallel axis of method {config.method!r} ({self.meta_optimizer.parallel_size})")
         self._problems: dict[int, MetaProblem] = {}
-        self._stage_optimizers: dict[int, MetaOptimizer] = {}
 
     # ---- pieces ------------------------------------------------------------------------------
 
@@ -277,12 +281,6 @@ class MetaTrainer:
     def optimizer(self, stage: int) -> MetaOptimizer:
         """The meta-optimizer of curriculum stage ``stage``: the configured one, with the stage's
         ``lr`` where it sets one (same state layout, so the optimizer state carries over)."""
-        lr = self.curriculum.stages[stage].lr
-        if lr is None:
-            return self.meta_optimizer
-        if stage not in self._stage_optimizers:
-            section = getattr(self.config, METHODS[self.config.method].section)
-            self._stage_optimizers[stage] = make_meta_optimizer(self.config.method, dataclasses.replace(section, lr=lr))
         return self._stage_optimizers[stage]
 
     def key(self, iteration: int, salt: int = 0) -> jax.Array:
