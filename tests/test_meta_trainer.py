@@ -196,3 +196,35 @@ def test_meta_learned_baselines_meta_train(tmp_path, name, method):
     assert type(learner).__name__ == type(trainer.learner).__name__
     for a, b in zip(_leaves(params), after):
         np.testing.assert_array_equal(a, b)
+
+
+def test_init_layers_maps_sub_rnns_onto_a_deeper_network(tmp_path):
+    two = {**TINY_VSML, "per_layer_rnn": True, "hidden_layers": [{"kind": "dense", "units": 3}]}
+    src = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "src", iterations=1,
+                                                        learner={"name": "vsml", "options": two}))).run()
+    three = {**two, "hidden_layers": [{"kind": "dense", "units": 3}, {"kind": "dense", "units": 4}]}
+    cfg = tiny_config(tmp_path / "deep", iterations=1, init=str(tmp_path / "src"), init_layers=[0, 1, 1],
+                      learner={"name": "vsml", "options": three})
+    params = MetaTrainer(meta_config_from_dict({**cfg, "iterations": 0})).run().params  # writes the start learner
+    assert np.array_equal(_leaves(load_learner(tmp_path / "deep")[1])[0], _leaves(params)[0])
+    for k, i in enumerate([0, 1, 1]):
+        for a, b in zip(_leaves(params["rnn"][k]), _leaves(src.params["rnn"][i])):
+            np.testing.assert_array_equal(a, b)
+    # a shared sub-RNN (per_layer_rnn off) fans out too
+    shared = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "shared", iterations=1))).run()
+    cfg = tiny_config(tmp_path / "fan", init=str(tmp_path / "shared"), init_layers=[0, 0],
+                      learner={"name": "vsml", "options": two})
+    params = MetaTrainer(meta_config_from_dict(cfg)).init_params()
+    assert len(params["rnn"]) == 2
+    for a, b in zip(_leaves(params["rnn"][1]), _leaves(shared.params["rnn"][0])):
+        np.testing.assert_array_equal(a, b)
+    # errors: an index the init does not have, a count that does not fit, no init, bad values
+    with pytest.raises(MetaTrainingError, match=r"has 2 sub-RNN\(s\)"):
+        MetaTrainer(meta_config_from_dict({**cfg, "init": str(tmp_path / "src"), "init_layers": [0, 2]})).init_params()
+    with pytest.raises(MetaTrainingError, match="do not fit"):
+        MetaTrainer(meta_config_from_dict({**cfg, "init": str(tmp_path / "src"), "init_layers": [0, 1, 1]})).init_params()
+    with pytest.raises(ConfigError, match="init_layers needs `init`"):
+        meta_config_from_dict({**cfg, "init": None})
+    for bad in ([], [-1, 0], ["a"]):
+        with pytest.raises(ConfigError, match="init_layers"):
+            meta_config_from_dict({**cfg, "init_layers": bad})

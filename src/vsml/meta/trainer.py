@@ -132,6 +132,7 @@ class MetaConfig:
     method: str = "gradient"  # a meta-optimizer of vsml.meta.optimizer.METHODS
     learner: LearnerSpec = LearnerSpec()
     init: str | None = None  # start from a checkpoint / run folder / LA file / shipped LA name
+    init_layers: tuple[int, ...] | None = None  # per-layer sub-RNNs: layer k starts from init's sub-RNN init_layers[k]
     data: SamplerConfig = SamplerConfig(datasets=(DatasetSpec("digits"),), flatten=True, steps=100)
     families: tuple[dict, ...] = ()  # task families: SamplerConfig overrides each; every meta-step trains on all
     curriculum: tuple[Stage, ...] = ()
@@ -154,6 +155,12 @@ class MetaConfig:
             raise ConfigError(f"max_nonfinite must be >= 1, got {self.max_nonfinite}")
         if self.method not in METHODS:
             raise ConfigError(f"method must be one of {sorted(METHODS)}, got {self.method!r}")
+        if self.init_layers is not None:
+            if not self.init:
+                raise ConfigError("init_layers needs `init` (the LA whose per-layer sub-RNNs it maps)")
+            if not self.init_layers or any(not isinstance(i, int) or isinstance(i, bool) or i < 0 for i in self.init_layers):
+                raise ConfigError(f"init_layers must be a non-empty list of sub-RNN indices >= 0, got {self.init_layers!r}")
+            object.__setattr__(self, "init_layers", tuple(self.init_layers))
 
     @property
     def out_dir(self) -> Path:
@@ -300,6 +307,8 @@ class MetaTrainer:
                 raise MetaTrainingError(f"init {self.config.init}: {e}") from None
             if type(learner) is not type(self.learner) or getattr(learner, "config", None) != getattr(self.learner, "config", None):
                 self.log(f"note: init {self.config.init} was saved with learner {learner!r}; using its parameters with {self.learner!r}")
+            if self.config.init_layers is not None:
+                loaded = self._map_layers(loaded)
             t_leaves, t_def = jax.tree_util.tree_flatten(params)
             l_leaves, l_def = jax.tree_util.tree_flatten(loaded)
             if t_def != l_def or any(np.shape(a) != np.shape(b) for a, b in zip(t_leaves, l_leaves)):
@@ -307,6 +316,23 @@ class MetaTrainer:
                                         f"with options {self.config.learner.options}")
             params = loaded
         return jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), params)
+
+    def _map_layers(self, loaded):
+        """``loaded`` with each sub-RNN group (``rnn``, ``bwd_rnn``) rebuilt as
+        ``tuple(group[i] for i in config.init_layers)``: e.g. ``[0, 1, 1]`` starts a conv → dense →
+        output network from ``cloned_sgd_hidden_from_random``'s ``linear`` (0) and ``tanh`` (1) sub-RNNs."""
+        idx, name = self.config.init_layers, self.config.init
+        if not isinstance(loaded, dict) or "rnn" not in loaded or not isinstance(loaded["rnn"], (tuple, list)):
+            raise MetaTrainingError(f"init_layers: init {name} has no sub-RNNs to map (init_layers needs a VSML LA)")
+        out = dict(loaded)
+        for group in ("rnn", "bwd_rnn"):
+            if group in loaded:
+                have = len(loaded[group])
+                if max(idx) >= have:
+                    raise MetaTrainingError(f"init_layers {list(idx)}: init {name} has {have} sub-RNN(s) in {group!r} "
+                                            f"(indices 0..{have - 1})")
+                out[group] = tuple(loaded[group][i] for i in idx)
+        return out
 
     def init_state(self, stage: int = 0) -> MetaState:
         """The meta-optimizer's initial state (host arrays) for the initial parameters."""
@@ -576,7 +602,7 @@ class MetaTrainer:
         finally:
             logger.close()
         host_params = dist.to_host(state.params)
-        if self.main and cfg.iterations > start:
+        if self.main and (cfg.iterations > start or start == 0):  # iterations=0: the starting learner (e.g. a mapped init)
             info = {"command": self.command, "seed": cfg.seed, "iterations": cfg.iterations, "method": cfg.method,
                     "data": to_dict(cfg.data), "wall_clock_s": round(elapsed + time.time() - t0, 1), "run": str(out)}
             record = {**meta_record(), "iteration": cfg.iterations, "info": info}
