@@ -26,7 +26,7 @@ from vsml.config import ConfigError
 #: dataclass name -> {field: range}. Every int/float (or optional / tuple of them) field of a
 #: config dataclass needs an entry.
 RANGES: dict[str, dict[str, str]] = {
-    "MetaConfig": {"seed": ">=0", "iterations": ">=0", "curriculum_ema": "[0,1)", "max_nonfinite": ">=1"},
+    "MetaConfig": {"seed": ">=0", "iterations": ">=0", "curriculum_ema": "[0,1)", "max_nonfinite": ">=1", "init_layers": ">=0"},
     "EvalConfig": {"every": ">=0", "episodes": ">=1", "steps": ">=1", "classes": ">=2", "first": ">=1", "last": ">=1",
                    "seed": ">=0"},
     "CheckpointConfig": {"every": ">=1", "keep": ">=1"},
