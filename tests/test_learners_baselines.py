@@ -141,6 +141,78 @@ def test_sgd_matches_numpy_reference(layers, batch):
     assert np.abs(want[-1] - want[0]).max() > 0.1  # it did learn something
 
 
+def _numpy_online_conv_sgd(net, xs, ys, lr, k, stride):
+    """Plain numpy (float64, loops) online SGD on conv(k×k/stride, zero padding (k-1)//2 before and
+    k//2 after) -> tanh -> flatten -> tanh MLP. Returns per-step logits [T, batch, C]."""
+    cw, cb = (np.asarray(net[0][n], np.float64) for n in ("w", "b"))
+    ws = [(np.asarray(l["w"], np.float64), np.asarray(l["b"], np.float64)) for l in net[1:]]
+    lo, hi = (k - 1) // 2, k // 2
+    out = []
+    for x, y in zip(xs, ys):
+        x = x.astype(np.float64)[..., None]  # [batch, H, W, 1]
+        xp = np.pad(x, ((0, 0), (lo, hi), (lo, hi), (0, 0)))
+        ho, wo = (xp.shape[1] - k) // stride + 1, (xp.shape[2] - k) // stride + 1
+        z = np.zeros((x.shape[0], ho, wo, cw.shape[-1]))
+        for i in range(ho):
+            for j in range(wo):
+                patch = xp[:, i * stride:i * stride + k, j * stride:j * stride + k, :]
+                z[:, i, j, :] = np.einsum("bdec,deco->bo", patch, cw) + cb
+        a = np.tanh(z)
+        acts = [a.reshape(x.shape[0], -1)]
+        h = acts[0]
+        for i, (w, b) in enumerate(ws):
+            h = h @ w + b
+            if i < len(ws) - 1:
+                h = np.tanh(h)
+            acts.append(h)
+        logits = acts[-1]
+        out.append(logits.copy())
+        p = np.exp(logits - logits.max(-1, keepdims=True))
+        p /= p.sum(-1, keepdims=True)
+        delta = (p - np.eye(logits.shape[-1])[y]) / x.shape[0]
+        grads = []
+        for i in reversed(range(len(ws))):
+            w, _ = ws[i]
+            grads.append((acts[i].T @ delta, delta.sum(0)))
+            delta = (delta @ w.T) * (1 - acts[i] ** 2)
+        grads.reverse()
+        dz = delta.reshape(z.shape)
+        gcw = np.zeros_like(cw)
+        for i in range(ho):
+            for j in range(wo):
+                patch = xp[:, i * stride:i * stride + k, j * stride:j * stride + k, :]
+                gcw += np.einsum("bdec,bo->deco", patch, dz[:, i, j, :])
+        cw, cb = cw - lr * gcw, cb - lr * dz.sum((0, 1, 2))
+        ws = [(w - lr * gw, b - lr * gb) for (w, b), (gw, gb) in zip(ws, grads)]
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("layers,kernel,stride,shape", [(1, 3, 2, (7, 7)), (2, 2, 1, (5, 6))])
+def test_conv_sgd_matches_numpy_reference(layers, kernel, stride, shape):
+    learner = Backprop(optimizer="sgd", lr=0.1, layers=layers, hidden=6, conv_channels=3, conv_kernel=kernel,
+                       conv_stride=stride)
+    xs, ys = _data(seed=4, t=20, batch=2, shape=shape, classes=3)
+    task = TaskSpec(shape, 3, 2)
+    key = jax.random.PRNGKey(5)
+    net = learner.init_state({}, key, task)["net"]
+    assert net[0]["w"].shape == (kernel, kernel, 1, 3)
+    got = np.asarray(_logits(learner, {}, key, xs, ys, task))
+    want = _numpy_online_conv_sgd(net, xs, ys, 0.1, kernel, stride)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=5e-5)
+    assert np.abs(want[-1] - want[0]).max() > 0.1  # it did learn something
+
+
+def test_conv_backprop_checks_its_inputs():
+    learner = Backprop(conv_channels=4, layers=2, hidden=16)
+    state = learner.init_state({}, jax.random.PRNGKey(0), TaskSpec((14, 14), 10, 1))
+    assert [l["w"].shape for l in state["net"]] == [(3, 3, 1, 4), (7 * 7 * 4, 16), (16, 10)]
+    with pytest.raises(InputError, match="do not flatten"):
+        learner.init_state({}, jax.random.PRNGKey(0), TaskSpec((196,), 10, 1))
+    with pytest.raises(ValueError, match="conv_stride"):
+        Backprop(conv_channels=4, conv_stride=0)
+    assert isinstance(registry.make_learner("adam", {"conv_channels": 4, "layers": 2, "hidden": 16}), Backprop)
+
+
 def test_sgd_learns_a_separable_task():
     rng = np.random.default_rng(0)
     protos = rng.normal(size=(3, 20)).astype(np.float32)

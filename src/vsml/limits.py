@@ -55,7 +55,7 @@ RANGES: dict[str, dict[str, str]] = {
                    "merge_fraction": "[0,1]", "output_bound": ">=0", "hidden_bias_input": "any"},
     "LayerSpec": {"units": ">=0", "channels": ">=0", "kernel": ">=1", "stride": ">=1"},
     "Backprop": {"lr": ">0", "layers": "[1,2]", "hidden": ">=1", "momentum": "[0,1)", "b1": "[0,1)", "b2": "[0,1)",
-                 "eps": ">0"},
+                 "eps": ">0", "conv_channels": ">=0", "conv_kernel": ">=1", "conv_stride": ">=1"},
     "MetaRNN": {"hidden": ">=1", "input_size": ">=1", "num_outputs": ">=2"},
     "Hebbian": {"input_size": ">=1", "num_outputs": ">=2", "eta_init": "any", "coeff_init": "any"},
     "FWM": {"hidden": ">=1", "mem_size": ">=1", "reads": ">=1", "input_size": ">=1", "num_outputs": ">=2"},

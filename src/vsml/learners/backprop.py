@@ -1,7 +1,11 @@
 """Online backpropagation baselines: an MLP trained by SGD or Adam on each example as it arrives.
 
 The network (1 or 2 dense layers, hidden 160, tanh) sizes itself from the :class:`TaskSpec`
-(inputs flattened, ``num_classes`` outputs). Weights and the optimizer state (optax) live in the
+(inputs flattened, ``num_classes`` outputs). With ``conv_channels > 0`` a convolution comes first
+(``conv_kernel``×``conv_kernel``, stride ``conv_stride``, the same activation, zero padding
+``(k−1)//2`` before and ``k//2`` after, as VSML's ``conv_padding: same``), on ``[H, W]`` or
+``[H, W, C]`` inputs; its output is flattened into the dense layers, so
+``Backprop(conv_channels=4, layers=2, hidden=16)`` is conv 3×3/2, 4 channels → 16 → classes. Weights and the optimizer state (optax) live in the
 per-episode learner state; fresh weights are drawn from the episode key (truncated normal,
 std 1/sqrt(fan_in), zero biases). Each step: predict with the current weights, then one gradient
 step on the mean cross-entropy of that step's batch.
@@ -26,8 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from vsml.learners._common import dense_init, flat_dim
-from vsml.learners.base import OnlineLearner, TaskSpec, cross_entropy, run_episodes
+from vsml.learners._common import dense_init, flat_dim, trunc_normal
+from vsml.learners.base import InputError, OnlineLearner, TaskSpec, cross_entropy, run_episodes
 
 DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3}
 
@@ -46,6 +50,9 @@ class Backprop(OnlineLearner):
     b2: float = 0.999
     eps: float = 1e-8
     meta_lr: bool = False
+    conv_channels: int = 0  # > 0: a convolution before the dense layers
+    conv_kernel: int = 3
+    conv_stride: int = 2
 
     def __post_init__(self):
         if self.optimizer not in DEFAULT_LR:
@@ -63,6 +70,9 @@ class Backprop(OnlineLearner):
             raise ValueError(f"activation must be 'tanh' or 'relu', got {self.activation!r}")
         if not 0.0 <= self.momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        for name in ("conv_channels", "conv_kernel", "conv_stride"):
+            if getattr(self, name) < (0 if name == "conv_channels" else 1):
+                raise ValueError(f"{name} must be >= {0 if name == 'conv_channels' else 1}, got {getattr(self, name)}")
 
     # -- network -----------------------------------------------------------------------------
     def _transform(self) -> optax.GradientTransformation:
@@ -77,10 +87,29 @@ class Backprop(OnlineLearner):
             return jnp.exp(params["log_lr"])
         return self.lr
 
+    def _conv_geometry(self, task: TaskSpec) -> tuple[int, int, int, int]:
+        """``(H, W, C_in, out_units)`` of the conv layer; :class:`InputError` for inputs it cannot take."""
+        shape = task.input_shape if len(task.input_shape) == 3 else (*task.input_shape, 1)
+        if len(shape) != 3:
+            raise InputError(f"Backprop(conv_channels={self.conv_channels}) needs [H, W] or [H, W, C] inputs, got "
+                             f"input shape {task.input_shape} (do not flatten the episodes)")
+        h, w, c = shape
+        k, s = self.conv_kernel, self.conv_stride
+        ho, wo = (h + k - 1 - k) // s + 1, (w + k - 1 - k) // s + 1  # padding (k-1)//2 + k//2 = k-1
+        return h, w, c, ho * wo * self.conv_channels
+
     def forward(self, net: list[dict], x: jax.Array) -> jax.Array:
         """``x [batch, *input_shape]`` -> logits ``[batch, C]``."""
         act = jnp.tanh if self.activation == "tanh" else jax.nn.relu
-        h = x.reshape(x.shape[0], -1).astype(jnp.float32)
+        h = x.astype(jnp.float32)
+        if self.conv_channels:
+            conv, net = net[0], net[1:]
+            img = h if h.ndim == 4 else h[..., None]
+            k = self.conv_kernel
+            h = jax.lax.conv_general_dilated(img, conv["w"], (self.conv_stride,) * 2, [((k - 1) // 2, k // 2)] * 2,
+                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            h = act(h + conv["b"])
+        h = h.reshape(h.shape[0], -1)
         for i, layer in enumerate(net):
             h = h @ layer["w"] + layer["b"]
             if i < len(net) - 1:
@@ -94,10 +123,19 @@ class Backprop(OnlineLearner):
         return {}
 
     def init_state(self, params, key, task: TaskSpec):
-        """State ``{'net': [{'w','b'}, ...], 'opt': optax state}``; weights drawn from ``key``."""
-        sizes = [flat_dim(task)] + [self.hidden] * (self.layers - 1) + [task.num_classes]
+        """State ``{'net': [{'w','b'}, ...], 'opt': optax state}``; weights drawn from ``key``. With a conv
+        layer ``net[0]`` is ``{'w': [k, k, C_in, conv_channels], 'b': [conv_channels]}`` (TN, std 1/sqrt(k·k·C_in))."""
+        fan_in = flat_dim(task)
+        conv = []
+        if self.conv_channels:
+            key, ck = jax.random.split(key)
+            _, _, c, fan_in = self._conv_geometry(task)
+            k = self.conv_kernel
+            conv = [{"w": trunc_normal(ck, (k, k, c, self.conv_channels), 1.0 / math.sqrt(k * k * c)),
+                     "b": jnp.zeros((self.conv_channels,), jnp.float32)}]
+        sizes = [fan_in] + [self.hidden] * (self.layers - 1) + [task.num_classes]
         keys = jax.random.split(key, len(sizes) - 1)
-        net = [dense_init(k, a, b) for k, a, b in zip(keys, sizes[:-1], sizes[1:])]
+        net = conv + [dense_init(k, a, b) for k, a, b in zip(keys, sizes[:-1], sizes[1:])]
         return {"net": net, "opt": self._transform().init(net)}
 
     def predict(self, params, state, x):
