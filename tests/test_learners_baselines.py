@@ -99,32 +99,38 @@ def test_meta_gradient_is_finite(spec):
     assert any(np.any(np.asarray(g) != 0) for g in leaves)
 
 
+def _numpy_mlp_sgd_step(ws, x, y, lr):
+    """One online SGD step of a tanh MLP (float64) on ``x [batch, D]``.
+    Returns ``(logits, d loss / d x, updated ws)``."""
+    acts = [x]
+    h = x
+    for i, (w, b) in enumerate(ws):
+        h = h @ w + b
+        if i < len(ws) - 1:
+            h = np.tanh(h)
+        acts.append(h)
+    logits = acts[-1]
+    p = np.exp(logits - logits.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    delta = (p - np.eye(logits.shape[-1])[y]) / x.shape[0]
+    grads = []
+    for i in reversed(range(len(ws))):
+        w, _ = ws[i]
+        grads.append((acts[i].T @ delta, delta.sum(0)))
+        delta = delta @ w.T
+        if i > 0:
+            delta = delta * (1 - acts[i] ** 2)
+    grads.reverse()
+    return logits, delta, [(w - lr * gw, b - lr * gb) for (w, b), (gw, gb) in zip(ws, grads)]
+
+
 def _numpy_online_sgd(net, xs, ys, lr):
     """Plain numpy online SGD on a tanh MLP (float64). Returns per-step logits [T, batch, C]."""
     ws = [(np.asarray(l["w"], np.float64), np.asarray(l["b"], np.float64)) for l in net]
     out = []
     for x, y in zip(xs, ys):
-        x = x.reshape(x.shape[0], -1).astype(np.float64)
-        acts = [x]
-        h = x
-        for i, (w, b) in enumerate(ws):
-            h = h @ w + b
-            if i < len(ws) - 1:
-                h = np.tanh(h)
-            acts.append(h)
-        logits = acts[-1]
-        out.append(logits.copy())
-        p = np.exp(logits - logits.max(-1, keepdims=True))
-        p /= p.sum(-1, keepdims=True)
-        delta = (p - np.eye(logits.shape[-1])[y]) / x.shape[0]
-        grads = []
-        for i in reversed(range(len(ws))):
-            w, _ = ws[i]
-            grads.append((acts[i].T @ delta, delta.sum(0)))
-            if i > 0:
-                delta = (delta @ w.T) * (1 - acts[i] ** 2)
-        grads.reverse()
-        ws = [(w - lr * gw, b - lr * gb) for (w, b), (gw, gb) in zip(ws, grads)]
+        logits, _, ws = _numpy_mlp_sgd_step(ws, x.reshape(x.shape[0], -1).astype(np.float64), y, lr)
+        out.append(logits)
     return np.stack(out)
 
 
@@ -158,32 +164,15 @@ def _numpy_online_conv_sgd(net, xs, ys, lr, k, stride):
                 patch = xp[:, i * stride:i * stride + k, j * stride:j * stride + k, :]
                 z[:, i, j, :] = np.einsum("bdec,deco->bo", patch, cw) + cb
         a = np.tanh(z)
-        acts = [a.reshape(x.shape[0], -1)]
-        h = acts[0]
-        for i, (w, b) in enumerate(ws):
-            h = h @ w + b
-            if i < len(ws) - 1:
-                h = np.tanh(h)
-            acts.append(h)
-        logits = acts[-1]
-        out.append(logits.copy())
-        p = np.exp(logits - logits.max(-1, keepdims=True))
-        p /= p.sum(-1, keepdims=True)
-        delta = (p - np.eye(logits.shape[-1])[y]) / x.shape[0]
-        grads = []
-        for i in reversed(range(len(ws))):
-            w, _ = ws[i]
-            grads.append((acts[i].T @ delta, delta.sum(0)))
-            delta = (delta @ w.T) * (1 - acts[i] ** 2)
-        grads.reverse()
-        dz = delta.reshape(z.shape)
+        logits, delta, ws = _numpy_mlp_sgd_step(ws, a.reshape(x.shape[0], -1), y, lr)
+        out.append(logits)
+        dz = delta.reshape(z.shape) * (1 - a**2)  # through the conv layer's tanh
         gcw = np.zeros_like(cw)
         for i in range(ho):
             for j in range(wo):
                 patch = xp[:, i * stride:i * stride + k, j * stride:j * stride + k, :]
                 gcw += np.einsum("bdec,bo->deco", patch, dz[:, i, j, :])
         cw, cb = cw - lr * gcw, cb - lr * dz.sum((0, 1, 2))
-        ws = [(w - lr * gw, b - lr * gb) for (w, b), (gw, gb) in zip(ws, grads)]
     return np.stack(out)
 
 
