@@ -5,8 +5,8 @@ The network (1 or 2 dense layers, hidden 160, tanh) sizes itself from the :class
 (``conv_kernel``×``conv_kernel``, stride ``conv_stride``, the same activation, zero padding
 ``(k−1)//2`` before and ``k//2`` after, as VSML's ``conv_padding: same``), on ``[H, W]`` or
 ``[H, W, C]`` inputs; its output is flattened into the dense layers, so
-``Backprop(conv_channels=4, layers=2, hidden=16)`` is conv 3×3/2, 4 channels → 16 → classes. Weights and the optimizer state (optax) live in the
-per-episode learner state; fresh weights are drawn from the episode key (truncated normal,
+``Backprop(conv_channels=4, layers=2, hidden=16)`` is conv 3×3/2, 4 channels → 16 → classes.
+Weights and the optimizer state (optax) live in the per-episode learner state; fresh weights are drawn from the episode key (truncated normal,
 std 1/sqrt(fan_in), zero biases). Each step: predict with the current weights, then one gradient
 step on the mean cross-entropy of that step's batch.
 
@@ -70,9 +70,11 @@ class Backprop(OnlineLearner):
             raise ValueError(f"activation must be 'tanh' or 'relu', got {self.activation!r}")
         if not 0.0 <= self.momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
-        for name in ("conv_channels", "conv_kernel", "conv_stride"):
-            if getattr(self, name) < (0 if name == "conv_channels" else 1):
-                raise ValueError(f"{name} must be >= {0 if name == 'conv_channels' else 1}, got {getattr(self, name)}")
+        if self.conv_channels < 0:
+            raise ValueError(f"conv_channels must be >= 0, got {self.conv_channels}")
+        for name in ("conv_kernel", "conv_stride"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
     # -- network -----------------------------------------------------------------------------
     def _transform(self) -> optax.GradientTransformation:
@@ -87,16 +89,15 @@ class Backprop(OnlineLearner):
             return jnp.exp(params["log_lr"])
         return self.lr
 
-    def _conv_geometry(self, task: TaskSpec) -> tuple[int, int, int, int]:
-        """``(H, W, C_in, out_units)`` of the conv layer; :class:`InputError` for inputs it cannot take."""
+    def _conv_geometry(self, task: TaskSpec) -> tuple[int, int]:
+        """``(C_in, output units)`` of the conv layer; :class:`InputError` for inputs it cannot take."""
         shape = task.input_shape if len(task.input_shape) == 3 else (*task.input_shape, 1)
         if len(shape) != 3:
             raise InputError(f"Backprop(conv_channels={self.conv_channels}) needs [H, W] or [H, W, C] inputs, got "
                              f"input shape {task.input_shape} (do not flatten the episodes)")
         h, w, c = shape
-        k, s = self.conv_kernel, self.conv_stride
-        ho, wo = (h + k - 1 - k) // s + 1, (w + k - 1 - k) // s + 1  # padding (k-1)//2 + k//2 = k-1
-        return h, w, c, ho * wo * self.conv_channels
+        s = self.conv_stride  # the padding adds k - 1 rows and columns: out = (h + k - 1 - k) // s + 1
+        return c, ((h - 1) // s + 1) * ((w - 1) // s + 1) * self.conv_channels
 
     def forward(self, net: list[dict], x: jax.Array) -> jax.Array:
         """``x [batch, *input_shape]`` -> logits ``[batch, C]``."""
@@ -129,7 +130,7 @@ class Backprop(OnlineLearner):
         conv = []
         if self.conv_channels:
             key, ck = jax.random.split(key)
-            _, _, c, fan_in = self._conv_geometry(task)
+            c, fan_in = self._conv_geometry(task)
             k = self.conv_kernel
             conv = [{"w": trunc_normal(ck, (k, k, c, self.conv_channels), 1.0 / math.sqrt(k * k * c)),
                      "b": jnp.zeros((self.conv_channels,), jnp.float32)}]
