@@ -350,3 +350,19 @@ def test_sigterm_stops_every_process_at_one_step_and_a_lost_peer_ends_the_others
         procs[1].communicate()
     assert rc0 == 75 and "lost contact with process 1: no sign of life for 5 s" in err0, err0[-2000:]
     assert time.time() - t0 < 20 and "Terminating process" not in err0
+
+
+def test_time_limit_stops_with_a_checkpoint_that_resumes(tmp_path):
+    """``--time-limit S`` (a borrowed accelerator, a scheduler slot): a graceful stop after S seconds
+    with a checkpoint; ``--resume`` continues it here."""
+    cfg = tiny_config(tmp_path / "tl", iterations=400, checkpoint={"every": 50, "keep": 2})
+    path = tmp_path / "tl.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run([sys.executable, "-c", SLOW_CLI, str(path), "--no-progress", "--time-limit", "6"],
+                          env=_env(), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 143, proc.stderr[-2000:]
+    stopped = _rows(tmp_path / "tl")[-1]
+    assert 1 <= stopped < 400 and f"stopped by SIGTERM after iteration {stopped}" in proc.stderr
+    assert f"ckpt_{stopped:08d}.npz" in _ckpts(tmp_path / "tl")
+    resumed = MetaTrainer(meta_config_from_dict({**cfg, "iterations": stopped + 2})).run(resume=True)
+    assert [r["iteration"] for r in resumed.history] == [stopped + 1, stopped + 2]
