@@ -514,7 +514,7 @@ class MetaTrainer:
         slim = "inner" not in art.groups and bool(jax.tree_util.tree_leaves(template.inner))
         groups = {}
         for g in MetaState._fields:
-            if g == "inner" and slim:
+            if g == "inner" and "inner" not in art.groups:  # slim (or an estimator without inner state)
                 groups[g] = template.inner
                 continue
             try:
