@@ -305,3 +305,25 @@ def test_adam_eps_reaches_every_meta_optimizer(tmp_path):
             updates, _ = opt.update(grads, opt.init(grads), grads)
             steps.append(float(jnp.abs(updates["w"]).max()))
         assert steps[1] < 0.01 * steps[0], method
+
+
+@pytest.mark.parametrize("method", ["gradient", "es", "pes", "tbptt"])
+def test_trainable_subset_freezes_the_rest(tmp_path, method):
+    """``<section>.trainable``: only meta-parameters whose path matches are trained (fewer
+    perturbed dimensions for ES / PES); the others stay bit for bit at their start."""
+    from vsml.meta.optimizer import param_path
+
+    life = {"lifetime": {"truncation": 4, "min_length": 4, "max_length": 8}} if method in ("pes", "tbptt") else {}
+    section = {"trainable": ["/b$"], **life, **({"population": 4} if method in ("es", "pes") else {})}
+    trainer = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / method, method=method, iterations=2, **{method: section})))
+    start = trainer.init_params()
+    result = trainer.run()
+    moved = {}
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(start), jax.tree_util.tree_leaves(result.params)):
+        moved[param_path(path)] = not np.array_equal(np.asarray(a), np.asarray(b))
+    assert moved["rnn/0/b"] and not any(v for k, v in moved.items() if k != "rnn/0/b"), moved
+    with pytest.raises(ConfigError, match="matches no meta-parameter"):
+        MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / f"{method}x", method=method, iterations=1,
+                                                      **{method: {**section, "trainable": ["nothing"]}}))).run()
+    with pytest.raises(ConfigError, match="not a regular expression"):
+        meta_config_from_dict(tiny_config(tmp_path / f"{method}y", method=method, **{method: {**section, "trainable": ["("]}}))

@@ -36,7 +36,7 @@ from jax.flatten_util import ravel_pytree
 
 from vsml.config import ConfigError
 from vsml.meta.distributed import chunked_map, shard_batch
-from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, guarded_update, register_meta_optimizer
+from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, check_trainable, guarded_update, register_meta_optimizer
 
 
 def centered_ranks(x: jax.Array) -> jax.Array:
@@ -64,12 +64,14 @@ class ESConfig:
     sigma: float = 0.05
     lr: float = 0.025
     eps: float = 1e-8  # Adam's epsilon
+    trainable: tuple[str, ...] = ()  # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
     clip: float = 0.0
     fitness_shaping: Shaping | bool = "none"  # a FITNESS_SHAPING name (true/false: centered_ranks/none)
     episodes: Literal["member", "pair"] = "member"
     chunk: int | None = 4  # members evaluated at once per device (memory / cache); null: all
 
     def __post_init__(self):
+        object.__setattr__(self, "trainable", check_trainable(self.trainable, "es"))
         if isinstance(self.fitness_shaping, bool):
             object.__setattr__(self, "fitness_shaping", "centered_ranks" if self.fitness_shaping else "none")
         if self.fitness_shaping not in FITNESS_SHAPING:
@@ -91,8 +93,9 @@ def pair_noise(key: jax.Array, like: jax.Array) -> jax.Array:
     return jax.random.normal(jax.random.split(key, 3)[0], like.shape, like.dtype)
 
 
-def antithetic_gradient(loss_fn, flat: jax.Array, keys: jax.Array, cfg: ESConfig, mesh):
-    """ES estimate of ∇ E[loss]. ``loss_fn(flat_params, key) -> (loss, acc)``; ``keys [pairs, 2]``.
+def antithetic_gradient(loss_fn, flat: jax.Array, keys: jax.Array, cfg: ESConfig, mesh, mask: jax.Array | None = None):
+    """ES estimate of ∇ E[loss]. ``loss_fn(flat_params, key) -> (loss, acc)``; ``keys [pairs, 2]``;
+    ``mask [D]`` (optional): perturb only where it is 1 (the estimate is 0 elsewhere).
 
     Returns ``(grad [D], mean loss, mean accuracy, all finite)``.
     """
@@ -101,7 +104,7 @@ def antithetic_gradient(loss_fn, flat: jax.Array, keys: jax.Array, cfg: ESConfig
 
     def members(k):  # both members of a pair: thetas [2, D], episode keys [2, 2]
         _, k_pos, k_neg = jax.random.split(k, 3)
-        eps = pair_noise(k, flat)
+        eps = pair_noise(k, flat) if mask is None else pair_noise(k, flat) * mask
         ks = jnp.stack([k_pos, k_pos if cfg.episodes == "pair" else k_neg])
         return jnp.stack([flat + cfg.sigma * eps, flat - cfg.sigma * eps]), ks
 
@@ -115,6 +118,8 @@ def antithetic_gradient(loss_fn, flat: jax.Array, keys: jax.Array, cfg: ESConfig
     fp, fn = shaped[:pairs], shaped[pairs:]
     coeff = shard_batch(jnp.where(finite, (fp - fn) / (2 * cfg.sigma), 0.0), mesh)
     grad = jax.vmap(lambda k, c: c * pair_noise(k, flat))(keys, coeff).mean(axis=0)
+    if mask is not None:
+        grad = grad * mask
     return grad, (lp.mean() + ln.mean()) / 2, acc.mean(), finite
 
 
@@ -141,9 +146,12 @@ class AntitheticES(MetaOptimizer):
             return problem.episode_loss(unravel(theta), k, remat=False)
 
         keys = jax.random.split(key, cfg.population // 2)
-        g, loss, acc, finite = antithetic_gradient(loss_fn, flat, keys, cfg, problem.mesh)
+        mask = self.mask(state.params)
+        fmask = None if mask is None else ravel_pytree(mask)[0]
+        g, loss, acc, finite = antithetic_gradient(loss_fn, flat, keys, cfg, problem.mesh, fmask)
         loss = jnp.where(finite, loss, jnp.nan)
-        params, opt_state, gnorm, ok = guarded_update(self.optimizer, state.params, state.opt_state, unravel(g), loss)
+        params, opt_state, gnorm, ok = guarded_update(self.optimizer, state.params, state.opt_state, unravel(g), loss,
+                                                      mask=mask)
         return MetaState(params, opt_state, state.inner), StepMetrics(loss, acc, gnorm, ok)
 
 

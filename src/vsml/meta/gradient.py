@@ -18,7 +18,7 @@ import jax
 
 from vsml.config import ConfigError
 from vsml.meta.distributed import chunked_map, shard_batch
-from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, guarded_update, register_meta_optimizer
+from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, check_trainable, guarded_update, register_meta_optimizer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,9 +32,11 @@ class GradientConfig:
     b1: float = 0.9
     b2: float = 0.999
     eps: float = 1e-8  # Adam's epsilon (a much smaller one shortens chance plateaus: Kirsch et al. 2022)
+    trainable: tuple[str, ...] = ()  # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
     chunk: int | None = None  # episodes differentiated at once per device; gradients averaged (memory)
 
     def __post_init__(self):
+        object.__setattr__(self, "trainable", check_trainable(self.trainable, "gradient"))
         if not self.lr > 0:
             raise ConfigError(f"gradient.lr must be > 0, got {self.lr}")
         if self.meta_batch < 1:
@@ -81,7 +83,8 @@ class GradientDescent(MetaOptimizer):
         else:
             keys = shard_batch(keys, mesh)
             (loss, acc), grads = jax.value_and_grad(lambda p: problem.meta_loss(p, keys, cfg.remat), has_aux=True)(params)
-        params, opt_state, gnorm, finite = guarded_update(self.optimizer, params, state.opt_state, grads, loss)
+        params, opt_state, gnorm, finite = guarded_update(self.optimizer, params, state.opt_state, grads, loss,
+                                                          mask=self.mask(params))
         return MetaState(params, opt_state, state.inner), StepMetrics(loss, acc, gnorm, finite)
 
 

@@ -18,11 +18,14 @@ is checkpointed with the rest, so a resumed run continues bit-identically.
 
 from __future__ import annotations
 
+import re
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
+
+from vsml.config import ConfigError
 
 PyTree = Any
 
@@ -67,6 +70,11 @@ class MetaOptimizer:
         """Length of the axis split over devices (episodes or population pairs)."""
         raise NotImplementedError
 
+    def mask(self, params) -> PyTree | None:
+        """1.0 / 0.0 per meta-parameter entry: trained or frozen by the config's ``trainable``
+        patterns (:func:`trainable_mask`); ``None`` when everything is trained."""
+        return trainable_mask(params, getattr(self.config, "trainable", ()), self.section)
+
     @property
     def optimizer(self) -> optax.GradientTransformation:
         """The update rule: :func:`make_optimizer` from the config's ``lr``, ``clip`` and, where the
@@ -82,12 +90,51 @@ def make_optimizer(lr: float, clip: float = 0.0, b1: float = 0.9, b2: float = 0.
     return optax.chain(*parts, optax.adam(lr, b1=b1, b2=b2, eps=eps))
 
 
-def guarded_update(optimizer, params, opt_state, grads, loss):
-    """Apply ``optimizer`` unless ``loss`` or ``grads`` are non-finite. Returns (params, opt_state, norm, finite)."""
+def param_path(path) -> str:
+    """A meta-parameter's key path as ``rnn/0/b`` (what ``trainable`` patterns match)."""
+    parts = []
+    for k in path:
+        parts.append(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))))
+    return "/".join(parts)
+
+
+def check_trainable(patterns, section: str) -> tuple[str, ...]:
+    """``patterns`` as a tuple of compiled-checked regular expressions (a :class:`ConfigError` names a bad one)."""
+    out = tuple(patterns)
+    for p in out:
+        try:
+            re.compile(p)
+        except (re.error, TypeError) as e:
+            raise ConfigError(f"{section}.trainable: {p!r} is not a regular expression ({e})") from None
+    return out
+
+
+def trainable_mask(params, patterns, section: str = "trainable") -> PyTree | None:
+    """Per-leaf float mask of ``params``: 1 where the leaf's path (:func:`param_path`, e.g.
+    ``rnn/0/b``) matches one of the regular expressions ``patterns`` (``re.search``), else 0.
+    ``None`` for no patterns (everything trained). Patterns that match nothing raise."""
+    if not patterns:
+        return None
+    leaves = jax.tree_util.tree_leaves_with_path(params)
+    paths = [param_path(p) for p, _ in leaves]
+    hit = [any(re.search(p, path) for p in patterns) for path in paths]
+    if not any(hit):
+        raise ConfigError(f"{section}.trainable {list(patterns)} matches no meta-parameter; their paths: {', '.join(paths)}")
+    flags = iter(hit)
+    return jax.tree_util.tree_map(lambda x: jnp.full(jnp.shape(x), 1.0 if next(flags) else 0.0, jnp.result_type(x)), params)
+
+
+def guarded_update(optimizer, params, opt_state, grads, loss, mask=None):
+    """Apply ``optimizer`` unless ``loss`` or ``grads`` are non-finite. Returns (params, opt_state, norm, finite).
+    ``mask`` (:func:`trainable_mask`): frozen entries get neither gradient nor update."""
+    if mask is not None:
+        grads = jax.tree_util.tree_map(jnp.multiply, grads, mask)
     gnorm = optax.tree.norm(grads)
     finite = jnp.isfinite(loss) & jnp.isfinite(gnorm)
     grads = jax.tree_util.tree_map(lambda g: jnp.where(finite, g, 0.0), grads)
     updates, new_opt = optimizer.update(grads, opt_state, params)
+    if mask is not None:
+        updates = jax.tree_util.tree_map(jnp.multiply, updates, mask)
     new_params = optax.apply_updates(params, updates)
     keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, old)  # noqa: E731
     return keep(new_params, params), keep(new_opt, opt_state), gnorm, finite

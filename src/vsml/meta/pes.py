@@ -42,7 +42,7 @@ from vsml.learners.base import run_steps
 from vsml.meta import persistent as ps
 from vsml.meta.distributed import chunked_map, shard_batch, shard_leading
 from vsml.meta.objective import loss_scale
-from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, guarded_update, register_meta_optimizer
+from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, check_trainable, guarded_update, register_meta_optimizer
 
 PyTree = Any
 
@@ -59,12 +59,14 @@ class PESConfig:
     sigma: float = 0.05
     lr: float = 0.01
     eps: float = 1e-8  # Adam's epsilon
+    trainable: tuple[str, ...] = ()  # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
     clip: float = 0.0
     lifetime: ps.LifetimeConfig = ps.LifetimeConfig()
     chunk: int | None = 8  # members unrolled at once per device (memory / cache); null: all
     noise: Literal["all", "support"] = "all"
 
     def __post_init__(self):
+        object.__setattr__(self, "trainable", check_trainable(self.trainable, "pes"))
         if self.population < 2 or self.population % 2:
             raise ConfigError(f"pes.population must be even and >= 2, got {self.population}")
         if not (self.sigma > 0 and self.lr > 0):
@@ -166,6 +168,10 @@ class PersistentES(MetaOptimizer):
 
         keys = jax.random.split(k_noise, self.parallel_size)
         mask = (flat != 0).astype(flat.dtype) if cfg.noise == "support" else None
+        trained = self.mask(params)
+        if trained is not None:
+            tflat = ravel_pytree(trained)[0]
+            mask = tflat if mask is None else mask * tflat
         g, noise, states, loss, acc = pes_estimate(unroll, flat, states, noise, (xs, ys, ws), keys, cfg.sigma, fam.mesh, cfg.chunk,
                                                    mask)
         ok = jnp.isfinite(loss).reshape(-1, 2).all(axis=1)
@@ -188,7 +194,8 @@ class PersistentES(MetaOptimizer):
             losses.append(loss)
             accs.append(acc)
         g, loss, acc = sum(grads) / len(grads), sum(losses) / len(losses), sum(accs) / len(accs)
-        params, opt_state, gnorm, finite = guarded_update(self.optimizer, state.params, state.opt_state, unravel(g), loss)
+        params, opt_state, gnorm, finite = guarded_update(self.optimizer, state.params, state.opt_state, unravel(g), loss,
+                                                          mask=self.mask(state.params))
         inners = tuple(shard_leading(i, fam.mesh) for i, fam in zip(inners, problem.families()))
         return MetaState(params, opt_state, inners), StepMetrics(loss, acc, gnorm, finite)
 

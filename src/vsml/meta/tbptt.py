@@ -27,7 +27,7 @@ from vsml.learners.base import run_steps
 from vsml.meta import persistent as ps
 from vsml.meta.distributed import shard_batch, shard_leading
 from vsml.meta.objective import loss_scale
-from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, guarded_update, register_meta_optimizer
+from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, check_trainable, guarded_update, register_meta_optimizer
 
 PyTree = Any
 
@@ -42,10 +42,12 @@ class TBPTTConfig:
     b1: float = 0.9
     b2: float = 0.999
     eps: float = 1e-8  # Adam's epsilon (a much smaller one shortens chance plateaus: Kirsch et al. 2022)
+    trainable: tuple[str, ...] = ()  # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
     remat: bool = True
     lifetime: ps.LifetimeConfig = ps.LifetimeConfig()
 
     def __post_init__(self):
+        object.__setattr__(self, "trainable", check_trainable(self.trainable, "tbptt"))
         if self.particles < 1:
             raise ConfigError(f"tbptt.particles must be >= 1, got {self.particles}")
         if not self.lr > 0 or not self.clip >= 0:
@@ -127,7 +129,8 @@ class TruncatedBPTT(MetaOptimizer):
             particles = ps.advance(particles, life.truncation)
             particles = particles._replace(t=jnp.where(ok, particles.t, particles.length))  # diverged: restart next step
             inners.append(TBPTTInner(particles, states))
-        params, opt_state, gnorm, finite = guarded_update(self.optimizer, state.params, state.opt_state, grads, loss)
+        params, opt_state, gnorm, finite = guarded_update(self.optimizer, state.params, state.opt_state, grads, loss,
+                                                          mask=self.mask(state.params))
         inners = tuple(shard_leading(i, fam.mesh) for i, (_, _, fam) in zip(inners, prepared))
         return MetaState(params, opt_state, inners), StepMetrics(loss, acc, gnorm, finite)
 

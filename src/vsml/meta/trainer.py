@@ -351,6 +351,7 @@ class MetaTrainer:
     def init_state(self, stage: int = 0) -> MetaState:
         """The meta-optimizer's initial state (host arrays) for the initial parameters."""
         params = self.init_params()
+        self.optimizer(stage).mask(params)  # trainable patterns that match nothing fail here, before any compute
         state = self.optimizer(stage).init(params, self.key(0, salt=1), self.problem(stage))
         return jax.tree_util.tree_map(np.asarray, dist.to_host(state))
 
