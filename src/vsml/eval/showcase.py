@@ -51,7 +51,8 @@ def run_showcase(
     out_dir = check_writable(out_dir)
     entries = dict(learners or {})
     base = {name: (make_learner(name), None) for name in baselines}
-    groups: dict = {None: {**base, **{k: v for k, v in entries.items() if not (contracts or {}).get(k)}}}
+    sized = {k for k, c in (contracts or {}).items() if c is not None and c.image_size is not None}
+    groups: dict = {None: {**base, **{k: v for k, v in entries.items() if k not in sized}}}
     for label, c in (contracts or {}).items():
         if label in entries and c is not None and c.image_size is not None:
             groups.setdefault(tuple(c.image_size), dict(base))[label] = entries[label]
