@@ -39,3 +39,17 @@ def test_unknown_command_and_option_exit_cleanly(capsys):
         main(["run", "--no-such-option"])
     assert e.value.code == 2
     assert "unrecognized arguments" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    import tomllib
+    from pathlib import Path
+
+    import vsml
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"vsml {vsml.__version__}"
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    assert "version" in project["dynamic"]  # one version, in src/vsml/__init__.py
+    assert (Path(__file__).parents[1] / "CHANGELOG.md").read_text().count(f"## {vsml.__version__}") == 1

@@ -74,7 +74,10 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from vsml import __version__
+
     parser = argparse.ArgumentParser(prog="vsml", description="Variable Shared Meta Learning in JAX")
+    parser.add_argument("--version", action="version", version=f"vsml {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="main job: meta-test the shipped LAs vs tuned backprop on the embedded digits")
     run.add_argument("--episodes", type=ranged(int, ">=1"), default=16)
