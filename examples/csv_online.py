@@ -67,11 +67,9 @@ def stream(csv: str, rows: int | None = None, seed: int = 0) -> dict:
 
 
 def plot(result: dict, out: Path) -> Path:
-    import matplotlib
-
-    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
-        matplotlib.use("Agg")  # a script: write the file without a display
     import matplotlib.pyplot as plt
+
+    from vsml.eval.plots import shows_figures
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     steps = np.arange(1, result["rows"] + 1)
@@ -82,7 +80,8 @@ def plot(result: dict, out: Path) -> Path:
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
-    plt.close(fig)
+    if not shows_figures():  # in a notebook the figure stays open and is shown inline
+        plt.close(fig)
     return out
 
 
@@ -106,4 +105,7 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
+    import os
+
+    os.environ.setdefault("MPLBACKEND", "Agg")  # as a script: write the PNG, open no window
     main()

@@ -99,4 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    import os
+
+    os.environ.setdefault("MPLBACKEND", "Agg")  # a command: write the PNGs, open no window
     sys.exit(main())

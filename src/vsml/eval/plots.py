@@ -1,4 +1,10 @@
-"""PNG figures (matplotlib, Agg backend): learning curves, fast association, state norms."""
+"""Figures (matplotlib): learning curves, fast association, state norms.
+
+Plots use matplotlib's active backend: a notebook shows each figure inline (it stays open after
+it is written), a script on a desktop may ``plt.show()`` them; with a file-only backend (Agg,
+which matplotlib picks itself where there is no display) each figure is closed once written. The
+``vsml`` command selects Agg (``MPLBACKEND``, unless set), so it writes its PNGs without a display
+and opens no window."""
 
 from __future__ import annotations
 
@@ -10,14 +16,22 @@ import numpy as np
 from vsml.eval.metrics import curve_ci, smooth as running_mean
 
 
-def pyplot():
-    """matplotlib.pyplot on the non-interactive Agg backend."""
-    import matplotlib
+_FILE_BACKENDS = ("agg", "cairo", "pdf", "pgf", "ps", "svg", "template")
 
-    matplotlib.use("Agg", force=True)
+
+def pyplot():
+    """matplotlib.pyplot on the active backend (module docstring)."""
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def shows_figures() -> bool:
+    """Whether the active backend displays figures (inline in a notebook, or a GUI), so that a
+    written figure is left open for it; False for file-only backends such as Agg."""
+    import matplotlib
+
+    return matplotlib.get_backend().lower() not in _FILE_BACKENDS
 
 
 def default_window(steps: int) -> int:
@@ -58,7 +72,8 @@ def plot_learning_curves(report, path: str | Path, *, smooth: int | None = None,
 
 
 def save_figure(fig, path: str | Path) -> Path:
-    """Lay out ``fig``, write it to ``path`` atomically (format from the suffix; 120 dpi) and close it."""
+    """Lay out ``fig``, write it to ``path`` atomically (format from the suffix; 120 dpi) and close it
+    (left open where the backend displays figures: :func:`shows_figures`)."""
     import io
 
     from vsml.artifacts import atomic_write_bytes
@@ -68,7 +83,8 @@ def save_figure(fig, path: str | Path) -> Path:
     try:
         fig.savefig(buf, dpi=120, format=Path(path).suffix.lstrip(".") or "png")
     finally:
-        pyplot().close(fig)
+        if not shows_figures():
+            pyplot().close(fig)
     return atomic_write_bytes(path, buf.getvalue())  # never a half-written figure
 
 

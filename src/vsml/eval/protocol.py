@@ -226,4 +226,7 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
+    import os
+
+    os.environ.setdefault("MPLBACKEND", "Agg")  # a command: write the PNGs, open no window
     raise SystemExit(main())
