@@ -47,6 +47,8 @@ def test_summary_windows():
     assert s["first_100_acc"].mean == 0.0 and s["final_acc"].mean == 1.0
     assert s["online_acc"].mean == pytest.approx(0.5)
     assert "first_1000_acc" not in s
+    short = summarize(correct[:, :10], np.ones((2, 10)))  # 10 steps: no window of 100 steps to report
+    assert set(short) == {"online_acc", "online_loss"}
 
 
 def test_evaluate_is_reproducible_and_uses_the_same_episodes():

@@ -43,7 +43,9 @@ def plot_learning_curves(report, path: str | Path, *, smooth: int | None = None,
     """One panel per dataset; per learner the running-mean accuracy over steps with a CI band.
 
     Each episode's per-step accuracy is smoothed with a trailing window of ``smooth`` steps
-    (default :func:`default_window`), then the band is the pointwise interval over episodes.
+    (default :func:`default_window`), then the band is the pointwise interval over episodes. When
+    the report has an oracle for a dataset (``vsml run``, ``vsml evaluate --reference oracle``), its
+    best-online configuration is drawn on that panel too (black, dashed), as the table reports it.
     """
     plt = pyplot()
     datasets = report.datasets
@@ -59,6 +61,14 @@ def plot_learning_curves(report, path: str | Path, *, smooth: int | None = None,
             steps = np.arange(1, len(mean) + 1)
             (line,) = ax.plot(steps, 100 * mean, label=r.learner, lw=1.4)
             ax.fill_between(steps, np.clip(100 * lo, 0, 100), np.clip(100 * hi, 0, 100), color=line.get_color(), alpha=0.2, lw=0)
+        oracle = getattr(report, "oracles", {}).get(dname)
+        if oracle is not None and oracle.online_curves is not None:
+            correct = np.asarray(oracle.online_curves[0])
+            mean, lo, hi = curve_ci(running_mean(correct, smooth or default_window(correct.shape[1])), confidence)
+            steps = np.arange(1, len(mean) + 1)
+            ax.plot(steps, 100 * mean, color="black", ls="--", lw=1.4,
+                    label=f"oracle best backprop ({oracle.best['online_acc'][0]})")
+            ax.fill_between(steps, np.clip(100 * lo, 0, 100), np.clip(100 * hi, 0, 100), color="black", alpha=0.08, lw=0)
         ax.set_title(dname)
         ax.set_xlabel("step (examples seen)")
         ax.set_ylabel("online accuracy (%)")

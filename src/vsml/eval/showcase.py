@@ -85,7 +85,7 @@ def run_showcase(
 def headline(report: EvalReport, label: str, confidence: float = 0.95) -> str | None:
     """One sentence on ``label`` against the oracle best backprop: its online accuracy, the oracle's,
     and the paired difference (mean ± CI half-width, points) over all steps, the first 100 and the
-    last 100. ``None`` when ``label`` or the oracle is not in the report."""
+    last 100 (where the episodes are that long). ``None`` when ``label`` or the oracle is not in the report."""
     from vsml.eval.report import ORACLE, _fmt_diff, paired_rows, summary_rows
 
     if report.reference != "oracle":
@@ -98,6 +98,7 @@ def headline(report: EvalReport, label: str, confidence: float = 0.95) -> str | 
     oracle = next(r for r in rows if r["learner"] == ORACLE and r["dataset"] == mine["dataset"])
     return (f"{label} on {mine['dataset']} ({mine['episodes']} episodes × {mine['steps']} steps): online accuracy "
             f"{mine['online_acc'].mean * 100:.1f} % against {oracle['online_acc'].mean * 100:.1f} % for the oracle best "
-            f"backprop; paired difference {_fmt_diff(diff.get('online_acc'))} points over all steps, "
-            f"{_fmt_diff(diff.get('first_100_acc'))} over the first 100, {_fmt_diff(diff.get('final_acc'))} over the last "
-            f"100 ({int(confidence * 100)} % CI).")
+            f"backprop; paired difference {_fmt_diff(diff.get('online_acc'))} points over all steps"
+            + "".join(f", {_fmt_diff(diff[k])} over the {name}" for k, name in
+                      (("first_100_acc", "first 100"), ("final_acc", "last 100")) if k in diff)  # windows that fit
+            + f" ({int(confidence * 100)} % CI).")
