@@ -60,3 +60,20 @@ def test_version(capsys):
     project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
     assert "version" in project["dynamic"]  # one version, in src/vsml/__init__.py
     assert (Path(__file__).parents[1] / "CHANGELOG.md").read_text().count(f"## {vsml.__version__}") == 1
+
+
+def test_protocol_and_clone_evaluate_are_subcommands(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["protocol", "--help"])
+    assert e.value.code == 0 and "usage: vsml protocol" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["clone-evaluate", "--help"])
+    assert e.value.code == 0 and "usage: vsml clone-evaluate" in capsys.readouterr().out
+    assert main(["protocol", "--checkpoint", "nope", "-o", str(tmp_path / "x"), "-d", "digits:2"]) == 2
+    assert capsys.readouterr().err.startswith("vsml protocol: error: cannot load checkpoint nope")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "table.md").write_text("an earlier run")  # the output-folder rule of the other commands
+    assert main(["clone-evaluate", "--la", "cloned_sgd_1layer", "-d", "digits", "-o", str(tmp_path / "full")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vsml clone-evaluate: error: output folder") and "--overwrite" in err
+    assert (tmp_path / "full" / "table.md").read_text() == "an earlier run"

@@ -101,13 +101,17 @@ def build_parser() -> argparse.ArgumentParser:
     conv.set_defaults(func=_cmd_convert)
 
     from vsml.cloning import cli as clone_cli
+    from vsml.cloning import evaluate as clone_evaluate
     from vsml.data import cli as data_cli
     from vsml.eval import cli as eval_cli
+    from vsml.eval import protocol
     from vsml.meta import cli as meta_cli
 
     data_cli.register(sub)
     eval_cli.register(sub)
+    protocol.register(sub)
     clone_cli.register(sub)
+    clone_evaluate.register(sub)
     meta_cli.register(sub)
     return parser
 
@@ -116,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MPLBACKEND", "Agg")  # the command writes PNGs, never opens a window (vsml/eval/plots.py)
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by commands that write their command line
     try:
         return int(args.func(args) or 0)
     except (ConfigError, ValueError, FileNotFoundError) as e:
