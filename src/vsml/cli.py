@@ -104,12 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     from vsml.cloning import evaluate as clone_evaluate
     from vsml.data import cli as data_cli
     from vsml.eval import cli as eval_cli
-    from vsml.eval import protocol
+    from vsml.eval import figures, protocol
     from vsml.meta import cli as meta_cli
 
     data_cli.register(sub)
     eval_cli.register(sub)
     protocol.register(sub)
+    figures.register(sub)
     clone_cli.register(sub)
     clone_evaluate.register(sub)
     meta_cli.register(sub)
