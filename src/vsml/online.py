@@ -145,8 +145,7 @@ class OnlineModel:
                  classes=None, standardize: bool = False):
         learner.check_task(task)
         if classes is not None:
-            classes = tuple(_plain(c) for c in np.asarray(classes).tolist()) if not isinstance(classes, (list, tuple)) \
-                else tuple(_plain(c) for c in classes)
+            classes = tuple(_plain(c) for c in (classes if isinstance(classes, (list, tuple)) else np.asarray(classes).tolist()))
             if len(classes) != task.num_classes:
                 raise InputError(f"{len(classes)} classes given for a task of {task.num_classes} classes")
             if len(set(classes)) != len(classes):
