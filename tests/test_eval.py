@@ -388,3 +388,34 @@ def test_bar_plot(tmp_path, capsys):
         tool.figure_rows(path, "last_acc")
     assert main(["plot", "bars", str(path), "--metric", "last_acc", "-o", str(tmp_path / "b2.png")]) == 2
     assert capsys.readouterr().err.startswith("vsml plot bars: error: ") and not (tmp_path / "b2.png").exists()
+
+
+def test_oracle_cache_runs_the_grid_once_per_set_of_episodes(tmp_path, monkeypatch):
+    """With a cache folder the oracle grid runs once per set of episodes: a second learner judged on
+    the same episodes gets the same oracle without running it; other episodes miss; a damaged
+    cache file is ignored and rewritten."""
+    import importlib
+
+    from vsml.data.episodes import Episodes
+    from vsml.eval import compare
+
+    ev = importlib.import_module("vsml.eval.evaluate")
+
+    rng = np.random.default_rng(0)
+    eps = Episodes(rng.normal(size=(2, 30, 1, 8)).astype(np.float32), rng.integers(0, 3, (2, 30, 1)).astype(np.int32), 3)
+    lrs = {"sgd": (0.01, 0.1)}
+    first = compare.oracle_backprop({"a": eps}, lrs=lrs, cache=tmp_path)
+    (entry,) = list(tmp_path.glob("oracle_*.npz"))
+    calls = []
+    real = ev.evaluate
+    monkeypatch.setattr(ev, "evaluate", lambda *a, **k: calls.append(a) or real(*a, **k))
+    again = compare.oracle_backprop({"a": eps}, lrs=lrs, cache=tmp_path)
+    assert not calls
+    for m, (label, v) in first["a"].best.items():
+        assert again["a"].best[m][0] == label and np.array_equal(again["a"].best[m][1], v)
+    other = eps._replace(ys=(eps.ys + 1) % 3)
+    compare.oracle_backprop({"a": eps, "b": other}, lrs=lrs, cache=tmp_path)
+    assert len(calls) == 1 and list(calls[0][1]) == ["b"]  # only the episodes not cached yet
+    entry.write_bytes(b"not a zip")
+    compare.oracle_backprop({"a": eps}, lrs=lrs, cache=tmp_path)
+    assert len(calls) == 2 and compare._cache_read(tmp_path, entry.stem.removeprefix("oracle_")) is not None

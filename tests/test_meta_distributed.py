@@ -1,14 +1,18 @@
 """Sharding: 2 processes (jax.distributed on 127.0.0.1, gloo CPU collectives) give bit-identical
-parameters and meta-losses to 1 process with 2 forced host devices (the same SPMD program).
+parameters, meta-losses and persistent inner state to 1 process with 2 forced host devices (the
+same SPMD program), for every registered meta-optimizer, across SIGTERM of both processes and
+kill -9 followed by ``--resume``. Checkpoints of multi-process runs hold every process's lifetimes.
 
 (A 1-device run matches the meta-loss trajectory to ~1e-4 but not the parameters bit for bit: Adam
 divides by sqrt(v), so gradient entries that are ~1e-9 of rounding noise become lr-sized steps.
 Checked by hand, not here, to keep the suite fast.)"""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -19,6 +23,19 @@ import yaml
 from _meta_support import child_xla_flags, tiny_config
 
 SRC = str(Path(__file__).parents[1] / "src")
+# the normal CLI with every meta-step slowed by 0.25 s, so that signals land mid-run
+SLOW_CLI = ("import sys, time; from vsml.meta import trainer; step = trainer.MetaTrainer.step; "
+            "trainer.MetaTrainer.step = lambda self, *a: (time.sleep(0.25), step(self, *a))[1]; "
+            "from vsml.meta.cli import main; sys.exit(main())")
+LIFE = {"truncation": 4, "min_length": 8, "max_length": 24}
+ESTIMATORS = {
+    "gradient": {},
+    "es": {"es": {"population": 4, "sigma": 0.05, "lr": 0.025}},
+    "pes": {"pes": {"population": 4, "sigma": 0.05, "lr": 0.01, "chunk": None, "lifetime": LIFE}},
+    "tbptt": {"tbptt": {"particles": 2, "lr": 0.01, "lifetime": LIFE}},
+}
+needs_gloo = pytest.mark.skipif(not hasattr(jax.config, "jax_cpu_collectives_implementation"),
+                                reason="this jax has no CPU collectives option (gloo); jax.distributed on CPU unavailable")
 
 
 def _free_port() -> int:
@@ -36,33 +53,147 @@ def _env(**extra):
     return env
 
 
-def _params(run: Path):
-    from vsml import artifacts
+def _config(tmp_path, name, method) -> str:
+    over = {"method": method, **ESTIMATORS[method], "iterations": 6, "checkpoint": {"every": 2, "keep": 5},
+            "distributed": {"startup_timeout": 60, "peer_timeout": 10}}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(tmp_path / name, **over)))
+    return str(path)
 
-    return artifacts.load(run / "learner.npz").leaves("params")
 
-
-@pytest.mark.skipif(not hasattr(jax.config, "jax_cpu_collectives_implementation"),
-                    reason="this jax has no CPU collectives option (gloo); jax.distributed on CPU unavailable")
-def test_two_processes_match_one(tmp_path):
-    def write(name, **over):
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(tiny_config(tmp_path / name, iterations=2, **over)))
-        return str(path)
-
-    cmd = [sys.executable, "-m", "vsml.meta.cli", "--no-progress"]
+def _two(config: str, *extra, slow=True):
     port = _free_port()
-    two = [subprocess.Popen(cmd + [write("two")], env=_env(VSML_COORDINATOR=f"127.0.0.1:{port}", VSML_NUM_PROCESSES="2",
-                                                          VSML_PROCESS_ID=str(i)),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
-    forced = subprocess.Popen(cmd + [write("forced")], env=_env(XLA_FLAGS=" ".join(["--xla_force_host_platform_device_count=2", *child_xla_flags().values()])),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    outs = [p.communicate(timeout=240) for p in (*two, forced)]
-    for p, (_, err) in zip((*two, forced), outs):
+    head = [sys.executable, "-c", SLOW_CLI] if slow else [sys.executable, "-m", "vsml.meta.cli"]
+    return [subprocess.Popen(head + [config, "--no-progress", *extra],
+                             env=_env(VSML_COORDINATOR=f"127.0.0.1:{port}", VSML_NUM_PROCESSES="2", VSML_PROCESS_ID=str(i)),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+
+
+def _forced(config: str):
+    flags = " ".join(["--xla_force_host_platform_device_count=2", *child_xla_flags().values()])
+    return subprocess.Popen([sys.executable, "-m", "vsml.meta.cli", config, "--no-progress"], env=_env(XLA_FLAGS=flags),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(procs, timeout=240):
+    out = []
+    for p in procs:
+        try:
+            _, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            pytest.fail("a process hung")
         if p.returncode != 0 and "initialize failed" in err:
             pytest.skip(f"jax.distributed on CPU unavailable here: {err.strip().splitlines()[-1]}")
-        assert p.returncode == 0, err[-3000:]
-    for a, b in zip(_params(tmp_path / "two"), _params(tmp_path / "forced")):
+        out.append((p.returncode, err))
+    return out
+
+
+def _rows(run: Path) -> int:
+    try:
+        return len((run / "metrics.csv").read_text().splitlines()) - 1
+    except OSError:
+        return 0
+
+
+def _ckpt(run: Path, it: int) -> Path:
+    return run / "checkpoints" / f"ckpt_{it:08d}.npz"
+
+
+def _wait(procs, done, timeout=180):
+    t0 = time.time()
+    while not done():
+        for p in procs:
+            assert p.poll() is None, f"a process ended early (rc {p.returncode}): {p.stderr.read()[-2000:]}"
+        assert time.time() - t0 < timeout, "no progress"
+        time.sleep(0.02)
+
+
+def _losses(run: Path) -> np.ndarray:
+    rows = np.loadtxt(run / "metrics.csv", delimiter=",", skiprows=1, usecols=(0, 2), ndmin=2)
+    return rows[np.argsort(rows[:, 0], kind="stable")]
+
+
+@needs_gloo
+@pytest.mark.parametrize("method", list(ESTIMATORS))
+def test_two_processes_match_one_across_sigterm_and_kill9(tmp_path, method):
+    """2 processes == 1 process x 2 forced devices, bit for bit (parameters, every meta-loss, the
+    persistent inner state of the final checkpoint), with the 2-process run stopped by SIGTERM of
+    both mid-run, resumed, killed with kill -9 after its next checkpoint, and resumed to the end."""
+    from vsml import artifacts
+
+    forced = _forced(_config(tmp_path, "forced", method))
+    config, run = _config(tmp_path, "two", method), tmp_path / "two"
+    procs = _two(config)  # 1) SIGTERM both mid-run: a checkpoint at the step they stop at
+    _wait(procs, lambda: _rows(run) >= 2)
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    (rc0, err0), (rc1, err1) = _finish(procs)
+    assert rc0 == rc1 == 143, err0[-2000:] + err1[-2000:]
+    stopped = _rows(run)
+    assert 2 <= stopped < 6 and _ckpt(run, stopped).exists() and f"after iteration {stopped}" in err0
+    procs = _two(config, "--resume")  # 2) kill -9 one process after the next checkpoint, then the other
+    nxt = stopped + 2 - stopped % 2
+    _wait(procs, lambda: _ckpt(run, nxt).exists() and _rows(run) > nxt)
+    procs[1].kill()
+    procs[0].kill()
+    _finish(procs)
+    (rc0, err0), (rc1, err1) = _finish(_two(config, "--resume", slow=False))  # 3) to the end
+    assert rc0 == rc1 == 0, err0[-2000:] + err1[-2000:]
+    (rc, err), = _finish([forced])
+    assert rc == 0, err[-2000:]
+
+    ref = tmp_path / "forced"
+    for a, b in zip(artifacts.load(ref / "learner.npz").leaves("params"), artifacts.load(run / "learner.npz").leaves("params")):
         np.testing.assert_array_equal(a, b)
-    losses = lambda run: np.loadtxt(tmp_path / run / "metrics.csv", delimiter=",", skiprows=1, usecols=2)  # noqa: E731
-    np.testing.assert_array_equal(losses("two"), losses("forced"))
+    np.testing.assert_array_equal(_losses(run), _losses(ref))  # rows past a checkpoint are redone, not kept twice
+    one, two = artifacts.load(_ckpt(ref, 6)), artifacts.load(_ckpt(run, 6))
+    assert two.meta["processes"] == 2 and one.meta["processes"] == 1
+    for group in ("params", "opt_state", "inner"):
+        assert [x.shape for x in one.leaves(group)] == [x.shape for x in two.leaves(group)], group
+        for a, b in zip(one.leaves(group), two.leaves(group)):
+            np.testing.assert_array_equal(a, b)
+    if method in ("pes", "tbptt"):  # the inner state of every process: as many lifetimes as the config asks for
+        lifetimes = ESTIMATORS[method][method].get("particles") or ESTIMATORS[method][method]["population"] // 2
+        assert two.leaves("inner")[0].shape[0] == lifetimes
+        assert artifacts.load(_ckpt(run, stopped)).leaves("inner")[0].shape[0] == lifetimes
+
+
+def _halved_checkpoint(run: Path) -> Path:
+    """The newest checkpoint of a 1-process TBPTT run rewritten the way an earlier vsml wrote a
+    2-process one: process 0's half of every lifetime array only."""
+    from vsml import artifacts
+
+    path = sorted((run / "checkpoints").glob("ckpt_*.npz"))[-1]
+    art = artifacts.load(path)
+    groups = {g: [a[: a.shape[0] // 2] if g == "inner" else a for a in art.leaves(g)] for g in art.groups}
+    artifacts.save(path, "checkpoint", groups, {**art.meta, "processes": 2, "devices": 2})
+    return path
+
+
+@needs_gloo
+def test_a_lifetime_state_that_does_not_fit_is_refused_on_every_process_with_a_way_on(tmp_path):
+    """A checkpoint whose inner state does not fit says what differs and how to continue (`vsml
+    convert --slim`); in a 2-process run both processes end with that message and exit code 2."""
+    from vsml.checkpoint import CheckpointError
+    from vsml.meta.trainer import MetaTrainer, meta_config_from_dict
+
+    cfg = meta_config_from_dict(tiny_config(tmp_path / "r", method="tbptt", **ESTIMATORS["tbptt"], iterations=2,
+                                            checkpoint={"every": 2, "keep": 2}))
+    MetaTrainer(cfg).run()
+    ckpt = _halved_checkpoint(tmp_path / "r")
+    with pytest.raises(CheckpointError) as e:
+        MetaTrainer(cfg).run(resume=True)
+    msg = str(e.value)
+    assert "does not fit this run" in msg and "written by 2 process(es) with 2 device(s)" in msg
+    assert "1 lifetime(s) per family where this run's tbptt settings give 2" in msg and "process 0's lifetimes" in msg
+    assert f"vsml convert --slim {ckpt}" in msg and "different learner config" not in msg
+
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({**tiny_config(tmp_path / "r", method="tbptt", **ESTIMATORS["tbptt"], iterations=4,
+                                                  checkpoint={"every": 2, "keep": 2}),
+                                    "distributed": {"startup_timeout": 60, "peer_timeout": 10}}))
+    for rc, err in _finish(_two(str(path), "--resume", slow=False), timeout=180):
+        assert rc == 2 and "does not fit this run" in err and "vsml convert --slim" in err, err[-2000:]
+        assert "Terminating process" not in err and "Traceback" not in err

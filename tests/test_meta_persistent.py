@@ -10,6 +10,7 @@ import pytest
 from vsml.config import ConfigError
 from vsml.learners.base import run_steps
 from vsml.meta import LifetimeConfig, pes_estimate
+from vsml.meta.objective import ObjectiveConfig
 from vsml.meta.pes import PESConfig
 from vsml.meta.distributed import make_mesh
 from vsml.meta.trainer import MetaTrainer, meta_config_from_dict
@@ -187,3 +188,120 @@ def test_slim_checkpoint_resumes_with_fresh_lifetimes(tmp_path, capsys):
     assert len(resumed.history) == 2 and all(np.isfinite(r["loss"]) for r in resumed.history)
     assert main(["convert", "--slim", str(tmp_path / "r" / "learner.npz")]) == 2
     assert "not a meta-training checkpoint" in capsys.readouterr().err
+
+
+def _band_weights_reference(bands, t0, steps, length):
+    """Plain-Python step weights: each band's mean counts equally over the steps the lifetime reaches."""
+    edges = [0, *bands, length]
+    spans = [(lo, min(hi, length)) for lo, hi in zip(edges[:-1], edges[1:]) if min(hi, length) > lo]
+    out = []
+    for t in range(t0, t0 + steps):
+        if t >= length:
+            out.append(0.0)
+            continue
+        lo, hi = next(s for s in spans if s[0] <= t < s[1])
+        out.append(length / (len(spans) * (hi - lo)))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("bands,t0,steps,length", [((100, 1000), 0, 300, 300), ((100, 1000), 900, 200, 5000),
+                                                   ((100, 1000), 0, 50, 50), ((2, 6), 4, 8, 12), ((3,), 0, 10, 8)])
+def test_step_weights_match_a_plain_reference(bands, t0, steps, length):
+    from vsml.meta.objective import step_weights
+
+    w = np.asarray(step_weights(bands, t0, steps, length))
+    np.testing.assert_allclose(w, _band_weights_reference(bands, t0, steps, length), rtol=1e-6)
+    # over a whole lifetime, mean(w * loss) is the mean of the band means
+    loss = np.random.default_rng(0).random(length)
+    whole = np.asarray(step_weights(bands, 0, length, length))
+    edges = [0, *[b for b in bands if b < length], length]
+    band_means = [loss[lo:hi].mean() for lo, hi in zip(edges[:-1], edges[1:])]
+    np.testing.assert_allclose((whole * loss).mean(), np.mean(band_means), rtol=1e-5)
+
+
+def test_pes_estimates_the_band_balanced_lifetime_gradient():
+    """``objective.bands``: weighting each truncation step by its lifetime position makes PES
+    estimate the gradient of the band-balanced lifetime objective (early band = late band), which
+    differs from the plain mean's gradient on the toy lifetime."""
+    from vsml.meta.objective import step_weights
+
+    theta = jnp.array([0.9, 0.1])
+    xs = jax.random.normal(jax.random.PRNGKey(0), (PAIRS, N_TRUNC, K))
+    length, bands = N_TRUNC * K, (2, 6)
+    w = step_weights(bands, 0, length, length).reshape(N_TRUNC, K)
+
+    def weighted_unroll(theta, s, xw):
+        x, wt = xw
+        def step(s, xt):
+            s = theta[0] * s + theta[1] * (xt + 1.0)
+            return s, (s - 0.5) ** 2
+        s, losses = jax.lax.scan(step, s, x)
+        return s, ((wt * losses).mean(), jnp.float32(0))
+
+    def total(th, x):
+        s, out = 0.0, 0.0
+        for tau in range(N_TRUNC):
+            s, (l, _) = weighted_unroll(th, s, (x[tau], w[tau]))
+            out = out + l
+        return out
+
+    true = jax.grad(lambda th: jax.vmap(lambda x: total(th, x))(xs).mean())(theta)
+    plain = _lifetime_gradient(theta, xs)
+    mesh, states, noise, g = make_mesh(), jnp.zeros(2 * PAIRS), jnp.zeros((PAIRS, 2)), jnp.zeros(2)
+    for tau in range(N_TRUNC):
+        keys = jax.random.split(jax.random.PRNGKey(100 + tau), PAIRS)
+        data = (xs[:, tau], jnp.broadcast_to(w[tau], (PAIRS, K)))
+        est, noise, states, _, _ = pes_estimate(weighted_unroll, theta, states, noise, data, keys, 0.01, mesh, None)
+        g = g + est
+    np.testing.assert_allclose(g, true, rtol=0.1, atol=0.02 * float(jnp.linalg.norm(true)))
+    assert float(jnp.linalg.norm(true - plain)) > 0.2 * float(jnp.linalg.norm(plain))
+
+
+def test_lifetimes_are_log_uniform_and_staggered():
+    """Lengths log-uniform over [min_length, max_length] (rounded up to the truncation); the first
+    lifetimes start at random truncations, so one meta-step mixes early and late lifetime steps."""
+    from vsml.meta import persistent as ps
+
+    class Sampler:
+        def sample_task(self, key):
+            return jnp.zeros(())
+
+    cfg = LifetimeConfig(truncation=10, min_length=100, max_length=10000)
+    p = ps.init_particles(Sampler(), jax.random.PRNGKey(0), 4000, cfg)
+    length, t = np.asarray(p.length), np.asarray(p.t)
+    assert length.min() >= 100 and length.max() <= 10000 and (length % 10 == 0).all()
+    u = (np.log(length) - np.log(100)) / (np.log(10000) - np.log(100))  # ~ uniform on [0, 1]
+    np.testing.assert_allclose(np.quantile(u, [0.25, 0.5, 0.75]), [0.25, 0.5, 0.75], atol=0.03)
+    assert (t % 10 == 0).all() and (t < length).all()
+    frac = t / length
+    assert (frac < 0.1).mean() > 0.05 and (frac > 0.9).mean() > 0.05  # early and late windows in one step
+    w = np.asarray(ps.truncation_weights(p, ObjectiveConfig(bands=(100, 1000)), 10))
+    long = length >= 3000  # there the first band weighs > 10x a step of the late band
+    assert w.shape == (4000, 10) and w[long & (t < 100)].min() > 10 * w[long & (t >= 1000)].max()
+
+
+def test_band_objective_trains_every_estimator(tmp_path):
+    over = {"objective": {"bands": [2, 6]}, "iterations": 2}
+    for method, section in [("gradient", {}), ("tbptt", {"tbptt": {"particles": 2, "lr": 0.01, "lifetime": {"truncation": 4, "min_length": 4, "max_length": 16}}}),
+                            ("pes", {"pes": {"population": 2, "lifetime": {"truncation": 4, "min_length": 4, "max_length": 16}, "chunk": None}})]:
+        result = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / method, method=method, **section, **over))).run()
+        assert all(np.isfinite(r["loss"]) and r["finite"] for r in result.history), method
+    for bad in ([0, 5], [10, 5], [3, 3]):
+        with pytest.raises(ConfigError, match="objective.bands"):
+            ObjectiveConfig(bands=tuple(bad))
+    with pytest.raises(ConfigError, match="objective.bands"):
+        ObjectiveConfig(kind="last", bands=(5,))
+
+
+def test_adam_eps_reaches_every_meta_optimizer(tmp_path):
+    """``<section>.eps`` is Adam's epsilon of that estimator (a much smaller one: plateau option)."""
+    grads = {"w": jnp.full((3,), 1e-6)}
+    for method in ("gradient", "es", "pes", "tbptt"):
+        steps = []
+        for eps in (1e-8, 1e-3):
+            section = {"eps": eps, **({"lifetime": {"truncation": 4, "min_length": 4, "max_length": 8}} if method in ("pes", "tbptt") else {})}
+            trainer = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / f"{method}{eps}", method=method, **{method: section})))
+            opt = trainer.optimizer(0).optimizer
+            updates, _ = opt.update(grads, opt.init(grads), grads)
+            steps.append(float(jnp.abs(updates["w"]).max()))
+        assert steps[1] < 0.01 * steps[0], method

@@ -18,7 +18,13 @@ tuned backprop learner would score, not a fair competitor, which makes it a dema
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
+import json
 import math
+import os
+import zipfile
+from pathlib import Path
 
 import numpy as np
 
@@ -84,14 +90,76 @@ def oracle_from_curves(dataset: str, runs: dict[str, tuple[np.ndarray, np.ndarra
 
 
 def oracle_backprop(datasets: dict[str, Episodes], seed: int = 0, lrs=None, chunk: int | None = None,
-                    progress: bool = False, windows=()) -> dict[str, Oracle]:
-    """Run the oracle grid on every dataset's episodes (same episodes and keys as :func:`evaluate`)."""
+                    progress: bool = False, windows=(), cache: str | os.PathLike | None = None) -> dict[str, Oracle]:
+    """Run the oracle grid on every dataset's episodes (same episodes and keys as :func:`evaluate`).
+
+    ``cache``: a folder of the grid's per-episode curves, one file per set of episodes
+    (:func:`oracle_cache_key`: the episodes' bytes, the seed, the grid and the code that runs it), so
+    judging another learner on the same episodes runs only that learner. A damaged cache file is
+    ignored and rewritten."""
     from vsml.eval.evaluate import evaluate
 
     configs = oracle_configs(lrs)
-    report = evaluate(configs, datasets, seed=seed, chunk=chunk, progress=progress)
-    return {d: oracle_from_curves(d, {r.learner: (r.correct, r.loss) for r in report.results if r.dataset == d}, windows)
-            for d in report.datasets}
+    runs, todo = {}, {}
+    for d, eps in datasets.items():
+        hit = _cache_read(cache, oracle_cache_key(eps, seed, configs)) if cache is not None else None
+        if hit is not None and set(hit) == set(configs):
+            runs[d] = hit
+        else:
+            todo[d] = eps
+    if todo:
+        report = evaluate(configs, todo, seed=seed, chunk=chunk, progress=progress)
+        for d in report.datasets:
+            runs[d] = {r.learner: (r.correct, r.loss) for r in report.results if r.dataset == d}
+            if cache is not None:
+                _cache_write(cache, oracle_cache_key(todo[d], seed, configs), runs[d])
+    return {d: oracle_from_curves(d, runs[d], windows) for d in datasets}
+
+
+def oracle_cache_key(episodes: Episodes, seed: int, configs: dict) -> str:
+    """Digest of what the oracle's curves depend on: the episodes (inputs, labels, class count), the
+    learners' key seed, the grid's labels and learning rates, and the sources of the code that runs
+    them (backprop learners, the episode scan, evaluation), with the JAX version."""
+    import jax
+
+    h = hashlib.sha256()
+    for a in (episodes.xs, episodes.ys):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    grid = sorted((label, float(np.asarray(p["log_lr"]))) for label, (_, p) in configs.items())
+    h.update(json.dumps([episodes.num_classes, int(seed), grid, ORACLE_HIDDEN, jax.__version__]).encode())
+    root = Path(__file__).resolve().parents[1]
+    for rel in ("learners/backprop.py", "learners/base.py", "eval/evaluate.py", "eval/compare.py"):
+        h.update((root / rel).read_bytes())
+    return h.hexdigest()[:32]
+
+
+def _cache_read(folder, key: str) -> dict | None:
+    path = Path(folder) / f"oracle_{key}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            labels = json.loads(str(z["labels"]))
+            return {label: (z[f"c{i}"], z[f"l{i}"]) for i, label in enumerate(labels)}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def _cache_write(folder, key: str, runs: dict) -> None:
+    """Atomic; a cache that cannot be written is skipped (the result does not depend on it)."""
+    from vsml.artifacts import atomic_write_bytes
+
+    labels = list(runs)
+    arrays = {"labels": np.asarray(json.dumps(labels))}
+    for i, label in enumerate(labels):
+        arrays[f"c{i}"], arrays[f"l{i}"] = (np.asarray(a) for a in runs[label])
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(Path(folder) / f"oracle_{key}.npz", buf.getvalue())
+    except OSError:
+        pass
 
 
 def paired_differences(report, reference: str, oracles: dict[str, Oracle] | None = None,

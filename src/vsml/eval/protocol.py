@@ -26,6 +26,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -53,6 +54,7 @@ class ProtocolConfig:
     seed: int = 0
     chunk: int | None = None
     data_dir: str | None = None
+    oracle_cache: str | None = None  # folder of the oracle grid's curves per set of episodes (None: no cache)
 
     def __post_init__(self):
         if self.episodes < 2:
@@ -65,6 +67,14 @@ class ProtocolConfig:
             raise ValueError(f"long_episodes must be >= 2, got {self.long_episodes}")
         for spec in self.datasets:
             parse_dataset(spec)
+
+
+def default_oracle_cache() -> str:
+    """``$VSML_CACHE_DIR/oracle``, else ``$XDG_CACHE_HOME/vsml/oracle``, else ``~/.cache/vsml/oracle``."""
+    if os.environ.get("VSML_CACHE_DIR"):
+        return str(Path(os.environ["VSML_CACHE_DIR"]) / "oracle")
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return str(Path(base) / "vsml" / "oracle")
 
 
 def parse_dataset(spec: str) -> tuple[str, int]:
@@ -109,7 +119,7 @@ def run(learners: dict, config: ProtocolConfig = ProtocolConfig(), progress: boo
         data = {f"{spec} {size}x{size}": episodes(config, spec, size, config.steps, config.episodes) for spec in config.datasets}
         log(f"{size}x{size}: {len(learners)} LA(s) and the oracle grid on {', '.join(data)}")
         report = evaluate(learners, data, seed=config.seed, chunk=config.chunk, progress=progress)
-        oracles = oracle_backprop(data, seed=config.seed, chunk=config.chunk, progress=progress)
+        oracles = oracle_backprop(data, seed=config.seed, chunk=config.chunk, progress=progress, cache=config.oracle_cache)
         curves.results += report.results + [Curves(f"oracle ({o.best['online_acc'][0]})", d, *o.online_curves)
                                             for d, o in oracles.items()]
         for row in paired_differences(report, "oracle", oracles):
@@ -195,6 +205,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=ranged(int, ">=0"), default=0)
     parser.add_argument("--chunk", type=ranged(int, ">=1"), default=None, help="episodes run at once (memory)")
     parser.add_argument("--data-dir", default=None, help="data directory (default $VSML_DATA_DIR)")
+    parser.add_argument("--oracle-cache", default=default_oracle_cache(), metavar="DIR",
+                        help="folder caching the oracle grid's curves per set of episodes, so judging another LA on the "
+                             "same episodes runs only that LA (default: %(default)s; 'none' disables it)")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -213,7 +226,8 @@ def run_command(args, argv=None, prog: str = "vsml protocol") -> int:
     try:
         config = ProtocolConfig(datasets=tuple(args.dataset or DEFAULT_DATASETS), sizes=tuple(args.size or (14, 28)),
                                 episodes=args.episodes, steps=args.steps, long_steps=args.long_steps,
-                                long_episodes=args.long_episodes, seed=args.seed, chunk=args.chunk, data_dir=args.data_dir)
+                                long_episodes=args.long_episodes, seed=args.seed, chunk=args.chunk, data_dir=args.data_dir,
+                                oracle_cache=None if args.oracle_cache in (None, "", "none") else args.oracle_cache)
         learners = load_checkpoints(args.checkpoint)
         out = runs.prepare_output(args.out, default="runs/protocol", owned=OWNED, overwrite=args.overwrite,
                                   log=lambda m: print(m, file=sys.stderr))
@@ -252,7 +266,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    import os
-
     os.environ.setdefault("MPLBACKEND", "Agg")  # a command: write the PNGs, open no window
     raise SystemExit(main())

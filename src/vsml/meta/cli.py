@@ -7,7 +7,10 @@ runnable alone: ``python -m vsml.meta.cli CONFIG ...``.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
 
 from vsml.limits import ranged
 
@@ -32,6 +35,9 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     p.add_argument("--wait-lock", type=ranged(float, ">=0"), default=0.0, metavar="SECONDS",
                    help="wait up to this long for another run holding the out folder to end (default: fail at once)")
+    p.add_argument("--time-limit", type=ranged(float, ">0"), default=None, metavar="SECONDS",
+                   help="stop gracefully once this much wall-clock time has passed, as on SIGTERM: finish the "
+                        "current iteration, write a checkpoint, exit 143 (a borrowed machine, a scheduler slot)")
 
 
 def _command(args) -> str:
@@ -45,6 +51,14 @@ def _command(args) -> str:
     if args.resume:
         argv.append("--resume")
     return command_line("vsml meta-train", argv)
+
+
+def _stop_after(seconds: float) -> threading.Timer:
+    """Send this process SIGTERM after ``seconds`` (the trainer's graceful stop: checkpoint, exit 143)."""
+    timer = threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def cmd_meta_train(args) -> int:
@@ -73,7 +87,12 @@ def cmd_meta_train(args) -> int:
             print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
             return 0
         trainer = MetaTrainer(cfg, command=_command(args), lock_wait=getattr(args, "wait_lock", 0.0))
-        result = trainer.run(resume=args.resume)
+        timer = _stop_after(args.time_limit) if getattr(args, "time_limit", None) else None
+        try:
+            result = trainer.run(resume=args.resume)
+        finally:
+            if timer is not None:
+                timer.cancel()
     except StopRequested as e:
         print(f"{prog}: {e}; continue with: {trainer.resume_command if trainer else '--resume'}", file=sys.stderr)
         return e.exit_code

@@ -37,6 +37,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from vsml.config import ConfigError
@@ -311,9 +312,12 @@ def agree(record: dict, timeout: float, what: str = "run") -> None:
     if missing:
         raise PeerLostError(f"process(es) {', '.join(map(str, missing))} did not report their {what} settings within "
                             f"{timeout:g} s (distributed.startup_timeout); restart every process")
-    errors = [f"process {i}: {r['error']}" for i, r in records.items() if r.get("error")]
-    if errors:
-        raise DistributedError(f"{what} cannot start on every process, so none starts: " + "; ".join(errors))
+    failed = {i: r["error"] for i, r in records.items() if r.get("error")}
+    if failed and len(failed) == n and len(set(failed.values())) == 1:
+        raise DistributedError(f"{what} cannot start (every process found the same): {failed[0]}")
+    if failed:
+        raise DistributedError(f"{what} cannot start on every process, so none starts: "
+                               + "; ".join(f"process {i}: {e}" for i, e in failed.items()))
     flat = {i: _flatten({k: v for k, v in r.items() if k != "error"}) for i, r in records.items()}
     keys = sorted(set().union(*flat.values()))
     diffs = []
@@ -386,6 +390,30 @@ def shard_batch(x, mesh: Mesh):
     return jax.lax.with_sharding_constraint(x, batch_sharding(mesh))
 
 
+def _leading_sharding(shape, mesh: Mesh) -> NamedSharding:
+    """Split the leading axis over the mesh where it divides evenly, else replicate."""
+    n = mesh.devices.size
+    return batch_sharding(mesh) if len(shape) >= 1 and shape[0] % n == 0 else replicated(mesh)
+
+
+def shard_leading(tree, mesh: Mesh):
+    """Inside jit: constrain every leaf of ``tree`` (persistent inner state: leading axis particle
+    or member) to :func:`place_leading`'s placement, so that every meta-step sees its inner state
+    placed one way — fresh, restored from a checkpoint or carried from the previous step — and one
+    compiled step (one order of floating-point operations) serves them all."""
+    return jax.tree_util.tree_map(lambda x: jax.lax.with_sharding_constraint(x, _leading_sharding(x.shape, mesh)), tree)
+
+
+def place_leading(tree, mesh: Mesh):
+    """Host pytree (the whole global arrays, on every process) -> global arrays split over the mesh
+    along their leading axis (replicated where it does not divide evenly)."""
+    def put(leaf):
+        arr = np.asarray(leaf)
+        return jax.make_array_from_callback(arr.shape, _leading_sharding(arr.shape, mesh), lambda idx: arr[idx])
+
+    return jax.tree_util.tree_map(put, tree)
+
+
 def replicate(tree, mesh: Mesh):
     """Host pytree (same values on every process) -> replicated global arrays on ``mesh``."""
     sharding = replicated(mesh)
@@ -398,12 +426,19 @@ def replicate(tree, mesh: Mesh):
 
 
 def to_host(tree):
-    """Replicated (or fully addressable) arrays -> NumPy arrays, on every process."""
+    """Global arrays -> whole NumPy arrays, on every process.
 
+    A replicated array is read from a local copy; an array sharded across processes (the
+    persistent estimators' inner state: particles, learner states, noise) is gathered from every
+    process (:func:`jax.experimental.multihost_utils.process_allgather`), so a checkpoint holds
+    every process's lifetimes. Gathering is a collective: in a multi-process run every process
+    must call this at the same point with the same tree."""
     def get(leaf):
-        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+        if not isinstance(leaf, jax.Array) or leaf.is_fully_addressable:
+            return np.asarray(leaf)
+        if leaf.sharding.is_fully_replicated:
             return np.asarray(leaf.addressable_data(0))
-        return np.asarray(leaf)
+        return np.asarray(multihost_utils.process_allgather(leaf, tiled=True))
 
     return jax.tree_util.tree_map(get, tree)
 

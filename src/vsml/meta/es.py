@@ -63,6 +63,7 @@ class ESConfig:
     population: int = 1024
     sigma: float = 0.05
     lr: float = 0.025
+    eps: float = 1e-8  # Adam's epsilon
     clip: float = 0.0
     fitness_shaping: Shaping | bool = "none"  # a FITNESS_SHAPING name (true/false: centered_ranks/none)
     episodes: Literal["member", "pair"] = "member"

@@ -31,6 +31,7 @@ class GradientConfig:
     remat: bool = True
     b1: float = 0.9
     b2: float = 0.999
+    eps: float = 1e-8  # Adam's epsilon (a much smaller one shortens chance plateaus: Kirsch et al. 2022)
     chunk: int | None = None  # episodes differentiated at once per device; gradients averaged (memory)
 
     def __post_init__(self):

@@ -13,6 +13,15 @@ log(classes), its chance level, so families with many classes do not dominate).
 - ``"online"`` (default): the mean loss over all steps (rewards learning *fast*);
 - ``"last"``: the mean loss over the last ``last_steps`` steps only (few-shot queries).
 
+``bands=(b_1, ..., b_n)`` (e.g. ``[100, 1000]``) weights the steps of an episode or lifetime so that
+the mean loss over each band of steps ``[0, b_1), [b_1, b_2), ..., [b_n, T)`` counts equally,
+however long each band is: a 10,000-step lifetime's first 100 steps then weigh as much as its last
+9,000 (without it, long lifetimes teach only late learning and the early edge is lost; Wu et al.
+2018 on short-horizon bias, and its mirror image). Bands that a shorter lifetime does not reach are
+left out of its mean. The persistent estimators apply the weights of each step's position in its
+lifetime (:func:`step_weights`), so the sum of the weighted truncation losses over a lifetime is
+its band-balanced mean. Empty (default): every step weighs the same.
+
 ``truncation=k`` cuts the gradient path of the inner loop every ``k`` steps (the learner state is
 passed through ``stop_gradient`` at chunk boundaries; see :func:`vsml.learners.base.run_steps`).
 This is *truncated* backprop through time: it is biased — credit for what a step does to the
@@ -28,6 +37,7 @@ import math
 from typing import Literal
 
 import jax
+import jax.numpy as jnp
 
 from vsml.config import ConfigError
 from vsml.learners.base import EpisodeResult, OnlineLearner, TaskSpec, episode
@@ -41,6 +51,7 @@ class ObjectiveConfig:
     last_steps: int = 1
     truncation: int | None = None
     normalize: bool = False  # divide each episode's loss by log(num_classes) (its chance level)
+    bands: tuple[int, ...] = ()  # step-band boundaries: each band's mean loss counts equally (see module docstring)
 
     def __post_init__(self):
         if self.kind not in ("online", "last"):
@@ -49,11 +60,39 @@ class ObjectiveConfig:
             raise ConfigError(f"objective.last_steps must be >= 1, got {self.last_steps}")
         if self.truncation is not None and self.truncation < 1:
             raise ConfigError(f"objective.truncation must be >= 1 (or null for the exact gradient), got {self.truncation}")
+        bands = tuple(self.bands)
+        if any(not isinstance(b, int) or isinstance(b, bool) or b < 1 for b in bands) or list(bands) != sorted(set(bands)):
+            raise ConfigError(f"objective.bands must be strictly increasing integers >= 1 (step boundaries), got {list(bands)}")
+        if bands and self.kind != "online":
+            raise ConfigError("objective.bands weights the steps of the online loss; it needs objective.kind: online")
+        object.__setattr__(self, "bands", bands)
+
+
+def step_weights(bands: tuple[int, ...], t0, steps: int, length) -> jax.Array:
+    """Weights ``[steps]`` of lifetime positions ``t0 .. t0 + steps - 1`` in a lifetime of ``length``
+    steps (``t0``, ``length``: int scalars, may be traced) under step ``bands``: a step in band ``j``
+    weighs ``length / (n · len_j)``, where ``len_j`` is how much of the band the lifetime reaches and
+    ``n`` how many bands it reaches, so the mean of ``weight · loss`` over the whole lifetime is the
+    mean over bands of each band's mean loss. Positions at or past ``length`` weigh 0."""
+    if not bands:
+        return jnp.ones((steps,), jnp.float32)
+    t = jnp.asarray(t0) + jnp.arange(steps)
+    length = jnp.asarray(length, jnp.float32)
+    lo = jnp.array((0,) + tuple(bands), jnp.float32)
+    hi = jnp.minimum(jnp.concatenate([lo[1:], jnp.array([jnp.inf], jnp.float32)]), length)
+    reach = jnp.maximum(hi - lo, 0.0)
+    n = (reach > 0).sum()
+    band = jnp.searchsorted(jnp.array(bands), t, side="right")
+    w = length / (n * jnp.maximum(reach[band], 1.0))
+    return jnp.where(t < length, w, 0.0)
 
 
 def score(result: EpisodeResult, objective: ObjectiveConfig) -> tuple[jax.Array, jax.Array]:
     """``result`` of one episode -> ``(loss, accuracy)`` scalars under ``objective``."""
     losses, correct = result.losses, result.correct
+    if objective.bands:
+        T = losses.shape[-2]
+        losses = losses * step_weights(objective.bands, 0, T, T)[:, None]
     if objective.kind == "last":
         losses, correct = losses[-objective.last_steps :], correct[-objective.last_steps :]
     return loss_scale(objective, result.logits.shape[-1]) * losses.mean(), correct.mean()

@@ -70,15 +70,16 @@ class MetaOptimizer:
     @property
     def optimizer(self) -> optax.GradientTransformation:
         """The update rule: :func:`make_optimizer` from the config's ``lr``, ``clip`` and, where the
-        config has them, Adam's ``b1``, ``b2``."""
+        config has them, Adam's ``b1``, ``b2``, ``eps``."""
         c = self.config
-        return make_optimizer(c.lr, c.clip, getattr(c, "b1", 0.9), getattr(c, "b2", 0.999))
+        return make_optimizer(c.lr, c.clip, getattr(c, "b1", 0.9), getattr(c, "b2", 0.999), getattr(c, "eps", 1e-8))
 
 
-def make_optimizer(lr: float, clip: float = 0.0, b1: float = 0.9, b2: float = 0.999) -> optax.GradientTransformation:
+def make_optimizer(lr: float, clip: float = 0.0, b1: float = 0.9, b2: float = 0.999,
+                   eps: float = 1e-8) -> optax.GradientTransformation:
     """``clip_by_global_norm(clip)`` (if > 0) followed by Adam: the update rule of every estimator."""
     parts = [optax.clip_by_global_norm(clip)] if clip > 0 else []
-    return optax.chain(*parts, optax.adam(lr, b1=b1, b2=b2))
+    return optax.chain(*parts, optax.adam(lr, b1=b1, b2=b2, eps=eps))
 
 
 def guarded_update(optimizer, params, opt_state, grads, loss):

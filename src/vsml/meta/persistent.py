@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from vsml.config import ConfigError
+from vsml.meta.objective import step_weights
 
 PyTree = Any
 
@@ -99,6 +100,12 @@ def truncation_data(particles: Particles, sampler, steps: int):
         return sampler.sample_steps(task, jax.random.fold_in(key, t), steps)
 
     return jax.vmap(one)(particles.task, particles.key, particles.t)
+
+
+def truncation_weights(particles: Particles, objective, steps: int) -> jax.Array:
+    """Step weights ``[P, steps]`` of every particle's next truncation under ``objective.bands``
+    (:func:`vsml.meta.objective.step_weights` at the particle's lifetime position; all ones without bands)."""
+    return jax.vmap(lambda t, n: step_weights(objective.bands, t, steps, n))(particles.t, particles.length)
 
 
 def advance(particles: Particles, steps: int) -> Particles:

@@ -40,7 +40,7 @@ from jax.flatten_util import ravel_pytree
 from vsml.config import ConfigError
 from vsml.learners.base import run_steps
 from vsml.meta import persistent as ps
-from vsml.meta.distributed import chunked_map, shard_batch
+from vsml.meta.distributed import chunked_map, shard_batch, shard_leading
 from vsml.meta.objective import loss_scale
 from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, guarded_update, register_meta_optimizer
 
@@ -58,6 +58,7 @@ class PESConfig:
     population: int = 64
     sigma: float = 0.05
     lr: float = 0.01
+    eps: float = 1e-8  # Adam's epsilon
     clip: float = 0.0
     lifetime: ps.LifetimeConfig = ps.LifetimeConfig()
     chunk: int | None = 8  # members unrolled at once per device (memory / cache); null: all
@@ -135,7 +136,7 @@ class PersistentES(MetaOptimizer):
             particles = ps.init_particles(fam.sampler, k_p, pairs, self.config.lifetime)
             out.append(PESInner(particles, self._fresh_states(params, jax.random.split(k_s, pairs), fam),
                                 jnp.zeros((pairs, flat.shape[0]), flat.dtype)))
-        return tuple(out)
+        return tuple(shard_leading(i, fam.mesh) for i, fam in zip(out, problem.families()))
 
     def init(self, params, key, problem) -> MetaState:
         ps.check_stream(problem)
@@ -155,15 +156,17 @@ class PersistentES(MetaOptimizer):
         states = ps.select(jnp.repeat(reset, 2), fresh, inner.states)
         noise = jnp.where(reset[:, None], 0.0, inner.noise)
         xs, ys = ps.truncation_data(particles, fam.sampler, life.truncation)
+        ws = ps.truncation_weights(particles, fam.objective, life.truncation)
         scale = loss_scale(fam.objective, fam.task.num_classes)
 
-        def unroll(theta, st, xy):
-            st, res = run_steps(fam.learner, unravel(theta), st, *xy)
-            return st, (scale * res.losses.mean(), res.correct.mean())
+        def unroll(theta, st, xyw):
+            x, y, w = xyw
+            st, res = run_steps(fam.learner, unravel(theta), st, x, y)
+            return st, (scale * (w[:, None] * res.losses).mean(), res.correct.mean())
 
         keys = jax.random.split(k_noise, self.parallel_size)
         mask = (flat != 0).astype(flat.dtype) if cfg.noise == "support" else None
-        g, noise, states, loss, acc = pes_estimate(unroll, flat, states, noise, (xs, ys), keys, cfg.sigma, fam.mesh, cfg.chunk,
+        g, noise, states, loss, acc = pes_estimate(unroll, flat, states, noise, (xs, ys, ws), keys, cfg.sigma, fam.mesh, cfg.chunk,
                                                    mask)
         ok = jnp.isfinite(loss).reshape(-1, 2).all(axis=1)
         particles = ps.advance(particles, life.truncation)
@@ -186,7 +189,8 @@ class PersistentES(MetaOptimizer):
             accs.append(acc)
         g, loss, acc = sum(grads) / len(grads), sum(losses) / len(losses), sum(accs) / len(accs)
         params, opt_state, gnorm, finite = guarded_update(self.optimizer, state.params, state.opt_state, unravel(g), loss)
-        return MetaState(params, opt_state, tuple(inners)), StepMetrics(loss, acc, gnorm, finite)
+        inners = tuple(shard_leading(i, fam.mesh) for i, fam in zip(inners, problem.families()))
+        return MetaState(params, opt_state, inners), StepMetrics(loss, acc, gnorm, finite)
 
 
 register_meta_optimizer("pes", PersistentES)

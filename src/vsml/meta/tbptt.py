@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from vsml.config import ConfigError
 from vsml.learners.base import run_steps
 from vsml.meta import persistent as ps
-from vsml.meta.distributed import shard_batch
+from vsml.meta.distributed import shard_batch, shard_leading
 from vsml.meta.objective import loss_scale
 from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, guarded_update, register_meta_optimizer
 
@@ -41,6 +41,7 @@ class TBPTTConfig:
     clip: float = 25.0
     b1: float = 0.9
     b2: float = 0.999
+    eps: float = 1e-8  # Adam's epsilon (a much smaller one shortens chance plateaus: Kirsch et al. 2022)
     remat: bool = True
     lifetime: ps.LifetimeConfig = ps.LifetimeConfig()
 
@@ -80,7 +81,7 @@ class TruncatedBPTT(MetaOptimizer):
             k_p, k_s = jax.random.split(jax.random.fold_in(key, f))
             out.append(TBPTTInner(ps.init_particles(fam.sampler, k_p, n, self.config.lifetime),
                                   self._fresh_states(params, jax.random.split(k_s, n), fam)))
-        return tuple(out)
+        return tuple(shard_leading(i, fam.mesh) for i, fam in zip(out, problem.families()))
 
     def init(self, params, key, problem) -> MetaState:
         ps.check_stream(problem)
@@ -100,18 +101,19 @@ class TruncatedBPTT(MetaOptimizer):
             fresh = self._fresh_states(state.params, jax.random.split(k_state, cfg.particles), fam)
             states = jax.lax.stop_gradient(ps.select(reset, fresh, inner.states))
             xs, ys = ps.truncation_data(particles, fam.sampler, life.truncation)
-            prepared.append((particles, shard_batch((xs, ys, states), fam.mesh), fam))
+            ws = ps.truncation_weights(particles, fam.objective, life.truncation)
+            prepared.append((particles, shard_batch((xs, ys, ws, states), fam.mesh), fam))
 
         def loss_fn(params):
             losses, accs, outs = [], [], []
-            for particles, (xs, ys, states), fam in prepared:
+            for particles, (xs, ys, ws, states), fam in prepared:
                 scale = loss_scale(fam.objective, fam.task.num_classes)
 
-                def one(st, x, y):
+                def one(st, x, y, w):
                     st, res = run_steps(fam.learner, params, st, x, y, remat=cfg.remat)
-                    return st, scale * res.losses.mean(), res.correct.mean()
+                    return st, scale * (w[:, None] * res.losses).mean(), res.correct.mean()
 
-                st, loss, acc = jax.vmap(one)(states, xs, ys)
+                st, loss, acc = jax.vmap(one)(states, xs, ys, ws)
                 ok = jnp.isfinite(loss)
                 n = jnp.maximum(ok.sum(), 1)
                 losses.append(jnp.where(ok.any(), jnp.where(ok, loss, 0.0).sum() / n, jnp.nan))
@@ -126,7 +128,8 @@ class TruncatedBPTT(MetaOptimizer):
             particles = particles._replace(t=jnp.where(ok, particles.t, particles.length))  # diverged: restart next step
             inners.append(TBPTTInner(particles, states))
         params, opt_state, gnorm, finite = guarded_update(self.optimizer, state.params, state.opt_state, grads, loss)
-        return MetaState(params, opt_state, tuple(inners)), StepMetrics(loss, acc, gnorm, finite)
+        inners = tuple(shard_leading(i, fam.mesh) for i, (_, _, fam) in zip(inners, prepared))
+        return MetaState(params, opt_state, inners), StepMetrics(loss, acc, gnorm, finite)
 
 
 register_meta_optimizer("tbptt", TruncatedBPTT)

@@ -84,7 +84,11 @@ class EvalConfig:
     last: int = 100
     seed: int = 12345
     sampler: dict | None = None  # other SamplerConfig overrides for meta-test (e.g. projection: none)
-    keep_best: bool = False  # also keep best.npz: the learner of the best meta-test so far (mean online accuracy)
+    keep_best: bool = False  # also keep best.npz: the learner of the best meta-test so far (by ``score``)
+    score: str = "online"  # what keep_best compares, averaged over eval datasets: online | first | balanced
+    at_start: bool = False  # also meta-test the starting learner (iteration 0): best.npz is then never worse than it
+
+    SCORES = ("online", "first", "balanced")  # balanced: mean of the first / online / last accuracies
 
     def __post_init__(self):
         if self.every < 0:
@@ -95,6 +99,16 @@ class EvalConfig:
             raise ConfigError(f"eval.steps must be >= 1 or null, got {self.steps}")
         if self.classes is not None and self.classes < 2:
             raise ConfigError(f"eval.classes must be >= 2 or null, got {self.classes}")
+        if self.score not in self.SCORES:
+            raise ConfigError(f"eval.score must be one of {', '.join(self.SCORES)}, got {self.score!r}")
+
+    def selection_score(self, results: dict[str, dict[str, float]]) -> float:
+        """The figure ``keep_best`` maximises: ``score`` averaged over the meta-test datasets."""
+        if not results:
+            return math.nan
+        pick = {"online": lambda r: r["online"], "first": lambda r: r["first"],
+                "balanced": lambda r: (r["first"] + r["online"] + r["last"]) / 3}[self.score]
+        return float(np.mean([pick(r) for r in results.values()]))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -340,6 +354,12 @@ class MetaTrainer:
         state = self.optimizer(stage).init(params, self.key(0, salt=1), self.problem(stage))
         return jax.tree_util.tree_map(np.asarray, dist.to_host(state))
 
+    def place(self, state: MetaState) -> MetaState:
+        """Host meta-state -> global arrays: parameters and optimizer state replicated, persistent
+        inner state split over the mesh the way every meta-step leaves it."""
+        return MetaState(dist.replicate(state.params, self.mesh), dist.replicate(state.opt_state, self.mesh),
+                         dist.place_leading(state.inner, self.mesh))
+
     def step(self, state: MetaState, iteration: int, stage: int):
         """One meta-iteration. Returns ``(state, StepMetrics)``."""
         try:
@@ -460,13 +480,14 @@ class MetaTrainer:
     def _start(self, stack: contextlib.ExitStack, mgr: CheckpointManager, cfg_dict: dict, resume: bool):
         """Lock the run folder (the main process), find the resume point, and check that every
         process agrees on config, code and checkpoint. Returns ``(latest, artifact)`` or ``(None, None)``."""
-        latest = art = error = None
+        latest = art = error = restored = None
         try:
             if self.main:
                 stack.enter_context(runs.RunLock(self.out_dir, self.command).acquire(log=self.log, wait=self.lock_wait))
                 runs.remove_stale_temps(self.out_dir, mgr.folder)  # left by a writer killed mid-write
             if resume:
                 latest, art = self._resume_point(mgr, cfg_dict)
+                restored = self._restore(latest, art)
             elif mgr.latest() is not None:
                 raise CheckpointError(f"{self.out_dir} already holds checkpoints (newest {mgr.latest().name}); pass --resume "
                                       "to continue or choose another out folder (nothing was overwritten)")
@@ -476,13 +497,61 @@ class MetaTrainer:
                     raise runs.OutputError(
                         f"out folder {self.out_dir} holds other files ({', '.join(other[:6])}); a new run there would mix "
                         "two experiments: choose an empty folder (nothing was written)")
-        except (CheckpointError, runs.RunLockError, runs.OutputError, ConfigError) as e:
+        except (CheckpointError, runs.RunLockError, runs.OutputError, ConfigError, MetaTrainingError) as e:
             if not dist.is_multiprocess():
                 raise
             error = e
         dist.agree(self._fingerprint(cfg_dict, resume, latest, error),
                    dist.distributed_config(self.config.distributed).startup_timeout, "meta-training run")
-        return latest, art
+        return latest, art, restored
+
+    def _restore(self, latest: Path, art) -> tuple[MetaState, bool]:
+        """The meta-state stored in checkpoint ``art`` (host arrays) and whether it is slim (no
+        inner-loop state: the lifetimes restart). A persistent inner state that does not fit this
+        run raises a :class:`CheckpointError` saying what differs and how to continue."""
+        pos = CurriculumState(*art.meta["curriculum"])
+        template = self.init_state(pos.stage)
+        slim = "inner" not in art.groups and bool(jax.tree_util.tree_leaves(template.inner))
+        groups = {}
+        for g in MetaState._fields:
+            if g == "inner" and "inner" not in art.groups:  # slim (or an estimator without inner state)
+                groups[g] = template.inner
+                continue
+            try:
+                groups[g] = art.restore(g, getattr(template, g))
+            except artifacts.ArtifactError as e:
+                if g != "inner":
+                    raise CheckpointError(str(e)) from None
+                raise CheckpointError(self._inner_mismatch(latest, art, template.inner, e)) from None
+        return MetaState(**groups), slim
+
+    def _inner_mismatch(self, latest: Path, art, inner, error) -> str:
+        """What differs between a checkpoint's persistent inner state and this run's, and how to go on."""
+        meta = art.meta
+        stored = art.leaves("inner")
+        want = jax.tree_util.tree_leaves(inner)
+        facts = []
+        was_p, was_d = meta.get("processes"), meta.get("devices")
+        if was_p is not None and (was_p, was_d) != (jax.process_count(), jax.device_count()):
+            facts.append(f"it was written by {was_p} process(es) with {was_d} device(s) in all, this run has "
+                         f"{jax.process_count()} with {jax.device_count()}")
+        families = len(inner) if isinstance(inner, tuple) else 1
+        per_family = len(want) // max(families, 1)
+        if per_family and len(stored) % per_family == 0 and len(stored) // per_family != families:
+            facts.append(f"it holds {len(stored) // per_family} task families' lifetimes, this run has {families}")
+        if stored and want and len(stored) == len(want) and np.shape(stored[0])[:1] != np.shape(want[0])[:1]:
+            n_have, n_want = np.shape(stored[0])[:1], np.shape(want[0])[:1]
+            section = getattr(self.optimizer(0), "section", self.config.method)
+            facts.append(f"it holds {n_have[0] if n_have else 'no'} lifetime(s) per family where this run's {section} "
+                         f"settings give {n_want[0] if n_want else 'none'}")
+            if was_p and was_p > 1 and n_have and n_want and n_have[0] * was_p == n_want[0]:
+                facts.append("it holds one process's share only (written by a vsml version whose multi-process "
+                             "checkpoints kept process 0's lifetimes alone)")
+        what = "; ".join(facts) if facts else str(error)
+        return (f"checkpoint {latest}: its persistent inner-loop state (the lifetimes in progress) does not fit this "
+                f"run: {what}. The meta-parameters and optimizer state are usable: to continue with fresh lifetimes, "
+                f"run `vsml convert --slim {latest}` and then {self.resume_command} (or resume with the process count "
+                "and estimator settings it was written with, to continue its lifetimes exactly)")
 
     def _write(self, what: str, iteration: int, mgr: CheckpointManager, fn):
         """Run a write; an OS error (disk full, read-only, ...) becomes an :class:`~vsml.runs.OutputError`
@@ -513,15 +582,12 @@ class MetaTrainer:
         mgr = CheckpointManager(out / "checkpoints", keep=cfg.checkpoint.keep)
         start, pos, streak, elapsed = 0, self.curriculum.init(), 0, 0.0
         cfg_dict = to_dict(cfg)
-        latest, art = self._start(stack, mgr, cfg_dict, resume)
+        latest, art, restored = self._start(stack, mgr, cfg_dict, resume)
         if resume:
             meta = art.meta
             start, streak, elapsed = int(meta["iteration"]), int(meta.get("nonfinite_streak", 0)), float(meta.get("elapsed", 0.0))
             pos = CurriculumState(*meta["curriculum"])
-            template = self.init_state(pos.stage)
-            slim = "inner" not in art.groups and bool(jax.tree_util.tree_leaves(template.inner))
-            state = MetaState(*(getattr(template, g) if g == "inner" and slim else art.restore(g, getattr(template, g))
-                                for g in MetaState._fields))
+            state, slim = restored
             self.log(f"resumed from {latest} at iteration {start} (stage {pos.stage})")
             if slim:
                 self.log(f"{latest.name} is a slim checkpoint (meta-parameters and optimizer state, no persistent "
@@ -532,7 +598,7 @@ class MetaTrainer:
         if self.main:
             self._write("config.yaml", start, mgr, lambda: artifacts.atomic_write_bytes(
                 out / "config.yaml", yaml.safe_dump(cfg_dict, sort_keys=False).encode()))
-        state = dist.replicate(state, self.mesh)
+        state = self.place(state)
         logger = RunLogger(out, "meta-train", ("iteration", "stage", "loss", "accuracy", "grad_norm", "finite", "elapsed"),
                            active=self.main, progress=cfg.log.progress, csv_files=cfg.log.csv,
                            tensorboard=cfg.log.tensorboard, wandb_project=cfg.log.wandb_project if cfg.log.wandb else None,
@@ -549,9 +615,29 @@ class MetaTrainer:
                     "curriculum": list(pos), "nonfinite_streak": streak, "elapsed": elapsed + time.time() - t0,
                     "processes": jax.process_count(), "devices": jax.device_count()}
 
+        def meta_test(iteration: int, best: float) -> float:
+            """Periodic meta-test at ``iteration``: log it, keep ``best.npz``; returns the best score."""
+            results = self.evaluate(state.params)
+            for name, r in results.items():
+                logger.message(f"it {iteration:6d}  meta-test {name}: online acc {r['online']:.3f} "
+                               f"(first {cfg.eval.first}: {r['first']:.3f}, last {cfg.eval.last}: {r['last']:.3f})")
+                self._write("eval.csv", iteration, mgr, lambda: logger.table(
+                    "eval", {"iteration": iteration, "dataset": name, **r},
+                    {f"eval/{name}/{k}_accuracy": v for k, v in r.items()}))
+            score = cfg.eval.selection_score(results)
+            if cfg.eval.keep_best and self.main and score > best:
+                best = score
+                record = {**meta_record(), "iteration": iteration, "best_eval": {"score": score, "meta_test": results}}
+                self._write(f"{best_path}", iteration, mgr, lambda: artifacts.save(
+                    best_path, "learner", {"params": dist.to_host(state.params)}, record, sidecar=True))
+                logger.message(f"it {iteration:6d}  best meta-test so far ({score:.4f}): {best_path}")
+            return best
+
         try:
             with runs.GracefulStop(logger.message, "meta-training") as stop, dist.peer_guard("meta-training"):
                 logger.start(start, cfg.iterations, resume=resume and start > 0)
+                if cfg.eval.every and cfg.eval.at_start and start == 0:  # the starting learner is a candidate too
+                    best_score = meta_test(0, best_score)
                 for it in range(start, cfg.iterations):
                     stage = pos.stage
                     state, m = self.step(state, it, stage)
@@ -577,24 +663,13 @@ class MetaTrainer:
                     self._write("metrics.csv", it + 1, mgr, lambda: logger.iteration(rec))
                     signum = dist.process_max(stop.signal or 0, self.mesh)  # every process stops at the same step
                     ckpt = mgr.folder / f"ckpt_{it + 1:08d}.npz"
-                    if self.main and ((it + 1) % cfg.checkpoint.every == 0 or it + 1 == cfg.iterations or signum):
-                        self._write(f"checkpoint {ckpt}", it + 1, mgr,
-                                    lambda: mgr.save(it + 1, dist.to_host(state)._asdict(), meta_record()))
+                    if (it + 1) % cfg.checkpoint.every == 0 or it + 1 == cfg.iterations or signum:
+                        host_state = dist.to_host(state)  # every process: gathering sharded inner state is a collective
+                        if self.main:
+                            self._write(f"checkpoint {ckpt}", it + 1, mgr,
+                                        lambda: mgr.save(it + 1, host_state._asdict(), meta_record()))
                     if cfg.eval.every and ((it + 1) % cfg.eval.every == 0 or it + 1 == cfg.iterations):
-                        results = self.evaluate(state.params)
-                        for name, r in results.items():
-                            logger.message(f"it {it + 1:6d}  meta-test {name}: online acc {r['online']:.3f} "
-                                           f"(first {cfg.eval.first}: {r['first']:.3f}, last {cfg.eval.last}: {r['last']:.3f})")
-                            self._write("eval.csv", it + 1, mgr, lambda: logger.table(
-                                "eval", {"iteration": it + 1, "dataset": name, **r},
-                                {f"eval/{name}/{k}_accuracy": v for k, v in r.items()}))
-                        score = float(np.mean([r["online"] for r in results.values()])) if results else math.nan
-                        if cfg.eval.keep_best and self.main and score > best_score:
-                            best_score = score
-                            record = {**meta_record(), "iteration": it + 1, "best_eval": {"score": score, "meta_test": results}}
-                            self._write(f"{best_path}", it + 1, mgr, lambda: artifacts.save(
-                                best_path, "learner", {"params": dist.to_host(state.params)}, record, sidecar=True))
-                            logger.message(f"it {it + 1:6d}  best meta-test so far ({score:.4f}): {best_path}")
+                        best_score = meta_test(it + 1, best_score)
                     if on_iteration is not None:
                         on_iteration(it + 1)
                     if signum and it + 1 < cfg.iterations:
