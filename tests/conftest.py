@@ -46,6 +46,8 @@ if _xla_knows("xla_cpu_use_fusion_emitters"):
 if not os.environ.get("VSML_TEST_FULL_OPT"):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + TEST_XLA_FLAGS).strip()
 
+os.environ.setdefault("MPLBACKEND", "Agg")  # plots are written to files, never shown (vsml/eval/plots.py)
+
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:  # set before jax is imported: jax reads these at import
     _cache = tempfile.mkdtemp(prefix="vsml-tests-jax-cache-")
     _owner = os.getpid()

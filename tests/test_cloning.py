@@ -244,7 +244,7 @@ def test_shipped_la_learns_digits(name):
 
 
 def test_clone_evaluate_with_bias_units_and_another_hidden_size(tmp_path, capsys):
-    """``python -m vsml.cloning.evaluate``: an LA with bias units is compared with SGD with biases
+    """``vsml clone-evaluate`` (here through its module entry point): an LA with bias units is compared with SGD with biases
     only (the per-cell no-bias reference is not what it cloned); ``--hidden`` resizes the hidden
     layer of the LA and of its SGD alike; ``--resize`` the images."""
     from vsml.cloning import evaluate as clone_eval

@@ -285,6 +285,33 @@ def test_sampler_on_tables(tmp_path):
         EpisodeSampler(SamplerConfig(datasets=("t.csv",), steps=5, image_size=(4, 4)))
 
 
+def test_tables_are_standardised_with_training_split_statistics(tmp_path):
+    from vsml.data.episodes import feature_statistics
+
+    rng = np.random.default_rng(4)
+    train = rng.normal([3.0, -50.0], [0.5, 8.0], size=(40, 2)).astype(np.float32)
+    test = (train[:10] * 2 + 100).astype(np.float32)  # another location and scale: must not be re-centred
+    np.savez("split.npz", train_images=train, train_labels=np.arange(40) % 2,
+             test_images=test, test_labels=np.arange(10) % 2)
+    mean, std, source = feature_statistics("split.npz", "test")
+    assert source == "train"
+    np.testing.assert_allclose(mean, train.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(std, train.std(0), rtol=1e-4)
+    s = EpisodeSampler(SamplerConfig(datasets=(DatasetSpec("split.npz", "test"),), steps=30, flatten=True))
+    seen = np.asarray(s.sample(jax.random.PRNGKey(0), 1)[0]).reshape(-1, 2)
+    want = (test - train.mean(0, dtype=np.float64)) / train.std(0, dtype=np.float64)  # far from mean 0, std 1
+    assert np.abs(seen[:, None] - want[None]).max(-1).min(1).max() < 1e-3  # every row drawn is a row of `want`
+    # a file without splits: its fixed 80 % train partition gives the statistics of train, test and all
+    with open("plain.csv", "w") as f:
+        f.write("a,b,label\n")
+        for i in range(50):
+            f.write(f"{rng.normal(0, 1):.4f},{rng.normal(10, 3):.4f},{i % 2}\n")
+    for split in ("test", "all"):
+        mean, std, source = feature_statistics("plain.csv", split)
+        tr = load("plain.csv", "train").images
+        assert source == "train" and np.allclose(mean, tr.mean(0)) and np.allclose(std, tr.std(0), rtol=1e-4)
+
+
 # --- errors ---------------------------------------------------------------------------------
 
 

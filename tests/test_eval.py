@@ -47,6 +47,8 @@ def test_summary_windows():
     assert s["first_100_acc"].mean == 0.0 and s["final_acc"].mean == 1.0
     assert s["online_acc"].mean == pytest.approx(0.5)
     assert "first_1000_acc" not in s
+    short = summarize(correct[:, :10], np.ones((2, 10)))  # 10 steps: no window of 100 steps to report
+    assert set(short) == {"online_acc", "online_loss"}
 
 
 def test_evaluate_is_reproducible_and_uses_the_same_episodes():
@@ -319,15 +321,13 @@ def test_general_la_protocol_table(tmp_path):
         protocol.parse_dataset("digits:five")
 
 
-def test_sweep_plot_tool(tmp_path):
-    """tools/plot_sweep.py: one figure of several ``vsml evaluate --json`` files against the option they sweep."""
-    import importlib.util
+def test_sweep_plot(tmp_path, capsys):
+    """``vsml plot sweep``: one figure of several ``vsml evaluate --json`` files against the option they sweep."""
     import json
-    from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("plot_sweep", Path(__file__).parents[1] / "tools" / "plot_sweep.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from vsml.cli import main
+    from vsml.eval import figures as tool
+    from vsml.eval.figures import FigureError
     fig = lambda m, n=8: {"mean": m, "ci_low": m - 0.1 if n > 1 else float("nan"), "ci_high": m + 0.1 if n > 1 else float("nan"), "n": n}  # noqa: E731
     paths = []
     for k in (3, 1):  # few-shot: the query window of each file, against the shots
@@ -342,9 +342,11 @@ def test_sweep_plot_tool(tmp_path):
     shots, rows = tool.sweep_point(paths[0], "shots", "window")
     assert shots == 3 and sorted(rows) == ["oracle best backprop", "vsml"]  # only rows with the query window
     assert rows["vsml"] == pytest.approx((0.6, 0.5, 0.7)) and rows["oracle best backprop"] == pytest.approx((0.3, 0.2, 0.4))
-    assert tool.main([str(p) for p in paths] + ["--x", "shots", "--metric", "window", "-o", str(tmp_path / "fs.png")]) == 0
+    assert main(["plot", "sweep"] + [str(p) for p in paths] + ["--x", "shots", "--metric", "window", "-o", str(tmp_path / "fs.png")]) == 0
     assert (tmp_path / "fs.png").stat().st_size > 1000
-    with pytest.raises(SystemExit, match="not a few-shot evaluation"):
+    assert main(["plot", "sweep", str(paths[0]), "--x", "shots", "-o", str(tmp_path / "fs.png")]) == 2  # exists: --overwrite
+    assert "-o " in capsys.readouterr().err
+    with pytest.raises(FigureError, match="not a few-shot evaluation"):
         tool.sweep_value({"sampler": []}, "shots", paths[0])
     # input sizes: two datasets per file, one picked; one episode (undefined interval) draws no band
     sizes = []
@@ -354,24 +356,22 @@ def test_sweep_plot_tool(tmp_path):
                               {"learner": "vsml", "dataset": "kmnist", "metrics": {"online_acc": fig(0.1, 1)}}]}
         sizes.append(tmp_path / f"size_{s}.json")
         sizes[-1].write_text(json.dumps(report))
-    with pytest.raises(SystemExit, match="several datasets.*--dataset"):
+    with pytest.raises(FigureError, match="several datasets.*--dataset"):
         tool.sweep_point(sizes[0], "image_size", "online_acc")
     assert tool.sweep_point(sizes[1], "image_size", "online_acc", "fashion_mnist")[0] == 28
-    assert tool.main([str(p) for p in sizes] + ["--x", "image_size", "--dataset", "kmnist", "-o", str(tmp_path / "s.png")]) == 0
+    assert main(["plot", "sweep"] + [str(p) for p in sizes] + ["--x", "image_size", "--dataset", "kmnist", "-o", str(tmp_path / "s.png")]) == 0
     assert (tmp_path / "s.png").stat().st_size > 1000
-    with pytest.raises(SystemExit, match="option 'num_classes' was not set"):
+    with pytest.raises(FigureError, match="option 'num_classes' was not set"):
         tool.sweep_point(sizes[0], "num_classes", "online_acc", "kmnist")
 
 
-def test_bar_plot_tool(tmp_path):
-    """tools/plot_bars.py: one figure of a ``vsml evaluate --json`` file as grouped bars."""
-    import importlib.util
+def test_bar_plot(tmp_path, capsys):
+    """``vsml plot bars``: one figure of a ``vsml evaluate --json`` file as grouped bars."""
     import json
-    from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("plot_bars", Path(__file__).parents[1] / "tools" / "plot_bars.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from vsml.cli import main
+    from vsml.eval import figures as tool
+    from vsml.eval.figures import FigureError
     fig = lambda m, n=8: {"mean": m, "ci_low": m - 0.1 if n > 1 else float("nan"), "ci_high": m + 0.1 if n > 1 else float("nan"), "n": n}  # noqa: E731
     rows = [{"learner": "vsml", "dataset": "kmnist", "metrics": {"online_acc": fig(0.4)}},
             {"learner": "oracle best backprop", "dataset": "kmnist", "metrics": {"online_acc": fig(0.3)}},
@@ -382,10 +382,12 @@ def test_bar_plot_tool(tmp_path):
     datasets, learners, values = tool.figure_rows(path, "online_acc")
     assert datasets == ["kmnist", "emnist"] and learners == ["vsml", "oracle best backprop"]  # sgd has no online_acc
     assert values[("kmnist", "oracle best backprop")] == pytest.approx((0.3, 0.2, 0.4))
-    assert tool.main([str(path), "-o", str(tmp_path / "bars.png")]) == 0  # an undefined interval draws no error bar
+    assert main(["plot", "bars", str(path), "-o", str(tmp_path / "bars.png")]) == 0  # an undefined interval: no error bar
     assert (tmp_path / "bars.png").stat().st_size > 1000
-    with pytest.raises(SystemExit, match="no learner has figure 'last_acc'.*final_acc, online_acc"):
+    with pytest.raises(FigureError, match="no learner has figure 'last_acc'.*final_acc, online_acc"):
         tool.figure_rows(path, "last_acc")
+    assert main(["plot", "bars", str(path), "--metric", "last_acc", "-o", str(tmp_path / "b2.png")]) == 2
+    assert capsys.readouterr().err.startswith("vsml plot bars: error: ") and not (tmp_path / "b2.png").exists()
 
 
 def test_oracle_cache_runs_the_grid_once_per_set_of_episodes(tmp_path, monkeypatch):

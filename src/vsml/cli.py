@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from vsml.config import ConfigError
@@ -74,7 +75,10 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from vsml import __version__
+
     parser = argparse.ArgumentParser(prog="vsml", description="Variable Shared Meta Learning in JAX")
+    parser.add_argument("--version", action="version", version=f"vsml {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="main job: meta-test the shipped LAs vs tuned backprop on the embedded digits")
     run.add_argument("--episodes", type=ranged(int, ">=1"), default=16)
@@ -97,20 +101,27 @@ def build_parser() -> argparse.ArgumentParser:
     conv.set_defaults(func=_cmd_convert)
 
     from vsml.cloning import cli as clone_cli
+    from vsml.cloning import evaluate as clone_evaluate
     from vsml.data import cli as data_cli
     from vsml.eval import cli as eval_cli
+    from vsml.eval import figures, protocol
     from vsml.meta import cli as meta_cli
 
     data_cli.register(sub)
     eval_cli.register(sub)
+    protocol.register(sub)
+    figures.register(sub)
     clone_cli.register(sub)
+    clone_evaluate.register(sub)
     meta_cli.register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("MPLBACKEND", "Agg")  # the command writes PNGs, never opens a window (vsml/eval/plots.py)
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by commands that write their command line
     try:
         return int(args.func(args) or 0)
     except (ConfigError, ValueError, FileNotFoundError) as e:

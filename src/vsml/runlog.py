@@ -75,10 +75,12 @@ class RunLogger:
             except ImportError:
                 self.message("note: wandb logging is on but wandb is not installed; skipping")
         if self.progress_on:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
-            self.progress = Progress(TextColumn(self.title), BarColumn(), MofNCompleteColumn(),
-                                     TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False)
+            from vsml.progress import progress_bar  # plain periodic lines when not on a terminal
+
+            self.progress = progress_bar(TextColumn(self.title), BarColumn(), MofNCompleteColumn(),
+                                         TextColumn("{task.fields[info]}"), TimeRemainingColumn())
             self.progress.start()
             self._task = self.progress.add_task(self.title, total=total, completed=start, info="")
 

@@ -1,6 +1,6 @@
 """Evaluate cloned LAs against real online SGD on the same online episodes (docs/results.md).
 
-    VSML_DATA_DIR=/path/to/data python -m vsml.cloning.evaluate \\
+    VSML_DATA_DIR=/path/to/data vsml clone-evaluate \\
         --la cloned_sgd_1layer --la cloned_sgd_hidden -d mnist -d fashion_mnist \\
         -n 16 -T 2000 --seed 0 -o docs/results/cloning
 
@@ -51,10 +51,13 @@ def learners_for(la: str, hidden_units: int | None = None):
     return out
 
 
-def build_parser() -> argparse.ArgumentParser:
+OWNED = ("curves.csv", "table.md", "curves.png", "results.json")  # what the command writes (--overwrite replaces these)
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options of ``vsml clone-evaluate`` (also ``python -m vsml.cloning.evaluate``)."""
     from vsml.limits import ranged
 
-    ap = argparse.ArgumentParser(prog="python -m vsml.cloning.evaluate", description=__doc__.split("\n\n")[0])
     ap.add_argument("--la", action="append", required=True, help="LA name or .npz path (repeatable)")
     ap.add_argument("-d", "--dataset", action="append", default=None, help="dataset (repeatable; default mnist, fashion_mnist)")
     ap.add_argument("-n", "--episodes", type=ranged(int, ">=1"), default=16)
@@ -64,32 +67,45 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--resize", type=ranged(int, ">=1"), default=None, help="resize images to S×S (default: native size)")
     ap.add_argument("--hidden", type=ranged(int, ">=1"), default=None,
                     help="hidden units of hidden-layer LAs (default: each LA's own)")
-    ap.add_argument("-o", "--out", default="runs/clone_eval")
+    ap.add_argument("-o", "--out", default=None, help="output folder; must be empty unless --overwrite (default "
+                    "runs/clone_eval, or a fresh runs/clone_eval-N)")
+    ap.add_argument("--overwrite", action="store_true", help="replace this command's files in a non-empty --out folder")
+    ap.add_argument("--no-progress", action="store_true")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m vsml.cloning.evaluate", description=__doc__.split("\n\n")[0])
+    add_arguments(ap)
     return ap
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    ap = build_parser()
-    args = ap.parse_args(argv)
-
+def run_command(args, argv=None, prog: str = "vsml clone-evaluate") -> int:
+    """Evaluate for parsed ``args``; errors are one line on stderr and exit status 2."""
+    from vsml import runs
     from vsml.data.episodes import DatasetSpec, SamplerConfig, draw_episodes
+    from vsml.data.integrity import DataError
     from vsml.eval.evaluate import evaluate
     from vsml.eval.report import markdown_table, write_all
+    from vsml.pretrained import PretrainedError
 
-    datasets = args.dataset or ["mnist", "fashion_mnist"]
-    size = {} if args.resize is None else {"image_size": (args.resize, args.resize)}
-    eps = {d: draw_episodes(SamplerConfig(datasets=(DatasetSpec(d, "test"),), steps=args.steps, **size), args.seed, args.episodes)
-           for d in datasets}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    learners = {}
-    for la in args.la:
-        learners |= learners_for(la, args.hidden)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        out = runs.prepare_output(args.out, default="runs/clone_eval", owned=OWNED, overwrite=args.overwrite,
+                                  log=lambda m: print(m, file=sys.stderr))
+        datasets = args.dataset or ["mnist", "fashion_mnist"]
+        size = {} if args.resize is None else {"image_size": (args.resize, args.resize)}
+        eps = {d: draw_episodes(SamplerConfig(datasets=(DatasetSpec(d, "test"),), steps=args.steps, **size), args.seed,
+                                args.episodes) for d in datasets}
+        learners = {}
+        for la in args.la:
+            learners |= learners_for(la, args.hidden)
+    except (ValueError, DataError, PretrainedError, runs.OutputError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
     t0 = time.time()
-    report = evaluate(learners, eps, seed=args.seed, chunk=args.chunk, progress=True)
+    report = evaluate(learners, eps, seed=args.seed, chunk=args.chunk, progress=not args.no_progress)
     wall = time.time() - t0
-    report.meta["command"] = "python -m vsml.cloning.evaluate " + " ".join(shlex.quote(a) for a in argv)
+    report.meta["command"] = f"{prog} " + " ".join(shlex.quote(a) for a in argv)
     report.meta["wall_clock_s"] = round(wall, 1)
     paths = write_all(report, out, json_path=out / "results.json")
     table = markdown_table(report)
@@ -98,5 +114,21 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def register(subparsers) -> None:
+    """``vsml clone-evaluate``."""
+    p = subparsers.add_parser("clone-evaluate", help="cloned LAs against real online SGD on the same online episodes",
+                              description=__doc__.split("\n\n")[0])
+    add_arguments(p)
+    p.set_defaults(func=lambda args: run_command(args, getattr(args, "argv", None)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return run_command(build_parser().parse_args(argv), argv, prog="python -m vsml.cloning.evaluate")
+
+
 if __name__ == "__main__":
+    import os
+
+    os.environ.setdefault("MPLBACKEND", "Agg")  # a command: write the PNGs, open no window
     sys.exit(main())

@@ -39,11 +39,12 @@ class _Progress:
     def __init__(self, enabled: bool):
         self.bar = None
         if enabled:
-            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                                       TimeRemainingColumn, TransferSpeedColumn)
+            from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                                TransferSpeedColumn(), TimeRemainingColumn(), transient=False)
+            from vsml.progress import progress_bar  # plain periodic lines when not on a terminal
+
+            self.bar = progress_bar(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                                    TransferSpeedColumn(), TimeRemainingColumn())
 
     def __enter__(self):
         if self.bar:

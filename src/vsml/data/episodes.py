@@ -239,9 +239,29 @@ def _prepare_member(spec: DatasetSpec, cfg: SamplerConfig):
     return x, np.asarray(labels, np.int32), num_classes, scale, shift
 
 
+def feature_statistics(name: str, split: str, *, data_dir=None, verify: bool = True) -> tuple[np.ndarray, np.ndarray, str]:
+    """Per-feature ``(mean, std, source split)`` for standardising split ``split`` of the table
+    ``name``: always from its training split, so a test split is scaled like the data a learner
+    was fitted on and nothing of the test split leaks into its own preprocessing. The training
+    split is ``train`` (for a file without splits: its fixed 80 % ``train`` partition); a split
+    named ``train...`` (e.g. ``train[:80%]``) uses its own rows; a table with no ``train`` split uses
+    the split itself."""
+    base = registry.parse_split(split)[0]
+    source = split if base == "train" else "train"
+    try:
+        ref = registry.load(name, source, data_dir=data_dir, verify=verify)
+    except DataError:
+        if source == split:
+            raise
+        source, ref = split, registry.load(name, split, data_dir=data_dir, verify=verify)
+    unit = transforms.to_unit(ref.images).reshape(len(ref.images), -1)
+    return unit.mean(axis=0, dtype=np.float64), unit.std(axis=0, dtype=np.float64), source
+
+
 def _prepare_features(spec: DatasetSpec, cfg: SamplerConfig, split, x, labels, num_classes):
-    """Feature vectors ``[N, F]``: normalised per feature (``(x - mean_f) / std_f`` from the split, a
-    constant feature gives 0), or with the split's published scalar ``mean``/``std`` when it has them."""
+    """Feature vectors ``[N, F]``: standardised per feature, ``(x - mean_f) / std_f`` with the
+    statistics of the table's training split (:func:`feature_statistics`; a constant feature gives
+    0), or with the split's published scalar ``mean``/``std`` when its registration gives them."""
     for option in ("image_size", "pad_to"):
         if getattr(cfg, option) is not None:
             raise DataError(f"dataset '{spec.name}' holds feature vectors [N, {x.shape[1]}] (a table), not images: "
@@ -251,8 +271,8 @@ def _prepare_features(spec: DatasetSpec, cfg: SamplerConfig, split, x, labels, n
         if split.mean is not None and split.std is not None:
             x = transforms.normalize(x, split.mean, split.std)
         else:
-            mean, std = x.mean(axis=0, dtype=np.float64), x.std(axis=0, dtype=np.float64)
-            x = ((x - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)
+            mean, std, _ = feature_statistics(spec.name, spec.split, data_dir=cfg.data_dir, verify=cfg.verify)
+            x = np.where(std > 0, (x - mean) / np.where(std > 0, std, 1.0), 0.0).astype(np.float32)
     return x, np.asarray(labels, np.int32), num_classes, 1.0, 0.0
 
 

@@ -132,7 +132,7 @@ class EvalReport:
 
 
 def _progress(enabled: bool, total: int):
-    """A rich progress bar (or a no-op) as a context manager yielding ``advance(n, label)``."""
+    """A progress display (:mod:`vsml.progress`; or a no-op) as a context manager yielding ``advance(n, label)``."""
     import contextlib
 
     @contextlib.contextmanager
@@ -140,11 +140,11 @@ def _progress(enabled: bool, total: int):
         if not enabled or total <= 0:
             yield lambda n, label=None: None
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
-        with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False
-        ) as prog:
+        from vsml.progress import progress_bar  # plain periodic lines when not on a terminal
+
+        with progress_bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as prog:
             task = prog.add_task("episodes", total=total)
 
             def advance(n, label=None):

@@ -128,7 +128,8 @@ def episode_summaries(correct, loss, windows=()) -> dict[str, np.ndarray]:
 
     Returns ``{'online_acc', 'first_100_acc', 'first_1000_acc', 'final_acc', 'online_loss'}`` plus,
     per ``(start, stop)`` of ``windows``, the accuracy over those steps (:func:`window_key`), each
-    ``[E]``; windows longer than the episode are omitted.
+    ``[E]``; windows longer than the episode are omitted (``first_100_acc`` and ``final_acc``, the
+    last 100 steps, too: a table of 10-step episodes shows only what they have).
     """
     correct = np.asarray(correct, np.float64)
     loss = np.asarray(loss, np.float64)
@@ -137,7 +138,8 @@ def episode_summaries(correct, loss, windows=()) -> dict[str, np.ndarray]:
     for w in (100, 1000):
         if t >= w:
             out[f"first_{w}_acc"] = correct[:, :w].mean(1)
-    out["final_acc"] = correct[:, -min(100, t) :].mean(1)
+    if t >= 100:  # a shorter episode has no "last 100 steps": its whole-episode figure is online_acc
+        out["final_acc"] = correct[:, -100:].mean(1)
     for start, stop in windows:
         if stop <= t:
             out[window_key(start, stop)] = correct[:, start:stop].mean(1)

@@ -1,4 +1,10 @@
-"""PNG figures (matplotlib, Agg backend): learning curves, fast association, state norms."""
+"""Figures (matplotlib): learning curves, fast association, state norms.
+
+Plots use matplotlib's active backend: a notebook shows each figure inline (it stays open after
+it is written), a script on a desktop may ``plt.show()`` them; with a file-only backend (Agg,
+which matplotlib picks itself where there is no display) each figure is closed once written. The
+``vsml`` command selects Agg (``MPLBACKEND``, unless set), so it writes its PNGs without a display
+and opens no window."""
 
 from __future__ import annotations
 
@@ -10,14 +16,22 @@ import numpy as np
 from vsml.eval.metrics import curve_ci, smooth as running_mean
 
 
-def pyplot():
-    """matplotlib.pyplot on the non-interactive Agg backend."""
-    import matplotlib
+_FILE_BACKENDS = ("agg", "cairo", "pdf", "pgf", "ps", "svg", "template")
 
-    matplotlib.use("Agg", force=True)
+
+def pyplot():
+    """matplotlib.pyplot on the active backend (module docstring)."""
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def shows_figures() -> bool:
+    """Whether the active backend displays figures (inline in a notebook, or a GUI), so that a
+    written figure is left open for it; False for file-only backends such as Agg."""
+    import matplotlib
+
+    return matplotlib.get_backend().lower() not in _FILE_BACKENDS
 
 
 def default_window(steps: int) -> int:
@@ -29,7 +43,9 @@ def plot_learning_curves(report, path: str | Path, *, smooth: int | None = None,
     """One panel per dataset; per learner the running-mean accuracy over steps with a CI band.
 
     Each episode's per-step accuracy is smoothed with a trailing window of ``smooth`` steps
-    (default :func:`default_window`), then the band is the pointwise interval over episodes.
+    (default :func:`default_window`), then the band is the pointwise interval over episodes. When
+    the report has an oracle for a dataset (``vsml run``, ``vsml evaluate --reference oracle``), its
+    best-online configuration is drawn on that panel too (black, dashed), as the table reports it.
     """
     plt = pyplot()
     datasets = report.datasets
@@ -45,6 +61,14 @@ def plot_learning_curves(report, path: str | Path, *, smooth: int | None = None,
             steps = np.arange(1, len(mean) + 1)
             (line,) = ax.plot(steps, 100 * mean, label=r.learner, lw=1.4)
             ax.fill_between(steps, np.clip(100 * lo, 0, 100), np.clip(100 * hi, 0, 100), color=line.get_color(), alpha=0.2, lw=0)
+        oracle = getattr(report, "oracles", {}).get(dname)
+        if oracle is not None and oracle.online_curves is not None:
+            correct = np.asarray(oracle.online_curves[0])
+            mean, lo, hi = curve_ci(running_mean(correct, smooth or default_window(correct.shape[1])), confidence)
+            steps = np.arange(1, len(mean) + 1)
+            ax.plot(steps, 100 * mean, color="black", ls="--", lw=1.4,
+                    label=f"oracle best backprop ({oracle.best['online_acc'][0]})")
+            ax.fill_between(steps, np.clip(100 * lo, 0, 100), np.clip(100 * hi, 0, 100), color="black", alpha=0.08, lw=0)
         ax.set_title(dname)
         ax.set_xlabel("step (examples seen)")
         ax.set_ylabel("online accuracy (%)")
@@ -58,7 +82,8 @@ def plot_learning_curves(report, path: str | Path, *, smooth: int | None = None,
 
 
 def save_figure(fig, path: str | Path) -> Path:
-    """Lay out ``fig``, write it to ``path`` atomically (format from the suffix; 120 dpi) and close it."""
+    """Lay out ``fig``, write it to ``path`` atomically (format from the suffix; 120 dpi) and close it
+    (left open where the backend displays figures: :func:`shows_figures`)."""
     import io
 
     from vsml.artifacts import atomic_write_bytes
@@ -68,7 +93,8 @@ def save_figure(fig, path: str | Path) -> Path:
     try:
         fig.savefig(buf, dpi=120, format=Path(path).suffix.lstrip(".") or "png")
     finally:
-        pyplot().close(fig)
+        if not shows_figures():
+            pyplot().close(fig)
     return atomic_write_bytes(path, buf.getvalue())  # never a half-written figure
 
 

@@ -12,7 +12,7 @@ which favours backprop), paired episode by episode. Targets (points of online ac
 - 10,000-step lifetimes: accuracy over steps 9,000–10,000 ≥ that over 1,000–2,000 (it keeps
   learning; it never collapses), paired within episodes.
 
-Run it as ``python -m vsml.eval.protocol --checkpoint general -o docs/results/general`` (every
+Run it as ``vsml protocol --checkpoint general -o docs/results/general`` (every
 option: ``--help``; smaller settings for a quick look: ``-n 4 -T 1200 --long-steps 0``). Writes
 ``table.md`` (one row per LA, dataset and size; each target's measured gap and whether it is met),
 ``results.json`` (every figure with its interval) and ``curves.png`` (running-mean accuracy per
@@ -185,26 +185,38 @@ def table_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vsml.eval.protocol", description=__doc__.split("\n\n")[0])
+OWNED = ("table.md", "results.json", "curves.png")  # the files the command writes (--overwrite replaces only these)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``vsml protocol`` (also ``python -m vsml.eval.protocol``)."""
+    from vsml.limits import ranged
+
     parser.add_argument("--checkpoint", action="append", required=True, help="LA to judge: run folder, checkpoint, LA file or shipped name (repeatable)")
-    parser.add_argument("-o", "--out", required=True, help="output folder for table.md and results.json")
+    parser.add_argument("-o", "--out", default=None, help="output folder for table.md, results.json and curves.png; must be "
+                        "empty unless --overwrite (default runs/protocol, or a fresh runs/protocol-N)")
+    parser.add_argument("--overwrite", action="store_true", help="replace this command's files in a non-empty --out folder")
     parser.add_argument("-d", "--dataset", action="append", default=None, help="NAME[:CLASSES] (repeatable; default: %s)" % ", ".join(DEFAULT_DATASETS))
-    parser.add_argument("--size", type=int, action="append", default=None, help="square input size (repeatable; default 14 and 28)")
-    parser.add_argument("-n", "--episodes", type=int, default=20)
-    parser.add_argument("-T", "--steps", type=int, default=2000)
-    parser.add_argument("--long-steps", type=int, default=10_000, help="lifetime of the long check (0: skip)")
-    parser.add_argument("--long-episodes", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--chunk", type=int, default=None, help="episodes run at once (memory)")
+    parser.add_argument("--size", type=ranged(int, ">=1"), action="append", default=None, help="square input size (repeatable; default 14 and 28)")
+    parser.add_argument("-n", "--episodes", type=ranged(int, ">=1"), default=20)
+    parser.add_argument("-T", "--steps", type=ranged(int, ">=1"), default=2000)
+    parser.add_argument("--long-steps", type=ranged(int, ">=0"), default=10_000, help="lifetime of the long check (0: skip)")
+    parser.add_argument("--long-episodes", type=ranged(int, ">=1"), default=4)
+    parser.add_argument("--seed", type=ranged(int, ">=0"), default=0)
+    parser.add_argument("--chunk", type=ranged(int, ">=1"), default=None, help="episodes run at once (memory)")
     parser.add_argument("--data-dir", default=None, help="data directory (default $VSML_DATA_DIR)")
     parser.add_argument("--oracle-cache", default=default_oracle_cache(), metavar="DIR",
                         help="folder caching the oracle grid's curves per set of episodes, so judging another LA on the "
                              "same episodes runs only that LA (default: %(default)s; 'none' disables it)")
     parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
+
+
+def run_command(args, argv=None, prog: str = "vsml protocol") -> int:
+    """Run the protocol for parsed ``args``; errors are one line on stderr and exit status 2."""
+    from vsml import runs
     from vsml.artifacts import atomic_write_bytes
     from vsml.config import ConfigError
+    from vsml.contract import ContractError
     from vsml.data.integrity import DataError
     from vsml.eval.cli import _CliError, load_checkpoints
     from vsml.eval.evaluate import EvalError
@@ -217,9 +229,9 @@ def main(argv=None) -> int:
                                 long_episodes=args.long_episodes, seed=args.seed, chunk=args.chunk, data_dir=args.data_dir,
                                 oracle_cache=None if args.oracle_cache in (None, "", "none") else args.oracle_cache)
         learners = load_checkpoints(args.checkpoint)
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        command = "python -m vsml.eval.protocol " + " ".join(argv if argv is not None else sys.argv[1:])
+        out = runs.prepare_output(args.out, default="runs/protocol", owned=OWNED, overwrite=args.overwrite,
+                                  log=lambda m: print(m, file=sys.stderr))
+        command = f"{prog} " + " ".join(argv if argv is not None else sys.argv[1:])
 
         def write(result):
             result["command"] = command
@@ -230,8 +242,8 @@ def main(argv=None) -> int:
                 plot_learning_curves(result["_curves"], out / "curves.png")
 
         result = run(learners, config, progress=not args.no_progress, on_part=write)
-    except (ValueError, _CliError, ConfigError, DataError, EvalError, InputError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ValueError, _CliError, ConfigError, ContractError, DataError, EvalError, InputError, runs.OutputError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
         return 2
     write(result)
     print(table_markdown(result))
@@ -239,5 +251,20 @@ def main(argv=None) -> int:
     return 0
 
 
+def register(subparsers) -> None:
+    """``vsml protocol``."""
+    p = subparsers.add_parser("protocol", help="the general-LA protocol: learned LAs against the oracle best backprop on "
+                              "unseen test splits, every target in one table", description=__doc__.split("\n\n")[0])
+    add_arguments(p)
+    p.set_defaults(func=lambda args: run_command(args, getattr(args, "argv", None)))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vsml.eval.protocol", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run_command(parser.parse_args(argv), argv, prog="python -m vsml.eval.protocol")
+
+
 if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("MPLBACKEND", "Agg")  # a command: write the PNGs, open no window
     raise SystemExit(main())

@@ -95,7 +95,8 @@ def markdown_table(report: EvalReport, confidence: float = 0.95) -> str:
         cells = [row["dataset"], name] + [_fmt(row.get(m), m.endswith("_acc")) for m in metrics]
         lines.append("| " + " | ".join(cells) + " |")
     e = {r["episodes"] for r in rows}
-    note = f"\nMean ± half-width of the {int(confidence * 100)} % t-interval over {', '.join(map(str, sorted(e)))} episode{'' if e == {1} else 's'}; final = last 100 steps."
+    note = f"\nMean ± half-width of the {int(confidence * 100)} % t-interval over {', '.join(map(str, sorted(e)))} episode{'' if e == {1} else 's'}" + \
+        ("; final = last 100 steps." if "final_acc" in metrics else ".")
     if 1 in e:
         note += " With one episode the interval is undefined (n/a)."
     for row in rows:

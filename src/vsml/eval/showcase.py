@@ -51,7 +51,8 @@ def run_showcase(
     out_dir = check_writable(out_dir)
     entries = dict(learners or {})
     base = {name: (make_learner(name), None) for name in baselines}
-    groups: dict = {None: {**base, **{k: v for k, v in entries.items() if not (contracts or {}).get(k)}}}
+    sized = {k for k, c in (contracts or {}).items() if c is not None and c.image_size is not None}
+    groups: dict = {None: {**base, **{k: v for k, v in entries.items() if k not in sized}}}
     for label, c in (contracts or {}).items():
         if label in entries and c is not None and c.image_size is not None:
             groups.setdefault(tuple(c.image_size), dict(base))[label] = entries[label]
@@ -84,7 +85,7 @@ def run_showcase(
 def headline(report: EvalReport, label: str, confidence: float = 0.95) -> str | None:
     """One sentence on ``label`` against the oracle best backprop: its online accuracy, the oracle's,
     and the paired difference (mean ± CI half-width, points) over all steps, the first 100 and the
-    last 100. ``None`` when ``label`` or the oracle is not in the report."""
+    last 100 (where the episodes are that long). ``None`` when ``label`` or the oracle is not in the report."""
     from vsml.eval.report import ORACLE, _fmt_diff, paired_rows, summary_rows
 
     if report.reference != "oracle":
@@ -97,6 +98,7 @@ def headline(report: EvalReport, label: str, confidence: float = 0.95) -> str | 
     oracle = next(r for r in rows if r["learner"] == ORACLE and r["dataset"] == mine["dataset"])
     return (f"{label} on {mine['dataset']} ({mine['episodes']} episodes × {mine['steps']} steps): online accuracy "
             f"{mine['online_acc'].mean * 100:.1f} % against {oracle['online_acc'].mean * 100:.1f} % for the oracle best "
-            f"backprop; paired difference {_fmt_diff(diff.get('online_acc'))} points over all steps, "
-            f"{_fmt_diff(diff.get('first_100_acc'))} over the first 100, {_fmt_diff(diff.get('final_acc'))} over the last "
-            f"100 ({int(confidence * 100)} % CI).")
+            f"backprop; paired difference {_fmt_diff(diff.get('online_acc'))} points over all steps"
+            + "".join(f", {_fmt_diff(diff[k])} over the {name}" for k, name in
+                      (("first_100_acc", "first 100"), ("final_acc", "last 100")) if k in diff)  # windows that fit
+            + f" ({int(confidence * 100)} % CI).")
