@@ -6,9 +6,10 @@
 //
 // Layout. States are the library's [A*B, N] rows (cell a*B + b); a cell's N state entries lie in
 // the SIMD lanes (NV = N/W vectors), and its 4N gate pre-activations z = h @ Wh + u[a] + v[b] are
-// 4*NV vectors (gate order i, f, g, o). P cells are processed together so that each row of Wh,
-// loaded once, feeds P*4*NV independent FMA chains (16 accumulators for N = 16 on AVX-512); the
-// scalar h[k] of each cell is broadcast straight from memory into the FMA. All micro ticks of a
+// 4*NV vectors (gate order i, f, g, o). Blocks of PM cells x JB column vectors are processed
+// together so that each loaded piece of a row of Wh feeds PM*JB independent FMA chains, with the
+// tile sized to the register file (kRegs: 4 cells x 4 vectors for N = 16 on AVX-512, 4 cells x 2
+// vectors on AVX2); the scalar h[k] of each cell is broadcast from memory. All micro ticks of a
 // group of cells run back to back while their state is in registers / L1, then the group's final
 // h is added into the two reductions (sum over b per a, sum over a per b).
 //

@@ -110,6 +110,8 @@ CASES = {  # a, b, n, m, batch, micro ticks, cell-norm mode (N = 16, M = 8: ever
     "core_n4_t3": (5, 3, 4, 4, 1, 3, False),
     "cellnorm_n6_batch2_t1": (7, 2, 6, 4, 2, 1, True),  # no SIMD width divides N: scalar code
     "cellnorm_n16_m4": (5, 3, 16, 4, 1, 2, True),  # AVX-512: heads narrower than a vector (scalar loops)
+    "core_n8": (6, 3, 8, 4, 1, 2, False),  # AVX2: one vector per cell (4-cell x 2-vector product tiles)
+    "core_n24_batch2": (5, 2, 24, 4, 2, 2, False),  # no fixed-width code: the dynamic path's column blocks
 }
 
 
