@@ -142,6 +142,10 @@ VSML_INLINE vf tanh_(vf x) {
 template <int K>
 VSML_INLINE void gates_fwd(const vf* zi, const vf* zf, const vf* zg, const vf* zo, vf* c, vf* h) {
   vf di[K], df[K], dO[K], eg[K];
+#ifdef VSML_PROFILE_NO_GATES  // profiling builds of csrc/bench_dense.cc only: the cost of everything but the gates
+  for (int k = 0; k < K; ++k) c[k] = zi[k] * c[k] + zf[k], h[k] = zg[k] * zo[k];
+  return;
+#endif
 #pragma GCC unroll 16
   for (int k = 0; k < K; ++k) di[k] = den_i(zi[k]);
 #pragma GCC unroll 16
