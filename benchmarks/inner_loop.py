@@ -17,7 +17,7 @@ Useful FLOPs per cell-tick: 2·N·4N (h @ W_h) + 2·4N (adding u[a], v[b]) + 9N 
 nonlinearities counted as one FLOP each, c' = f·c + i·g, h' = o·tanh c') = 2,320 for N = 16.
 
     python benchmarks/inner_loop.py [--steps 300] [--repeats 5] [--rounds 2] [--measures forward_b1,...] [--reference]
-                                    [--json out.json] [--quick]
+                                    [--json out.json] [--quick] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -137,9 +137,15 @@ def child(measure: str, impl: str, steps: int, repeats: int) -> dict:
     }
 
 
+BASELINE_DIR: str | None = None  # --baseline: a directory holding another build's vsml package
+
+
 def run_child(measure: str, impl: str, steps: int, repeats: int) -> dict:
+    env = None
+    if impl == "fused_baseline":  # the same measurement with the other build's package first on the path
+        impl, env = "fused", {**os.environ, "PYTHONPATH": os.pathsep.join([BASELINE_DIR, os.environ.get("PYTHONPATH", "")])}
     cmd = [sys.executable, __file__, "--child", measure, "--impl", impl, "--steps", str(steps), "--repeats", str(repeats)]
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         raise RuntimeError(f"benchmark child {measure}/{impl} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -163,6 +169,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=2, help="runs of each (measure, path), alternating; best counts")
     ap.add_argument("--reference", action="store_true", help="also time the per-cell reference implementation")
+    ap.add_argument("--baseline", metavar="DIR", help="also time the fused kernel of another build (DIR holds its vsml "
+                    "package; first on PYTHONPATH for that path, reported as fused_baseline)")
     ap.add_argument("--json", help="write every figure to this JSON file")
     ap.add_argument("--quick", action="store_true", help="fewer steps/repeats/rounds (smoke test)")
     ap.add_argument("--measures", default=",".join(MEASURES), help=f"comma-separated subset of {', '.join(MEASURES)}")
@@ -184,7 +192,9 @@ def main(argv=None) -> int:
         return 1
     from vsml.kernels import _ffi
 
-    impls = ["xla", "fused"] + (["reference"] if args.reference else [])
+    global BASELINE_DIR
+    impls = ["xla", "fused"] + (["fused_baseline"] if args.baseline else []) + (["reference"] if args.reference else [])
+    BASELINE_DIR = os.path.abspath(args.baseline) if args.baseline else None
     measures = [m.strip() for m in args.measures.split(",") if m.strip()]
     if unknown := set(measures) - set(MEASURES):
         ap.error(f"unknown measures {sorted(unknown)}; known: {', '.join(MEASURES)}")
@@ -209,6 +219,8 @@ def main(argv=None) -> int:
         entry["fused_useful_gflops"] = f["cell_ticks_per_s"] * FLOPS_PER_CELL_TICK / 1e9
         entry["fused_fraction_of_matmul"] = entry["fused_useful_gflops"] / matmul
         entry["xla_useful_gflops"] = x["cell_ticks_per_s"] * FLOPS_PER_CELL_TICK / 1e9
+        if "fused_baseline" in best:
+            entry["fused_over_baseline"] = f["cell_ticks_per_s"] / best["fused_baseline"]["cell_ticks_per_s"]
         if measure in TARGETS:
             entry["target_speedup"] = TARGETS[measure]
             entry["target_met"] = entry["speedup"] >= TARGETS[measure] and (
@@ -233,6 +245,10 @@ def main(argv=None) -> int:
         print(f"{measure:26s} {f['cell_ticks_per_s'] / 1e6:12.2f} {x['cell_ticks_per_s'] / 1e6:10.2f} {e['speedup']:6.2f} "
               f"{target:>7s} {f.get('peak_rss_mb', 0):8.0f} {x.get('peak_rss_mb', 0):7.0f} {e['fused_useful_gflops']:13.1f} "
               f"{100 * e['fused_fraction_of_matmul']:8.1f}%")
+        if "fused_baseline" in e:
+            fb = e["fused_baseline"]
+            print(f"{'':26s} baseline build: fused {fb['cell_ticks_per_s'] / 1e6:.2f} M ct/s, {fb.get('peak_rss_mb', 0):.0f} MB; "
+                  f"this build / baseline {e['fused_over_baseline']:.2f}")
         if "reference" in e:
             print(f"{'':26s} reference {e['reference']['cell_ticks_per_s'] / 1e6:.2f} M ct/s")
     if args.json:

@@ -1,25 +1,25 @@
-"""Meta-step benchmark: one ES iteration and one gradient meta-step on the authors' default setup
-(dense 784→10 VSML layer, N = 16, M = 8, 2 micro ticks, 500-step episodes, batch 1).
+"""Meta-iterations per hour of real meta-training configs, fused kernel against the XLA path.
 
-Throughput per episode is reported in cell-ticks/s = 7,840 cells × 2 ticks × steps × episodes /
-seconds (episodes = population for ES, meta-batch for gradient; the time includes sampling the
-episodes inside the step and the optimizer update) and compared with the authors' implementation
-measured on the same machine (docs/benchmarks.md): forward 8.6 M cell-ticks/s (ES evaluates members with
-forward passes only), value-and-grad 1.26 M cell-ticks/s. Data: the built-in ``random`` set
-(28×28, 10 classes), so no files are needed.
+Three configs of the repository, each one meta-iteration as ``vsml meta-train`` runs it
+(``MetaTrainer.step``: sampling the episodes inside the step, the inner loops, the meta-gradient or
+fitness estimate and the optimizer update; no evaluation or checkpointing):
 
-The authors' figures are fixed numbers measured once on this machine, whose speed drifts (other
-tenants, throttling: the bare LSTM-cell tick has been measured anywhere between 13 and 19.5 M
-cell-ticks/s). So the same run also measures that bare-cell tick (the machine-speed reference of
-``inner_loop.py``; 19.5 M when the authors' figures were taken) and reports a
-speed-normalised ratio: ``(ours / authors) x (19.5 M / bare cell now)``.
+  * ``tbptt``: ``configs/general_pilot7b.yaml`` (truncated BPTT, 500-step truncations, 2 particles
+    per task family, five families: value-and-grad with per-step remat),
+  * ``pes``:   ``configs/general_pilot_pes.yaml`` (persistent ES, 16 members, 50-step truncations,
+    three families: forward passes only),
+  * ``es``:    ``configs/meta_digits_es.yaml``, its last curriculum stage (antithetic ES, 32 members,
+    100-step 10-way episodes).
 
-Both dense-layer paths run in the same process, their timed repeats alternating: the fused C++
-kernel (``VSMLConfig(kernel="fused")``, :mod:`vsml.kernels`) and the XLA kernels (``kernel="xla"``),
-and the ratio fused / XLA is printed per measurement (ES: forward passes only, one batched kernel
-call per step for all members of a chunk; gradient: value-and-grad with per-step remat).
+Each (config, kernel path) runs in a fresh process (``VSML_KERNEL=fused`` or ``xla``: the setting
+``kernel: auto`` follows), runs two warm-up steps (both compile: the second sees device arrays
+where the first saw host arrays; timed apart), then times ``--repeats`` steps; the best
+counts. Paths alternate within each of ``--rounds`` rounds and the best round counts. A 2048³
+float32 matmul (XLA) is timed in the same run as the machine reference. Data: the datasets the
+configs name, from ``VSML_DATA_DIR``.
 
-    python benchmarks/meta_step.py [--steps 500] [--population 8,32] [--meta-batch 2] [--repeats 2] [--kernels xla,fused] [--json out.json]
+    python benchmarks/meta_step.py [--configs tbptt,pes,es] [--rounds 1] [--repeats 2] [--json out.json]
+                                   [--set tbptt:tbptt.particles=1 ...] [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -28,103 +28,157 @@ import argparse
 import json
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
-A, B, N, M, TICKS = 784, 10, 16, 8, 2
-AUTHORS = {"es_forward": 8.6e6, "gradient_value_and_grad": 1.26e6}
-AUTHORS_BARE_CELL = 19.5e6  # bare LSTM-cell tick over 7,840 cells when the authors' figures were taken
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = {
+    "tbptt": ("configs/general_pilot7b.yaml", None),
+    "pes": ("configs/general_pilot_pes.yaml", None),
+    "es": ("configs/meta_digits_es.yaml", -1),  # last curriculum stage
+}
+QUIET = ["log.progress=false", "log.tensorboard=false", "log.csv=false"]
 
 
-def bare_cell_rate(repeats: int) -> float:
-    """Cell-ticks/s of the bare LSTM-cell tick over 7,840 cells (``inner_loop.py``'s floor measurement)."""
-    from inner_loop import child  # benchmarks/ is on sys.path when this file runs as a script
+def child(name: str, repeats: int, overrides: list[str]) -> dict:
+    """One (config, path) in this process; the path comes from ``VSML_KERNEL``."""
+    import jax
 
-    return child("bare_cell", "factorised", 500, max(repeats, 3))["cell_ticks_per_s"]
+    from vsml import kernels
+    from vsml.meta.trainer import MetaTrainer, load_meta_config
+
+    path, stage = CONFIGS[name]
+    cfg = load_meta_config(ROOT / path, QUIET + overrides)
+    with tempfile.TemporaryDirectory() as out:
+        trainer = MetaTrainer(cfg, out_dir=out, log=lambda m: None)
+        stages = len(cfg.curriculum or ()) or 1
+        stage = stages - 1 if stage == -1 else 0
+        state = trainer.init_state(stage)
+        first = []  # the first step compiles; so does the second (its state arrays come from the device)
+        for r in range(2):
+            t = time.perf_counter()
+            state, m = trainer.step(state, r, stage)
+            jax.block_until_ready(m)
+            first.append(time.perf_counter() - t)
+        best = float("inf")
+        for r in range(repeats):
+            t = time.perf_counter()
+            state, m = trainer.step(state, r + 2, stage)
+            jax.block_until_ready(m)
+            best = min(best, time.perf_counter() - t)
+    return {"config": path, "method": cfg.method, "stage": stage, "overrides": overrides,
+            "kernel": kernels.resolve_kernel("auto"), "warmup_steps_s": first, "s_per_iteration": best,
+            "iterations_per_hour": 3600.0 / best, "loss": float(m.loss)}
+
+
+def run_child(args: list[str], env: dict | None = None) -> dict:
+    cmd = [sys.executable, __file__, *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmark child {args} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--steps", type=int, default=500)
-    ap.add_argument("--population", default="8,32", help="ES population(s), comma-separated (even)")
-    ap.add_argument("--kernels", default="xla,fused", help="dense-layer paths to time (VSMLConfig.kernel values)")
-    ap.add_argument("--meta-batch", type=int, default=2, help="episodes per gradient meta-step")
-    ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--chunk", type=int, default=4, help="ES members evaluated at once per device (0: all)")
-    ap.add_argument("--only", choices=("es", "gradient"), default=None, help="run one of the two measurements")
+    ap.add_argument("--configs", default="tbptt,pes,es", help=f"comma-separated subset of {', '.join(CONFIGS)}")
+    ap.add_argument("--kernels", default="xla,fused", help="paths to time (values of VSML_KERNEL)")
+    ap.add_argument("--rounds", type=int, default=1, help="processes per (config, path), paths alternating")
+    ap.add_argument("--repeats", type=int, default=2, help="timed meta-steps per process (after the compiling one)")
+    ap.add_argument("--set", action="append", default=[], metavar="CONFIG:KEY=VALUE",
+                    help="config override for one config, e.g. tbptt:tbptt.particles=1 (repeatable)")
+    ap.add_argument("--baseline", default=None, metavar="DIR",
+                    help="also time the fused kernel of another build: DIR holds its vsml package (put first on "
+                         "PYTHONPATH for that path, reported as 'fused_baseline')")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--matmul", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    names = [c.strip() for c in args.configs.split(",") if c.strip()]
+    kinds = [k.strip() for k in args.kernels.split(",") if k.strip()]
+    if unknown := set(names) - set(CONFIGS):
+        ap.error(f"unknown configs {sorted(unknown)}; known: {', '.join(CONFIGS)}")
+    if args.baseline:
+        kinds.append("fused_baseline")
+    if unknown := set(kinds) - {"xla", "fused", "fused_baseline"}:
+        ap.error(f"unknown kernel paths {sorted(unknown)}; known: xla, fused")
+    overrides: dict[str, list[str]] = {n: [] for n in CONFIGS}
+    for item in args.set:
+        name, sep, kv = item.partition(":")
+        if not sep or name not in CONFIGS or "=" not in kv:
+            ap.error(f"--set {item!r}: expected CONFIG:KEY=VALUE with CONFIG one of {', '.join(CONFIGS)}")
+        overrides[name].append(kv)
+    if args.matmul:
+        sys.path.insert(0, str(Path(__file__).parent))
+        from inner_loop import child as inner_child
+
+        print(json.dumps(inner_child("matmul", "xla", 0, 3)))
+        return 0
+    if args.child:
+        print(json.dumps(child(args.child, args.repeats, overrides[args.child])))
+        return 0
 
     import jax
 
-    from vsml.data.episodes import EpisodeSampler, SamplerConfig
-    from vsml.learners.base import TaskSpec
-    from vsml.learners.vsml import VSML, VSMLConfig
-    from vsml.meta import AntitheticES, ESConfig, GradientConfig, GradientDescent, MetaProblem, ObjectiveConfig
-    from vsml.meta.distributed import make_mesh
+    from vsml import kernels
+    from vsml.kernels import _ffi
 
-    kinds = [k.strip() for k in args.kernels.split(",") if k.strip()]
-    learners = {k: VSML(VSMLConfig(state_size=N, message_size=M, micro_ticks=TICKS, kernel=k)) for k in kinds}
-    learner = learners[kinds[0]]
-    sampler = EpisodeSampler(SamplerConfig(datasets=("random",), flatten=True, steps=args.steps, normalize=False))
-    task = TaskSpec(sampler.input_shape, sampler.num_classes, 1)
-    assert task.input_shape == (A,) and task.num_classes == B
-    params = learner.init_params(jax.random.PRNGKey(0))
-    cell_ticks = A * B * TICKS * args.steps
-
-    problems = {k: MetaProblem(learners[k], task, ObjectiveConfig(), sampler, make_mesh()) for k in kinds}
-
-    def bench(opt, episodes):
-        """Every path: first call (compile), then ``repeats`` timed calls alternating between paths."""
-        states = {k: opt.init(params, jax.random.PRNGKey(0), problems[k]) for k in kinds}
-        out = {}
-        for k in kinds:
-            t = time.perf_counter()
-            jax.block_until_ready(opt.step(states[k], jax.random.PRNGKey(1), problems[k]))
-            out[k] = {"episodes": episodes, "first_call_seconds": time.perf_counter() - t, "seconds": float("inf")}
-        for r in range(args.repeats):
+    if "fused" in kinds and not kernels.available():
+        print(f"fused kernel unavailable ({kernels.unavailable_reason()})", file=sys.stderr)
+        return 1
+    results: dict = {
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpus": os.cpu_count(), "affinity": sorted(os.sched_getaffinity(0)), "jax": jax.__version__,
+                    "host_isa": _ffi.host_isa(), "kernel_isa": _ffi.kernel_isa(16) if kernels.available() else ""},
+        "rounds": args.rounds, "repeats": args.repeats, "load_average_at_start": os.getloadavg()[0],
+    }
+    t0 = time.perf_counter()
+    results["matmul_2048_gflops"] = run_child(["--matmul"])["gflops"]
+    for name in names:
+        best: dict[str, dict] = {}
+        for _ in range(args.rounds):
             for k in kinds:
-                t = time.perf_counter()
-                jax.block_until_ready(opt.step(states[k], jax.random.PRNGKey(2 + r), problems[k]))
-                out[k]["seconds"] = min(out[k]["seconds"], time.perf_counter() - t)
-        for r in out.values():
-            r["cell_ticks_per_s"] = cell_ticks * episodes / r["seconds"]
-            r["seconds_per_episode"] = r["seconds"] / episodes
-        return out
+                env = {"VSML_KERNEL": k.removesuffix("_baseline")}
+                if k == "fused_baseline":
+                    env["PYTHONPATH"] = os.pathsep.join([str(Path(args.baseline).resolve()), os.environ.get("PYTHONPATH", "")])
+                r = run_child(["--child", name, "--repeats", str(args.repeats),
+                               *[f"--set={name}:{o}" for o in overrides[name]]], env=env)
+                if r["kernel"] != env["VSML_KERNEL"]:
+                    raise RuntimeError(f"{name}: asked for the {k} path, the child resolved {r['kernel']}")
+                if k not in best or r["s_per_iteration"] < best[k]["s_per_iteration"]:
+                    best[k] = r
+        entry = dict(best)
+        if "fused" in best and "xla" in best:
+            entry["fused_over_xla"] = best["fused"]["iterations_per_hour"] / best["xla"]["iterations_per_hour"]
+        if "fused" in best and "fused_baseline" in best:
+            entry["fused_over_baseline"] = (best["fused"]["iterations_per_hour"]
+                                            / best["fused_baseline"]["iterations_per_hour"])
+        results[name] = entry
+    results["load_average_at_end"] = os.getloadavg()[0]
+    results["wall_s"] = time.perf_counter() - t0
 
-    gr_cfg = GradientConfig(meta_batch=args.meta_batch, remat=True)
-    results = {}
-    if args.only in (None, "es"):
-        for pop in (int(p) for p in str(args.population).split(",")):
-            es_cfg = ESConfig(population=pop, chunk=args.chunk or None)
-            for k, r in bench(AntitheticES(es_cfg), pop).items():
-                results[f"es_forward_{pop}/{k}"] = r
-    if args.only in (None, "gradient"):
-        for k, r in bench(GradientDescent(gr_cfg), args.meta_batch).items():
-            results[f"gradient_value_and_grad/{k}"] = r
-    bare = bare_cell_rate(args.repeats)
-    speed = AUTHORS_BARE_CELL / bare  # > 1: the machine is slower now than when the authors' figures were taken
-    print(f"meta-step benchmark: dense {A}→{B}, N={N}, M={M}, {TICKS} ticks, {args.steps}-step episodes, "
-          f"{jax.device_count()} {jax.devices()[0].platform} device(s), {platform.processor() or platform.machine()}")
-    print(f"  machine-speed reference: bare LSTM-cell tick {bare / 1e6:.2f} M cell-ticks/s "
-          f"(authors' figures taken at {AUTHORS_BARE_CELL / 1e6:.1f} M; normalisation factor {speed:.2f})")
-    for name, r in results.items():
-        base, kind = name.split("/")
-        authors = AUTHORS["es_forward" if base.startswith("es_forward") else base]
-        r["authors_cell_ticks_per_s"] = authors
-        r["ratio_vs_authors"] = r["cell_ticks_per_s"] / authors
-        r["ratio_vs_authors_speed_normalised"] = r["ratio_vs_authors"] * speed
-        if kind != "xla" and f"{base}/xla" in results:
-            r["ratio_vs_xla"] = r["cell_ticks_per_s"] / results[f"{base}/xla"]["cell_ticks_per_s"]
-        vs_xla = f", {r['ratio_vs_xla']:.2f}× the XLA path" if "ratio_vs_xla" in r else ""
-        print(f"  {name:32s} {r['episodes']:3d} episodes in {r['seconds']:.2f} s  ({r['seconds_per_episode']:.2f} s/episode, "
-              f"first call {r['first_call_seconds']:.1f} s): {r['cell_ticks_per_s'] / 1e6:.2f} M cell-ticks/s = "
-              f"{r['ratio_vs_authors']:.2f}× authors ({authors / 1e6:.2f} M), "
-              f"{r['ratio_vs_authors_speed_normalised']:.2f}× speed-normalised{vs_xla}")
+    print(f"meta-iterations per hour — {results['machine']['processor']}, {results['machine']['host_isa']}, "
+          f"kernel {results['machine']['kernel_isa']}, CPUs {results['machine']['affinity']}, jax {jax.__version__}")
+    print(f"load average {results['load_average_at_start']:.2f} at start, {results['load_average_at_end']:.2f} at end; "
+          f"2048³ matmul {results['matmul_2048_gflops']:.1f} GFLOP/s; best of {args.rounds} round(s) × {args.repeats} steps")
+    for name in names:
+        e = results[name]
+        row = [f"{name:6s} {CONFIGS[name][0]:34s}"]
+        for k in kinds:
+            row.append(f"{k} {e[k]['iterations_per_hour']:8.1f}/h ({e[k]['s_per_iteration']:.2f} s, "
+                       f"warm-up {sum(e[k]['warmup_steps_s']):.0f} s)")
+        if "fused_over_xla" in e:
+            row.append(f"fused/xla {e['fused_over_xla']:.2f}")
+        if "fused_over_baseline" in e:
+            row.append(f"fused/baseline {e['fused_over_baseline']:.2f}")
+        print("  ".join(row))
     if args.json:
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         with open(args.json, "w") as f:
-            json.dump({"steps": args.steps, "devices": jax.device_count(), "load_avg_at_end": load,
-                       "bare_cell_cell_ticks_per_s": bare, "speed_normalisation": speed, "results": results}, f, indent=2)
+            json.dump(results, f, indent=2)
+        print(f"wrote {args.json}")
     return 0
 
 

@@ -1,6 +1,7 @@
 // Stand-alone single-thread timing of the per-ISA kernels (no JAX/XLA), for profiling:
 //   g++ -O3 -std=c++17 -ffp-contract=fast -fno-math-errno -g csrc/bench_dense.cc csrc/dense_*.cc -o /tmp/bench_dense
 //   /tmp/bench_dense [isa=avx512] [reps=50] [n=16] [mode=-1]   (ns per cell-tick, thread CPU time)
+//   add -DVSML_PROFILE_NO_GATES for a build whose forward gates are one multiply-add each (what the rest costs)
 //   valgrind --tool=callgrind /tmp/bench_dense avx2 4 16 0      (instructions of one mode; valgrind has no
 //   AVX-512, so profile the AVX2 build: Ir of fwd_unit / (7840 cells * 2 ticks * reps))
 #include <time.h>

@@ -6,9 +6,10 @@
 //
 // Layout. States are the library's [A*B, N] rows (cell a*B + b); a cell's N state entries lie in
 // the SIMD lanes (NV = N/W vectors), and its 4N gate pre-activations z = h @ Wh + u[a] + v[b] are
-// 4*NV vectors (gate order i, f, g, o). P cells are processed together so that each row of Wh,
-// loaded once, feeds P*4*NV independent FMA chains (16 accumulators for N = 16 on AVX-512); the
-// scalar h[k] of each cell is broadcast straight from memory into the FMA. All micro ticks of a
+// 4*NV vectors (gate order i, f, g, o). Blocks of PM cells x JB column vectors are processed
+// together so that each loaded piece of a row of Wh feeds PM*JB independent FMA chains, with the
+// tile sized to the register file (kRegs: 4 cells x 4 vectors for N = 16 on AVX-512, 4 cells x 2
+// vectors on AVX2); the scalar h[k] of each cell is broadcast from memory. All micro ticks of a
 // group of cells run back to back while their state is in registers / L1, then the group's final
 // h is added into the two reductions (sum over b per a, sum over a per b).
 //
@@ -141,6 +142,10 @@ VSML_INLINE vf tanh_(vf x) {
 template <int K>
 VSML_INLINE void gates_fwd(const vf* zi, const vf* zf, const vf* zg, const vf* zo, vf* c, vf* h) {
   vf di[K], df[K], dO[K], eg[K];
+#ifdef VSML_PROFILE_NO_GATES  // profiling builds of csrc/bench_dense.cc only: the cost of everything but the gates
+  for (int k = 0; k < K; ++k) c[k] = zi[k] * c[k] + zf[k], h[k] = zg[k] * zo[k];
+  return;
+#endif
 #pragma GCC unroll 16
   for (int k = 0; k < K; ++k) di[k] = den_i(zi[k]);
 #pragma GCC unroll 16
@@ -175,9 +180,26 @@ VSML_INLINE void gates_all(const vf* zi, const vf* zf, const vf* zg, const vf* z
   for (int k = 0; k < K; ++k) tc[k] = tanh_(c[k]);
 }
 
-// Cells per matrix-product block (16 accumulators for NV = 1 or 2) and per group (>= 8 gate
-// vectors in flight: one vector's gate chain is ~170 cycles deep, so fewer leave the FMA ports idle).
-constexpr int block_cells(int nv) { return nv == 1 ? 4 : nv == 2 ? 2 : 1; }
+// Vector registers of the instruction set (AVX-512: 32; AVX2, SSE2 and NEON: 16). Register tiles
+// (accumulators + operands + one broadcast) are sized to fit in them: a tile that does not fit is
+// spilled to the stack on every iteration (csrc/bench_dense.cc measured the AVX2 backward pass
+// 20-30 % faster once its tiles fit).
+constexpr int kRegs = W >= 16 ? 32 : 16;
+
+// Vectors per column block of a register tile with `rows` rows of accumulators over `cols` vectors
+// (cols a power of two times 1 or 4*nv): the widest block with rows*jb accumulators + jb operands
+// + 1 broadcast <= kRegs.
+constexpr int col_block(int rows, int cols) {
+  int jb = cols;
+  while (jb > 1 && rows * jb + jb + 1 > kRegs) jb /= 2;
+  return jb;
+}
+
+// Cells per matrix-product block and per group of gate evaluations (>= 8 gate vectors in flight:
+// one vector's gate chain is ~170 cycles deep, so fewer leave the FMA ports idle). With 16
+// registers (AVX2) and N = 2 vectors, blocks of 4 cells x 2 column vectors (col_block) measured
+// 20-25 % faster than 2 cells x 4 columns (csrc/bench_dense.cc, forward and backward).
+constexpr int block_cells(int nv) { return nv == 1 ? 4 : nv == 2 ? (kRegs >= 32 ? 2 : 4) : 1; }
 constexpr int group_cells(int nv) { return nv == 1 ? 8 : nv == 2 ? 4 : 1; }
 
 // ---------------------------------------------------------------------------------------------
@@ -416,31 +438,32 @@ struct GroupIdx {
 template <int NV, int P, int PM>
 VSML_INLINE void group_matmul(const float* wh, const GroupIdx<P>& g, const float* hs, int64_t hstride, int64_t n,
                               int nv, float* zb) {
-  constexpr int NVB = NV > 0 ? NV : NVMAX;
+  constexpr int JB = col_block(PM, NV > 0 ? 4 * NV : 4);  // 4*nv is a multiple of 4
   const int64_t F = 4 * n;
-  for (int s0 = 0; s0 < P; s0 += PM) {
-    vf acc[PM][4 * NVB];
+  for (int s0 = 0; s0 < P; s0 += PM)
+    for (int j0 = 0; j0 < 4 * nv; j0 += JB) {
+      vf acc[PM][JB];
 #pragma GCC unroll 16
-    for (int p = 0; p < PM; ++p)
+      for (int p = 0; p < PM; ++p)
 #pragma GCC unroll 16
-      for (int j = 0; j < 4 * nv; ++j) acc[p][j] = ld(g.up[s0 + p] + j * W) + ld(g.vp[s0 + p] + j * W);
-    for (int64_t k = 0; k < n; ++k) {
-      const float* wrow = wh + k * F;
-      vf w[4 * NVB];
+        for (int j = 0; j < JB; ++j) acc[p][j] = ld(g.up[s0 + p] + (j0 + j) * W) + ld(g.vp[s0 + p] + (j0 + j) * W);
+      for (int64_t k = 0; k < n; ++k) {
+        const float* wrow = wh + k * F + j0 * W;
+        vf w[JB];
 #pragma GCC unroll 16
-      for (int j = 0; j < 4 * nv; ++j) w[j] = ld(wrow + j * W);
+        for (int j = 0; j < JB; ++j) w[j] = ld(wrow + j * W);
 #pragma GCC unroll 16
-      for (int p = 0; p < PM; ++p) {
-        const vf hb = bc(hs[(s0 + p) * hstride + k]);
+        for (int p = 0; p < PM; ++p) {
+          const vf hb = bc(hs[(s0 + p) * hstride + k]);
 #pragma GCC unroll 16
-        for (int j = 0; j < 4 * nv; ++j) acc[p][j] += hb * w[j];
+          for (int j = 0; j < JB; ++j) acc[p][j] += hb * w[j];
+        }
       }
+#pragma GCC unroll 16
+      for (int p = 0; p < PM; ++p)
+#pragma GCC unroll 16
+        for (int j = 0; j < JB; ++j) st(zb + ((s0 + p) * 4 * nv + j0 + j) * W, acc[p][j]);
     }
-#pragma GCC unroll 16
-    for (int p = 0; p < PM; ++p)
-#pragma GCC unroll 16
-      for (int j = 0; j < 4 * nv; ++j) st(zb + ((s0 + p) * 4 * nv + j) * W, acc[p][j]);
-  }
 }
 
 // Where a forward unit puts each cell's normalised messages (cell-norm mode).
@@ -621,39 +644,45 @@ inline void outer_acc(float* dst, int64_t K, int jv, const float* A, const float
   }
 }
 
-// dwh [N, 4N] += hc^T @ dzc over the chunk's `count` rows.
-template <int NV, int R>
-VSML_INLINE void dwh_rows(const BwdUnit& x, const BwdScratch& s, int64_t k0, int nv) {
-  constexpr int NVB = NV > 0 ? NV : NVMAX;
+// dwh [N, 4N] += hc^T @ dzc over the chunk's `count` rows: a tile of R rows (k0..) x JB vectors (j0..).
+template <int R, int JB>
+VSML_INLINE void dwh_tile(const BwdUnit& x, const BwdScratch& s, int64_t k0, int j0) {
   const int64_t n = x.n, F = 4 * n;
-  vf acc[R][4 * NVB];
+  float* dst = x.dwh + k0 * F + j0 * W;
+  const float* dz = s.dzc + j0 * W;
+  const float* hc = s.hc + k0;
+  vf acc[R][JB];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 16
-    for (int j = 0; j < 4 * nv; ++j) acc[r][j] = ld(x.dwh + (k0 + r) * F + j * W);
+    for (int j = 0; j < JB; ++j) acc[r][j] = ld(dst + r * F + j * W);
   for (int64_t c = 0; c < s.count; ++c) {
-    vf d[4 * NVB];
+    vf d[JB];
 #pragma GCC unroll 16
-    for (int j = 0; j < 4 * nv; ++j) d[j] = ld(s.dzc + c * F + j * W);
+    for (int j = 0; j < JB; ++j) d[j] = ld(dz + c * F + j * W);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-      const vf hb = bc(s.hc[c * n + k0 + r]);
+      const vf hb = bc(hc[c * n + r]);
 #pragma GCC unroll 16
-      for (int j = 0; j < 4 * nv; ++j) acc[r][j] += hb * d[j];
+      for (int j = 0; j < JB; ++j) acc[r][j] += hb * d[j];
     }
   }
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 16
-    for (int j = 0; j < 4 * nv; ++j) st(x.dwh + (k0 + r) * F + j * W, acc[r][j]);
+    for (int j = 0; j < JB; ++j) st(dst + r * F + j * W, acc[r][j]);
 }
+
+constexpr int kDwhCols = kRegs >= 32 ? 4 : 2;  // divides 4*nv; 16 registers: 4 rows x 2 (measured fastest on AVX2)
+constexpr int kDwhRows = (kRegs - kDwhCols - 1) / kDwhCols < 4 ? (kRegs - kDwhCols - 1) / kDwhCols : 4;
 
 template <int NV>
 void flush_chunk(const BwdUnit& x, BwdScratch& s, int nv) {
-  constexpr int R = block_cells(NV);
-  int64_t k = 0;
-  for (; k + R <= x.n; k += R) dwh_rows<NV, R>(x, s, k, nv);
-  for (; k < x.n; ++k) dwh_rows<NV, 1>(x, s, k, nv);
+  for (int j0 = 0; j0 < 4 * nv; j0 += kDwhCols) {
+    int64_t k = 0;
+    for (; k + kDwhRows <= x.n; k += kDwhRows) dwh_tile<kDwhRows, kDwhCols>(x, s, k, j0);
+    for (; k < x.n; ++k) dwh_tile<1, kDwhCols>(x, s, k, j0);
+  }
   s.count = 0;
 }
 
@@ -779,29 +808,31 @@ VSML_INLINE void bwd_group(const BwdUnit& x, int64_t cell0, int nv_dyn, BwdScrat
         duv[p][3 * nv + q] += dzo;
       }
     }
-    // dh = dz @ Wh^T, two accumulators per output vector for independent FMA chains
-    vf a0[P][NVB], a1[P][NVB];
+    // dh = dz @ Wh^T; S accumulators per output vector (independent FMA chains) where registers allow
+    constexpr int S = 2 * P * NVB + 2 * NVB + 1 <= kRegs ? 2 : 1;
+    vf acc[S][P][NVB];
 #pragma GCC unroll 16
-    for (int p = 0; p < P; ++p)
+    for (int r = 0; r < S; ++r)
 #pragma GCC unroll 16
-      for (int q = 0; q < nv; ++q) a0[p][q] = a1[p][q] = vf{};
-    for (int64_t j = 0; j < F; j += 2) {
-      const float* w0 = x.whT + j * n;
-      const float* w1 = w0 + n;
+      for (int p = 0; p < P; ++p)
 #pragma GCC unroll 16
-      for (int q = 0; q < nv; ++q) {
-        const vf wa = ld(w0 + q * W), wb = ld(w1 + q * W);
+        for (int q = 0; q < nv; ++q) acc[r][p][q] = vf{};
+    for (int64_t j = 0; j < F; j += S) {
 #pragma GCC unroll 16
-        for (int p = 0; p < P; ++p) {
-          a0[p][q] += bc(dz0[p * F + j]) * wa;
-          a1[p][q] += bc(dz0[p * F + j + 1]) * wb;
+      for (int r = 0; r < S; ++r) {
+        const float* w = x.whT + (j + r) * n;
+#pragma GCC unroll 16
+        for (int q = 0; q < nv; ++q) {
+          const vf wq = ld(w + q * W);
+#pragma GCC unroll 16
+          for (int p = 0; p < P; ++p) acc[r][p][q] += bc(dz0[p * F + j + r]) * wq;
         }
       }
     }
 #pragma GCC unroll 16
     for (int p = 0; p < P; ++p)
 #pragma GCC unroll 16
-      for (int q = 0; q < nv; ++q) dh[p][q] = a0[p][q] + a1[p][q];
+      for (int q = 0; q < nv; ++q) dh[p][q] = S == 2 ? acc[0][p][q] + acc[S - 1][p][q] : acc[0][p][q];
     s.count += P;
   }
 

@@ -8,6 +8,7 @@ Fused-only tests are skipped when the extension is not built (no compiler at ins
 from __future__ import annotations
 
 import dataclasses
+import re
 import warnings
 
 import jax
@@ -109,6 +110,8 @@ CASES = {  # a, b, n, m, batch, micro ticks, cell-norm mode (N = 16, M = 8: ever
     "core_n4_t3": (5, 3, 4, 4, 1, 3, False),
     "cellnorm_n6_batch2_t1": (7, 2, 6, 4, 2, 1, True),  # no SIMD width divides N: scalar code
     "cellnorm_n16_m4": (5, 3, 16, 4, 1, 2, True),  # AVX-512: heads narrower than a vector (scalar loops)
+    "core_n8": (6, 3, 8, 4, 1, 2, False),  # AVX2: one vector per cell (4-cell x 2-vector product tiles)
+    "core_n24_batch2": (5, 2, 24, 4, 2, 2, False),  # no fixed-width code: the dynamic path's column blocks
 }
 
 
@@ -199,6 +202,73 @@ def test_vmap_and_group_dims_reach_one_call_with_per_group_weights():
     want = explicit(jax.vmap(lambda wh, *a: kernels.dense_ticks_xla(wh, *a, 2), (None, 0, 0, 0, 0)))(x["wh"][0])
     _close(got[0][1], want[0][1], 2e-6)
     _close(got[1], want[1], 2e-5)
+
+
+def _custom_calls(compiled_hlo: str) -> dict[str, list[str]]:
+    """Result shapes of every custom call in compiled HLO text, by target."""
+    out: dict[str, list[str]] = {}
+    for line in compiled_hlo.splitlines():
+        m = re.search(r'= (\(?[^=]*?\)?) custom-call\(.*custom_call_target="(\w+)"', line)
+        if m:
+            out.setdefault(m.group(2), []).append(m.group(1))
+    return out
+
+
+def _tiny_learner_problem(members: int = 0):
+    learner = VSML(VSMLConfig(state_size=8, message_size=4, kernel="fused"))
+    task = TaskSpec((4,), 3, 1)
+    r = np.random.default_rng(2)
+    params = jax.tree.map(lambda p: p + jnp.asarray(0.2 * r.standard_normal(p.shape), jnp.float32),
+                          _jit(learner.init_params)(jax.random.PRNGKey(0)))
+    if members:
+        params = jax.tree.map(lambda p: jnp.stack([p * (1 + 0.1 * i) for i in range(members)]), params)
+    xs = jnp.asarray(r.standard_normal((4, 1, 4)), jnp.float32)
+    ys = jnp.asarray(r.integers(0, 3, (4, 1)), jnp.int32)
+
+    def loss(p, remat):
+        return episode(learner, p, jax.random.PRNGKey(0), xs, ys, task, remat=remat)[1].losses.mean()
+
+    return params, loss
+
+
+@fused_only
+def test_remat_does_not_rerun_the_forward_kernel():
+    """A rematerialised step keeps the kernel's messages (vsml.kernels.remat_policy), so the
+    backward pass runs the backward kernel only, not the forward kernel a second time; the
+    gradient is the one without remat."""
+    params, loss = _tiny_learner_problem()
+    calls, grads = {}, {}
+    for remat in (False, True):
+        fn = jax.jit(jax.value_and_grad(lambda p: loss(p, remat)))
+        calls[remat] = _custom_calls(fn.lower(params).compile().as_text())
+        grads[remat] = fn(params)
+    for remat in (False, True):
+        assert len(calls[remat].get("vsml_dense_fwd", [])) == 1, calls[remat]
+        assert len(calls[remat].get("vsml_dense_bwd", [])) == 1, calls[remat]
+    np.testing.assert_allclose(grads[True][0], grads[False][0], rtol=1e-6)
+    _close(grads[True][1], grads[False][1], 1e-6, global_scale=True)
+
+
+@fused_only
+def test_vmapped_members_reach_the_kernel_as_one_batched_call():
+    """vmap over members with their own parameters (ES / PES members, TBPTT particles) of a
+    value-and-grad with remat: one forward and one backward custom call in the compiled program,
+    each with the member axis as its leading group dim (not a loop of per-member calls), and the
+    same values and gradients as one member at a time."""
+    members = 3
+    params, loss = _tiny_learner_problem(members)
+    fn = jax.jit(jax.vmap(jax.value_and_grad(lambda p: loss(p, True))))
+    calls = _custom_calls(fn.lower(params).compile().as_text())
+    assert set(calls) >= {"vsml_dense_fwd", "vsml_dense_bwd"}
+    for target in ("vsml_dense_fwd", "vsml_dense_bwd"):
+        assert len(calls[target]) == 1, calls
+        assert calls[target][0].startswith(f"(f32[{members},"), calls[target]
+    vals, grads = fn(params)
+    one = jax.jit(jax.value_and_grad(lambda p: loss(p, True)))
+    for i in range(members):
+        v, g = one(jax.tree.map(lambda p: p[i], params))
+        np.testing.assert_allclose(vals[i], v, rtol=1e-6)
+        _close(jax.tree.map(lambda p: p[i], grads), g, 1e-6, global_scale=True)
 
 
 # ---- the learner: every dense-layer option, values and gradients ------------------------------

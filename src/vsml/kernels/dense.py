@@ -31,10 +31,16 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.ad_checkpoint import checkpoint_name
 
 from vsml.kernels import _ffi
 
 KINDS = ("auto", "fused", "xla")
+# Name of the fused call's reduced outputs (the messages) for ``jax.checkpoint`` policies: a step
+# rematerialised with :data:`REMAT_POLICY` keeps them (a few KB per layer and step) instead of
+# recomputing them, so its backward pass does not run the forward kernel a second time (the
+# backward kernel recomputes the ticks from the step's inputs itself).
+REMAT_NAME = "vsml_fused_messages"
 # vmap: every vmapped axis becomes a leading group dim of the one kernel call, all operands broadcast
 # to it (weights are tiny; it lets the state buffers be updated in place, input_output_aliases).
 VMAP_METHOD = "broadcast_all"
@@ -47,6 +53,14 @@ class KernelUnavailableError(RuntimeError):
 
 class FusedKernelWarning(UserWarning):
     """``kernel: auto`` fell back to the pure-JAX (XLA) kernels."""
+
+
+
+def remat_policy():
+    """``jax.checkpoint`` policy of a rematerialised step: save the fused kernel's messages
+    (:data:`REMAT_NAME`), recompute everything else. On the XLA path nothing carries the name, so
+    it is the default policy (save nothing) there."""
+    return jax.checkpoint_policies.save_only_these_names(REMAT_NAME)
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,6 +333,7 @@ def fused_dense_layer(p, h, c, u, v, geom, config, cell_norm: bool = False):
         from vsml.learners.vsml import message_head
 
         h, c, h_to_b, h_to_a = dense_ticks(p["wh"], u, v, h, c, config.micro_ticks)
+        h_to_b, h_to_a = checkpoint_name((h_to_b, h_to_a), REMAT_NAME)
         if mean:
             h_to_b, h_to_a = h_to_b / a, h_to_a / b
         fwd_out = message_head(p, h_to_b, 1.0 if mean else a, "f", config.layer_norm)
@@ -327,6 +342,7 @@ def fused_dense_layer(p, h, c, u, v, geom, config, cell_norm: bool = False):
     whead = jnp.concatenate([p["wf"], p["wb"]], axis=-1)
     bhead = jnp.concatenate([p["bf"], p["bb"]], axis=-1)
     h, c, nf, nb = dense_ticks(p["wh"], u, v, h, c, config.micro_ticks, heads=(whead, bhead))
+    nf, nb = checkpoint_name((nf, nb), REMAT_NAME)
     if mean:
         nf, nb, count_f, count_b = nf / a, nb / b, 1.0, 1.0
     else:

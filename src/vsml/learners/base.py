@@ -141,8 +141,11 @@ def run_steps(learner: OnlineLearner, params, state, xs, ys, *, remat: bool = Fa
     dependency length); values are unchanged. This is the one episode scan of the package.
     """
     predict, update = learner.predict, learner.update
-    if remat:
-        predict, update = jax.checkpoint(predict), jax.checkpoint(update)
+    if remat:  # the fused kernel's messages are kept (vsml.kernels.remat_policy): no second forward call
+        from vsml.kernels.dense import remat_policy
+
+        predict = jax.checkpoint(predict, policy=remat_policy())
+        update = jax.checkpoint(update, policy=remat_policy())
 
     def step(state, xy):
         x, y = xy
