@@ -34,6 +34,10 @@ ESTIMATORS = {
     "pes": {"pes": {"population": 4, "sigma": 0.05, "lr": 0.01, "chunk": None, "lifetime": LIFE}},
     "tbptt": {"tbptt": {"particles": 2, "lr": 0.01, "lifetime": LIFE}},
 }
+#: estimators with persistent inner state (lifetimes sharded over processes): they also go through
+#: kill -9. For gradient and ES the checkpoint is parameters and optimizer state only, the state
+#: tests/test_faults.py kills with -9 at random points (one process) and after a checkpoint (two).
+PERSISTENT = ("pes", "tbptt")
 needs_gloo = pytest.mark.skipif(not hasattr(jax.config, "jax_cpu_collectives_implementation"),
                                 reason="this jax has no CPU collectives option (gloo); jax.distributed on CPU unavailable")
 
@@ -120,7 +124,10 @@ def _losses(run: Path) -> np.ndarray:
 def test_two_processes_match_one_across_sigterm_and_kill9(tmp_path, method):
     """2 processes == 1 process x 2 forced devices, bit for bit (parameters, every meta-loss, the
     persistent inner state of the final checkpoint), with the 2-process run stopped by SIGTERM of
-    both mid-run, resumed, killed with kill -9 after its next checkpoint, and resumed to the end."""
+    both mid-run, resumed (PES, TBPTT: killed with kill -9 after its next checkpoint and resumed
+    again) to the end.
+    TBPTT also: a checkpoint holding process 0's lifetimes only (what vsml wrote before) is refused
+    on both processes with exit 2, saying what differs and the way on."""
     from vsml import artifacts
 
     forced = _forced(_config(tmp_path, "forced", method))
@@ -133,12 +140,13 @@ def test_two_processes_match_one_across_sigterm_and_kill9(tmp_path, method):
     assert rc0 == rc1 == 143, err0[-2000:] + err1[-2000:]
     stopped = _rows(run)
     assert 2 <= stopped < 6 and _ckpt(run, stopped).exists() and f"after iteration {stopped}" in err0
-    procs = _two(config, "--resume")  # 2) kill -9 one process after the next checkpoint, then the other
-    nxt = stopped + 2 - stopped % 2
-    _wait(procs, lambda: _ckpt(run, nxt).exists() and _rows(run) > nxt)
-    procs[1].kill()
-    procs[0].kill()
-    _finish(procs)
+    if method in PERSISTENT:  # 2) kill -9 one process after the next checkpoint, then the other
+        procs = _two(config, "--resume")
+        nxt = stopped + 2 - stopped % 2
+        _wait(procs, lambda: _ckpt(run, nxt).exists() and _rows(run) > nxt)
+        procs[1].kill()
+        procs[0].kill()
+        _finish(procs)
     (rc0, err0), (rc1, err1) = _finish(_two(config, "--resume", slow=False))  # 3) to the end
     assert rc0 == rc1 == 0, err0[-2000:] + err1[-2000:]
     (rc, err), = _finish([forced])
@@ -158,42 +166,23 @@ def test_two_processes_match_one_across_sigterm_and_kill9(tmp_path, method):
         lifetimes = ESTIMATORS[method][method].get("particles") or ESTIMATORS[method][method]["population"] // 2
         assert two.leaves("inner")[0].shape[0] == lifetimes
         assert artifacts.load(_ckpt(run, stopped)).leaves("inner")[0].shape[0] == lifetimes
+    if method == "tbptt":  # a checkpoint holding process 0's lifetimes only (as vsml wrote before): refused on both
+        _halve_inner(_ckpt(run, 6))
+        cfg = yaml.safe_load(Path(config).read_text())
+        Path(config).write_text(yaml.safe_dump({**cfg, "iterations": 8}))
+        for rc, err in _finish(_two(config, "--resume", slow=False), timeout=180):
+            assert rc == 2 and "does not fit this run" in err and f"vsml convert --slim {_ckpt(run, 6)}" in err, err[-2000:]
+            assert "1 lifetime(s) per family where this run's tbptt settings give 2" in err and "process 0's lifetimes" in err
+            assert "different learner config" not in err and "Terminating process" not in err and "Traceback" not in err
 
 
-def _halved_checkpoint(run: Path) -> Path:
-    """The newest checkpoint of a 1-process TBPTT run rewritten the way an earlier vsml wrote a
-    2-process one: process 0's half of every lifetime array only."""
+
+def _halve_inner(path: Path) -> None:
+    """Rewrite checkpoint ``path`` the way an earlier vsml wrote a 2-process one: process 0's half
+    of every lifetime array only."""
     from vsml import artifacts
 
-    path = sorted((run / "checkpoints").glob("ckpt_*.npz"))[-1]
     art = artifacts.load(path)
     groups = {g: [a[: a.shape[0] // 2] if g == "inner" else a for a in art.leaves(g)] for g in art.groups}
     artifacts.save(path, "checkpoint", groups, {**art.meta, "processes": 2, "devices": 2})
-    return path
 
-
-@needs_gloo
-def test_a_lifetime_state_that_does_not_fit_is_refused_on_every_process_with_a_way_on(tmp_path):
-    """A checkpoint whose inner state does not fit says what differs and how to continue (`vsml
-    convert --slim`); in a 2-process run both processes end with that message and exit code 2."""
-    from vsml.checkpoint import CheckpointError
-    from vsml.meta.trainer import MetaTrainer, meta_config_from_dict
-
-    cfg = meta_config_from_dict(tiny_config(tmp_path / "r", method="tbptt", **ESTIMATORS["tbptt"], iterations=2,
-                                            checkpoint={"every": 2, "keep": 2}))
-    MetaTrainer(cfg).run()
-    ckpt = _halved_checkpoint(tmp_path / "r")
-    with pytest.raises(CheckpointError) as e:
-        MetaTrainer(cfg).run(resume=True)
-    msg = str(e.value)
-    assert "does not fit this run" in msg and "written by 2 process(es) with 2 device(s)" in msg
-    assert "1 lifetime(s) per family where this run's tbptt settings give 2" in msg and "process 0's lifetimes" in msg
-    assert f"vsml convert --slim {ckpt}" in msg and "different learner config" not in msg
-
-    path = tmp_path / "r.yaml"
-    path.write_text(yaml.safe_dump({**tiny_config(tmp_path / "r", method="tbptt", **ESTIMATORS["tbptt"], iterations=4,
-                                                  checkpoint={"every": 2, "keep": 2}),
-                                    "distributed": {"startup_timeout": 60, "peer_timeout": 10}}))
-    for rc, err in _finish(_two(str(path), "--resume", slow=False), timeout=180):
-        assert rc == 2 and "does not fit this run" in err and "vsml convert --slim" in err, err[-2000:]
-        assert "Terminating process" not in err and "Traceback" not in err
