@@ -7,9 +7,7 @@ kill -9 followed by ``--resume``. Checkpoints of multi-process runs hold every p
 divides by sqrt(v), so gradient entries that are ~1e-9 of rounding noise become lr-sized steps.
 Checked by hand, not here, to keep the suite fast.)"""
 
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,8 +19,8 @@ import pytest
 import yaml
 
 from _meta_support import child_xla_flags, tiny_config
+from test_faults import _env, _free_port
 
-SRC = str(Path(__file__).parents[1] / "src")
 # the normal CLI with every meta-step slowed by 0.25 s, so that signals land mid-run
 SLOW_CLI = ("import sys, time; from vsml.meta import trainer; step = trainer.MetaTrainer.step; "
             "trainer.MetaTrainer.step = lambda self, *a: (time.sleep(0.25), step(self, *a))[1]; "
@@ -40,21 +38,6 @@ ESTIMATORS = {
 PERSISTENT = ("pes", "tbptt")
 needs_gloo = pytest.mark.skipif(not hasattr(jax.config, "jax_cpu_collectives_implementation"),
                                 reason="this jax has no CPU collectives option (gloo); jax.distributed on CPU unavailable")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _env(**extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "OMPI_", "PMI", "VSML_"))}
-    env.update(JAX_PLATFORMS="cpu", PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""), **extra)
-    env.pop("XLA_FLAGS", None)
-    env.update(child_xla_flags())
-    env.update(extra)
-    return env
 
 
 def _config(tmp_path, name, method) -> str:
