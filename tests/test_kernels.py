@@ -370,9 +370,9 @@ def test_kernel_selection_and_environment(monkeypatch):
     monkeypatch.delenv(kernels.ENV_VAR, raising=False)
     assert kernels.resolve_kernel("xla") == "xla"
     assert kernels.resolve_kernel("auto") == ("fused" if kernels.available() else "xla")
-    if kernels.available():  # several devices (a sharded mesh): auto keeps XLA, fused on request
+    if kernels.available():  # several devices: the fused kernel too (mapped per device, tests/test_meta_distributed.py)
         monkeypatch.setattr(jax, "device_count", lambda *a: 2)
-        assert kernels.resolve_kernel("auto") == "xla" and kernels.resolve_kernel("fused") == "fused"
+        assert kernels.resolve_kernel("auto") == "fused" and kernels.resolve_kernel("fused") == "fused"
         monkeypatch.undo()
         monkeypatch.delenv(kernels.ENV_VAR, raising=False)
     monkeypatch.setenv(kernels.ENV_VAR, "xla")

@@ -169,3 +169,79 @@ def _halve_inner(path: Path) -> None:
     groups = {g: [a[: a.shape[0] // 2] if g == "inner" else a for a in art.leaves(g)] for g in art.groups}
     artifacts.save(path, "checkpoint", groups, {**art.meta, "processes": 2, "devices": 2})
 
+
+
+# --------------------------------------------------------------------------------------------
+# The fused kernel under sharding (tests/_sharded_kernel.py is the child)
+
+SHARDED_CHILD = str(Path(__file__).parent / "_sharded_kernel.py")
+
+
+@pytest.fixture(scope="module")
+def one_device_reference():
+    """The child's two programs on one device: fused (unsharded) and XLA."""
+    import _sharded_kernel as child
+    from vsml.meta.distributed import make_mesh
+
+    mesh = make_mesh()
+    assert mesh.devices.size == 1
+    return {k: child.run(k, mesh) for k in ("fused", "xla")}
+
+
+def _check_sharded(out: str, processes: int, ref) -> None:
+    import json
+
+    for i in range(processes):
+        info = json.loads(Path(f"{out}.{i}.json").read_text())
+        assert (info["devices"], info["processes"], info["auto"]) == (2, processes, "fused"), info
+        # every fused call of the partitioned programs runs on this device's share of the mapped axis:
+        # 2 of the 4 episodes; 1 member at a time (chunk 1) of the 2 each device holds
+        calls = {name: sorted((t, tuple(s)) for t, s in p["calls"]) for name, p in info["programs"].items()}
+        assert calls["episodes"] == [("vsml_dense_bwd", (2, 4, 16)), ("vsml_dense_fwd", (2, 1, 192, 4))], calls
+        assert calls["members"] == [("vsml_dense_bwd_cellnorm", (1, 1, 4, 16)),
+                                    ("vsml_dense_fwd_cellnorm", (1, 1, 1, 192, 4))], calls
+        assert not any(p["all_gather"] for p in info["programs"].values())
+        # while one device runs them whole (no sharding): 4 episodes, 2 member groups
+        one = {name: sorted(c[0] for c in p["calls"]) for name, p in ref["fused"][1].items()}
+        assert one == {"episodes": ["vsml_dense_bwd", "vsml_dense_fwd"],
+                       "members": ["vsml_dense_bwd_cellnorm", "vsml_dense_fwd_cellnorm"]}
+        got = dict(np.load(f"{out}.{i}.npz"))
+        for kind in ("fused", "xla"):  # values and gradients: the one-device fused and XLA paths
+            want = ref[kind][0]
+            assert sorted(got) == sorted(want)
+            for k in want:  # relative to the program's largest entry: shift-invariant parameters' gradients are rounding noise
+                scale = max(float(np.abs(v).max()) for name, v in want.items() if name.split("/")[0] == k.split("/")[0])
+                np.testing.assert_allclose(got[k] / scale, want[k] / scale, atol=2e-6, err_msg=f"{kind} {k}")
+
+
+@pytest.mark.skipif(not __import__("vsml.kernels").kernels.available(), reason="fused kernel not built")
+def test_fused_kernel_runs_per_device_on_two_forced_devices(tmp_path, one_device_reference):
+    """1 process x 2 forced host devices: the meta-objective's value and gradient (episodes mapped as
+    the gradient / TBPTT steps map them; members through chunked_map as ES / PES do, cell-norm
+    kernel) on the fused kernel equal the one-device fused and XLA results to float32 tolerance,
+    and the compiled programs call the kernel on each device's share only (no all-gather)."""
+    flags = " ".join(["--xla_force_host_platform_device_count=2", *child_xla_flags().values()])
+    proc = subprocess.Popen([sys.executable, SHARDED_CHILD, str(tmp_path / "forced")], env=_env(XLA_FLAGS=flags),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ref = one_device_reference
+    (rc, err), = _finish([proc], timeout=120)
+    assert rc == 0, err[-3000:]
+    _check_sharded(str(tmp_path / "forced"), 1, ref)
+
+
+@needs_gloo
+@pytest.mark.skipif(not __import__("vsml.kernels").kernels.available(), reason="fused kernel not built")
+def test_fused_kernel_runs_per_device_in_two_processes(tmp_path, one_device_reference):
+    """2 processes x 1 device each (jax.distributed, gloo): the same as on 2 forced devices, and both
+    processes end with the same results."""
+    port = _free_port()
+    procs = [subprocess.Popen([sys.executable, SHARDED_CHILD, str(tmp_path / "two")],
+                              env=_env(VSML_COORDINATOR=f"127.0.0.1:{port}", VSML_NUM_PROCESSES="2", VSML_PROCESS_ID=str(i)),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    ref = one_device_reference
+    for rc, err in _finish(procs, timeout=120):
+        assert rc == 0, err[-3000:]
+    _check_sharded(str(tmp_path / "two"), 2, ref)
+    a, b = np.load(tmp_path / "two.0.npz"), np.load(tmp_path / "two.1.npz")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])

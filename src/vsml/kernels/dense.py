@@ -20,10 +20,18 @@ weights per ES member): ``wh [N, 4N]``, ``u [batch, A, 4N]`` (= fwd_in @ wx[:M])
 state buffers ``h, c`` (and the cotangents ``dh, dc`` in the backward call) are updated in place
 (``input_output_aliases``), which saves XLA a copy of the state per step inside ``lax.scan``.
 :func:`dense_ticks_xla` is the same contract in plain JAX (reference for tests).
+
+Several devices: XLA's partitioner cannot split a custom call, so a call whose operands are
+sharded would run on the whole gathered axis on every device. Traced under :func:`per_device`
+(what :func:`vsml.meta.distributed.sharded_vmap` sets around a ``vmap`` over the mesh's axis,
+``spmd_axis_name``), every call is a ``shard_map`` over the mesh instead, so each device runs
+the kernel on its own share of the mapped axis (forward and backward call alike).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import os
 import warnings
@@ -32,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.ad_checkpoint import checkpoint_name
+from jax.sharding import PartitionSpec
 
 from vsml.kernels import _ffi
 
@@ -56,6 +65,42 @@ class FusedKernelWarning(UserWarning):
 
 
 
+# The mesh whose devices each run the fused calls traced under `per_device` on their own share
+# (None: calls are traced as they are, one call over whatever operands XLA gives them).
+_PER_DEVICE: contextvars.ContextVar = contextvars.ContextVar("vsml_kernel_per_device", default=None)
+
+
+@contextlib.contextmanager
+def per_device(mesh):
+    """Trace the fused calls made inside as a ``shard_map`` over ``mesh`` (a mesh of one device:
+    no change). Meant for the body of a ``vmap(..., spmd_axis_name=<mesh axis>)`` whose mapped
+    axis is split over the mesh (:func:`vsml.meta.distributed.sharded_vmap`): ``shard_map``'s
+    batching rule then splits that axis over the devices, and each device runs the kernel on its
+    share. Outside such a ``vmap`` the call runs whole on every device (replicated operands),
+    as an unpartitioned custom call would. Nested uses keep the outer mesh."""
+    outer = _PER_DEVICE.get()
+    token = _PER_DEVICE.set(outer if outer is not None else (mesh if mesh is not None and mesh.devices.size > 1 else None))
+    try:
+        yield
+    finally:
+        _PER_DEVICE.reset(token)
+
+
+def per_device_mesh():
+    """The mesh set by an enclosing :func:`per_device` (None outside one, or for one device)."""
+    return _PER_DEVICE.get()
+
+
+def _on_each_device(fn, mesh):
+    """``fn`` (one FFI call) as a ``shard_map`` over ``mesh`` with every operand and result
+    replicated in its own dims: under a ``vmap`` with ``spmd_axis_name`` the mapped axis is the
+    one split over the devices. ``check_vma=False``: the body is a single call, a pure per-device
+    map (the FFI call has no rule for varying manual axes)."""
+    if mesh is None:
+        return fn
+    return jax.shard_map(fn, mesh=mesh, in_specs=PartitionSpec(), out_specs=PartitionSpec(), check_vma=False)
+
+
 def remat_policy():
     """``jax.checkpoint`` policy of a rematerialised step: save the fused kernel's messages
     (:data:`REMAT_NAME`), recompute everything else. On the XLA path nothing carries the name, so
@@ -73,7 +118,7 @@ def _smoke_test() -> None:
     wh = jax.random.normal(k[0], (4, 16)) * 0.3
     u, v = jax.random.normal(k[1], (1, 3, 16)), jax.random.normal(k[2], (1, 2, 16))
     h, c = jax.random.normal(k[3], (1, 6, 4)), jax.random.normal(k[4], (1, 6, 4))
-    got = jax.jit(lambda *a: _fused(*a, 2, None))(wh, u, v, h, c)
+    got = jax.jit(lambda *a: _fused(*a, 2, None, None))(wh, u, v, h, c)
     want = jax.jit(lambda *a: dense_ticks_xla(*a, 2))(wh, u, v, h, c)
     for g, w in zip(got, want):
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-5)
@@ -119,8 +164,9 @@ def resolve_kernel(kind: str = "auto") -> str:
     """``"fused"`` or ``"xla"`` for a ``VSMLConfig.kernel`` value.
 
     ``auto`` follows the environment variable ``VSML_KERNEL`` (auto | fused | xla) when set, and
-    otherwise picks the fused kernel when it is available and JAX runs on one CPU device, else the
-    XLA kernels (with one warning per process when the kernel is missing). ``fused`` raises
+    otherwise picks the fused kernel when it is available and JAX runs on CPU (one device or
+    several: the meta-steps map the kernel per device, :func:`per_device`), else the XLA kernels
+    (with one warning per process when the kernel is missing). ``fused`` raises
     :class:`KernelUnavailableError` when the kernel cannot run.
     """
     if kind not in KINDS:
@@ -143,10 +189,10 @@ def resolve_kernel(kind: str = "auto") -> str:
     if reason is not None:
         _warn_fallback(reason)
         return "xla"
-    # Over several devices XLA's SPMD partitioner cannot split the custom call: it would gather the
-    # sharded episode / population axis and run every member on every device. Until the meta-steps
-    # map the kernel per device (shard_map), auto keeps the XLA kernels there.
-    return "fused" if jax.default_backend() == "cpu" and jax.device_count() == 1 else "xla"
+    # Several devices: the meta-steps map the episode / population axis with sharded_vmap, under
+    # which every fused call runs per device on its share (per_device: shard_map), so the kernel
+    # serves multi-device and multi-process runs too.
+    return "fused" if jax.default_backend() == "cpu" else "xla"
 
 
 def unsupported(*operands, state_size: int | None = None, head_size: int | None = None) -> str | None:
@@ -185,7 +231,7 @@ def _aligned(*xs_and_base_ranks):
     return out, tuple(np.broadcast_shapes(*leads)) if leads else ()
 
 
-def _fwd_call(wh, u, v, h, c, ticks, heads):
+def _fwd_call(wh, u, v, h, c, ticks, heads, mesh=None):
     ops = [(wh, 2), (u, 3), (v, 3), (h, 3), (c, 3)]
     if heads is not None:
         ops += [(heads[0], 2), (heads[1], 1)]
@@ -200,7 +246,7 @@ def _fwd_call(wh, u, v, h, c, ticks, heads):
               jax.ShapeDtypeStruct(lead + (batch, b, r), f32), jax.ShapeDtypeStruct(lead + (batch, a, r), f32))
     target = "vsml_dense_fwd" if heads is None else "vsml_dense_fwd_cellnorm"
     call = jax.ffi.ffi_call(target, shapes, vmap_method=VMAP_METHOD, input_output_aliases={3: 0, 4: 1})
-    return tuple(call(*ops, ticks=np.int64(ticks)))
+    return tuple(_on_each_device(lambda *a: call(*a, ticks=np.int64(ticks)), mesh)(*ops))
 
 
 def _unbroadcast(g, shape):
@@ -212,7 +258,7 @@ def _unbroadcast(g, shape):
     return g.sum(axes, keepdims=True) if axes else g
 
 
-def _bwd_call(ticks, res, cts):
+def _bwd_call(ticks, res, cts, mesh=None):
     wh, u, v, h, c, heads = res
     ops = [(wh, 2), (u, 3), (v, 3), (h, 3), (c, 3)]
     if heads is not None:
@@ -229,48 +275,50 @@ def _bwd_call(ticks, res, cts):
     shapes = tuple(jax.ShapeDtypeStruct(lead + tuple(s), f32) for s in base)
     target = "vsml_dense_bwd" if heads is None else "vsml_dense_bwd_cellnorm"
     call = jax.ffi.ffi_call(target, shapes, vmap_method=VMAP_METHOD, input_output_aliases={k: 3, k + 1: 4})
-    grads = call(*ops, ticks=np.int64(ticks))
+    grads = _on_each_device(lambda *a: call(*a, ticks=np.int64(ticks)), mesh)(*ops)
     prim = [wh, u, v, h, c] + ([] if heads is None else list(heads))
     return [_unbroadcast(g, p.shape).astype(p.dtype) for g, p in zip(grads, prim)]
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
-def _fused_core(wh, u, v, h, c, ticks):
-    return _fwd_call(wh, u, v, h, c, ticks, None)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))
+def _fused_core(wh, u, v, h, c, ticks, mesh):
+    return _fwd_call(wh, u, v, h, c, ticks, None, mesh)
 
 
-def _fused_core_fwd(wh, u, v, h, c, ticks):
-    return _fwd_call(wh, u, v, h, c, ticks, None), (wh, u, v, h, c)
+def _fused_core_fwd(wh, u, v, h, c, ticks, mesh):
+    return _fwd_call(wh, u, v, h, c, ticks, None, mesh), (wh, u, v, h, c)
 
 
-def _fused_core_bwd(ticks, res, cts):
-    return tuple(_bwd_call(ticks, (*res, None), cts))
+def _fused_core_bwd(ticks, mesh, res, cts):
+    return tuple(_bwd_call(ticks, (*res, None), cts, mesh))
 
 
 _fused_core.defvjp(_fused_core_fwd, _fused_core_bwd)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(7,))
-def _fused_cellnorm(wh, u, v, h, c, whead, bhead, ticks):
-    return _fwd_call(wh, u, v, h, c, ticks, (whead, bhead))
+@functools.partial(jax.custom_vjp, nondiff_argnums=(7, 8))
+def _fused_cellnorm(wh, u, v, h, c, whead, bhead, ticks, mesh):
+    return _fwd_call(wh, u, v, h, c, ticks, (whead, bhead), mesh)
 
 
-def _fused_cellnorm_fwd(wh, u, v, h, c, whead, bhead, ticks):
-    return _fwd_call(wh, u, v, h, c, ticks, (whead, bhead)), (wh, u, v, h, c, whead, bhead)
+def _fused_cellnorm_fwd(wh, u, v, h, c, whead, bhead, ticks, mesh):
+    return _fwd_call(wh, u, v, h, c, ticks, (whead, bhead), mesh), (wh, u, v, h, c, whead, bhead)
 
 
-def _fused_cellnorm_bwd(ticks, res, cts):
+def _fused_cellnorm_bwd(ticks, mesh, res, cts):
     wh, u, v, h, c, whead, bhead = res
-    return tuple(_bwd_call(ticks, (wh, u, v, h, c, (whead, bhead)), cts))
+    return tuple(_bwd_call(ticks, (wh, u, v, h, c, (whead, bhead)), cts, mesh))
 
 
 _fused_cellnorm.defvjp(_fused_cellnorm_fwd, _fused_cellnorm_bwd)
 
 
-def _fused(wh, u, v, h, c, micro_ticks, heads):
+def _fused(wh, u, v, h, c, micro_ticks, heads, mesh):
+    """The fused call; ``mesh`` (static, captured when the forward call is traced, so that the
+    backward call traced later maps the same way): see :func:`per_device`."""
     if heads is None:
-        return _fused_core(wh, u, v, h, c, int(micro_ticks))
-    return _fused_cellnorm(wh, u, v, h, c, heads[0], heads[1], int(micro_ticks))
+        return _fused_core(wh, u, v, h, c, int(micro_ticks), mesh)
+    return _fused_cellnorm(wh, u, v, h, c, heads[0], heads[1], int(micro_ticks), mesh)
 
 
 def dense_ticks(wh, u, v, h, c, micro_ticks: int, heads=None):
@@ -281,7 +329,7 @@ def dense_ticks(wh, u, v, h, c, micro_ticks: int, heads=None):
     reason = unavailable_reason()
     if reason is not None:
         raise KernelUnavailableError(f"the fused CPU kernel cannot run: {reason}")
-    return _fused(wh, u, v, h, c, micro_ticks, heads)
+    return _fused(wh, u, v, h, c, micro_ticks, heads, per_device_mesh())
 
 
 # --------------------------------------------------------------------------------------------

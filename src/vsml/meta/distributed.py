@@ -3,11 +3,15 @@
     initialize()            # jax.distributed.initialize() when launched by SLURM / MPI / env vars
     mesh = make_mesh()      # Mesh(all devices, ("batch",))
     keys = shard_batch(keys, mesh)          # inside jit: split the episode / population axis
+    out = sharded_vmap(fn, mesh)(keys)      # vmap over that axis, each device its share (fused kernel per device)
     params = replicate(params, mesh)        # host pytree -> replicated global arrays
     host = to_host(tree)                    # global (replicated) arrays -> NumPy on every process
 
 The meta-batch (gradient) or population (ES) axis is the only sharded axis; parameters and the
-optimizer state are replicated, so every process ends each step with the same parameters.
+optimizer state are replicated, so every process ends each step with the same parameters. The
+meta-steps map that axis with :func:`sharded_vmap`, under which the fused CPU kernel
+(:mod:`vsml.kernels`) runs on each device's share: XLA cannot partition the kernel's custom call
+by itself.
 
 Multi-process launches are detected from the environment: SLURM (``SLURM_JOB_ID`` with
 ``SLURM_NTASKS > 1``), Open MPI / MPICH / PMIx (``OMPI_COMM_WORLD_SIZE``, ``PMI_SIZE``,
@@ -458,9 +462,30 @@ def check_divisible(n: int, what: str) -> None:
         raise DistributedError(f"{what} = {n} must be divisible by the number of devices ({d})")
 
 
+def sharded_vmap(fn, mesh: Mesh):
+    """``jax.vmap(fn)`` over a leading axis split across ``mesh`` (every argument's leaves lead
+    with it). With more than one device the ``vmap`` names the mesh axis as its
+    ``spmd_axis_name`` and is traced under :func:`vsml.kernels.dense.per_device`, so every fused
+    kernel call inside runs as a ``shard_map``: each device on its own share of the axis, not the
+    whole gathered axis on every device. One device, an axis that does not divide evenly over
+    the devices, or a call nested in another sharded map: a plain ``vmap``."""
+    if mesh.devices.size == 1:
+        return jax.vmap(fn)
+    from vsml.kernels import dense
+
+    def mapped(*args):
+        leaves = jax.tree_util.tree_leaves(args)
+        if not leaves or leaves[0].shape[0] % mesh.devices.size or dense.per_device_mesh() is not None:
+            return jax.vmap(fn)(*args)
+        with dense.per_device(mesh):
+            return jax.vmap(fn, spmd_axis_name=AXIS)(*args)
+
+    return mapped
+
+
 def chunked_map(fn, xs, mesh: Mesh, chunk: int | None):
-    """``vmap(fn)(xs)`` over a leading axis split across the mesh, evaluating at most ``chunk``
-    items at a time per device (``lax.map`` over groups: bounded memory, cache-friendly).
+    """``vmap(fn)(xs)`` over a leading axis split across the mesh (:func:`sharded_vmap`), evaluating
+    at most ``chunk`` items at a time per device (``lax.map`` over groups: bounded memory, cache-friendly).
 
     ``xs``: pytree with leading axis ``n`` (divisible by the device count). Returns ``fn``'s
     outputs stacked to ``[n, ...]``.
@@ -469,7 +494,7 @@ def chunked_map(fn, xs, mesh: Mesh, chunk: int | None):
     d = mesh.devices.size
     per = n // d
     if not chunk or chunk >= per:
-        return jax.vmap(fn)(jax.tree_util.tree_map(lambda x: shard_batch(x, mesh), xs))
+        return sharded_vmap(fn, mesh)(jax.tree_util.tree_map(lambda x: shard_batch(x, mesh), xs))
     grouped = jax.tree_util.tree_map(lambda x: shard_batch(x.reshape(d, per, *x.shape[1:]), mesh), xs)
-    out = jax.vmap(lambda g: jax.lax.map(fn, g, batch_size=chunk))(grouped)
+    out = sharded_vmap(lambda g: jax.lax.map(fn, g, batch_size=chunk), mesh)(grouped)
     return jax.tree_util.tree_map(lambda x: x.reshape(n, *x.shape[2:]), out)

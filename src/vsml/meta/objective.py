@@ -41,6 +41,7 @@ import jax.numpy as jnp
 
 from vsml.config import ConfigError
 from vsml.learners.base import EpisodeResult, OnlineLearner, TaskSpec, episode
+from vsml.meta.distributed import sharded_vmap
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +162,7 @@ class MetaProblem:
         return sum(losses) / len(losses), sum(accs) / len(accs)
 
     def meta_loss(self, params, keys, remat: bool = True):
-        """Mean ``(loss, accuracy)`` over one episode per key (``keys [E, 2]``; vmapped, shardable)."""
-        loss, acc = jax.vmap(lambda k: self.episode_loss(params, k, remat))(keys)
+        """Mean ``(loss, accuracy)`` over one episode per key (``keys [E, 2]``; vmapped over the mesh:
+        :func:`~vsml.meta.distributed.sharded_vmap`)."""
+        loss, acc = sharded_vmap(lambda k: self.episode_loss(params, k, remat), self.mesh)(keys)
         return loss.mean(), acc.mean()
