@@ -88,6 +88,83 @@ def test_stage_lr_sets_the_meta_learning_rate_of_its_stage(tmp_path):
         meta_config_from_dict(tiny_config(tmp_path / "bad", curriculum=[{"lr": 0.0}]))
 
 
+def _step_compiles(fn):
+    """``fn()`` and the number of meta-step programs (jitted ``step``) XLA compiled while it ran."""
+    from jax import monitoring
+
+    names = []
+
+    def listen(event, duration, **kw):
+        if event == "/jax/core/compile/backend_compile_duration":
+            names.append(kw.get("fun_name"))
+
+    monitoring.register_event_duration_secs_listener(listen)
+    try:
+        out = fn()
+    finally:
+        monitoring.unregister_event_duration_listener(listen)
+    return out, names.count("jit(step)")
+
+
+def test_stages_that_differ_only_in_lr_share_one_compiled_step(tmp_path, monkeypatch):
+    """The stage rate is an argument of the one compiled meta-step: three stages of equal shapes
+    and three rates compile it once, and give bit for bit the parameters of the previous way (one
+    meta-optimizer per stage rate, the rate a constant of each stage's program: three compiles),
+    also when a run of the previous way is resumed from its checkpoint by this one."""
+    from vsml.meta import trainer as trainer_mod
+
+    stages = [{"classes": 2, "steps": 5, "iterations": 2, "lr": 0.02}, {"classes": 2, "steps": 5, "iterations": 1, "lr": 0.004},
+              {"classes": 2, "steps": 5}]
+
+    def run(name, resume=False, iterations=5):
+        cfg = tiny_config(tmp_path / name, iterations=iterations, curriculum=stages,
+                          gradient={"lr": 0.0375, "clip": 25.0, "meta_batch": 2}, checkpoint={"every": 1, "keep": 9})
+        trainer = MetaTrainer(meta_config_from_dict(cfg))
+        return _step_compiles(lambda: trainer.run(resume=resume))
+
+    new, n_new = run("new")
+    assert n_new == 1 and [r["stage"] for r in new.history] == [0, 0, 1, 2, 2]
+    with monkeypatch.context() as m:  # the previous way: a meta-optimizer per stage rate
+        m.setattr(trainer_mod, "_takes_lr", lambda opt: False)
+        old, n_old = run("old")
+        part, _ = run("resumed", iterations=3)  # the previous way's checkpoint at iteration 3 (stage 1) ...
+    assert n_old == 3
+    for a, b in zip(_leaves(old.params), _leaves(new.params)):
+        np.testing.assert_array_equal(a, b)
+    assert [r["loss"] for r in old.history] == [r["loss"] for r in new.history]
+    resumed, _ = run("resumed", resume=True)  # ... continued this way
+    assert [r["stage"] for r in resumed.history] == [2, 2]
+    for a, b in zip(_leaves(old.params), _leaves(resumed.params)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_every_stored_checkpoint_restores_its_optimizer_state():
+    """Every checkpoint under docs/results with an optimizer state restores into this version's
+    meta-optimizer state (its layout did not change when the rate became a step argument) and
+    takes an update at a traced rate."""
+    from vsml import artifacts
+    from vsml.learners.registry import learner_from_record
+    from vsml.meta.optimizer import METHODS, make_meta_optimizer
+
+    found = 0
+    for path in sorted((Path(__file__).parents[1] / "docs" / "results").rglob("*.npz")):
+        art = artifacts.load(path)
+        if "opt_state" not in art.groups:
+            continue
+        found += 1
+        cfg = meta_config_from_dict(art.meta["config"])
+        learner = learner_from_record(art.meta["learner"])
+        params = art.restore("params", jax.eval_shape(learner.init_params, jax.random.PRNGKey(0)))
+        opt = make_meta_optimizer(cfg.method, getattr(cfg, METHODS[cfg.method].section))
+        opt_state = art.restore("opt_state", jax.eval_shape(opt.optimizer.init, params))
+        stored = art.leaves("opt_state")
+        assert all(np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(opt_state), stored)), path
+        rule = opt.update_rule(np.float32(cfg_lr := getattr(cfg, METHODS[cfg.method].section).lr))
+        updates, _ = jax.eval_shape(rule.update, params, opt_state, params)
+        assert jax.tree_util.tree_structure(updates) == jax.tree_util.tree_structure(params), (path, cfg_lr)
+    assert found >= 10
+
+
 def test_resume_checkpoint_made_before_the_semantic_options(tmp_path):
     """A checkpoint whose learner record lacks the VSML semantic options was made with their legacy
     values: resuming it under today's defaults is refused, naming the overrides that resume it."""

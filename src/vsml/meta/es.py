@@ -138,7 +138,7 @@ class AntitheticES(MetaOptimizer):
         return MetaState(params, self.optimizer.init(params), ())
 
     @partial(jax.jit, static_argnums=0)
-    def step(self, state: MetaState, key, problem):
+    def step(self, state: MetaState, key, problem, lr=None):
         cfg = self.config
         flat, unravel = ravel_pytree(state.params)
 
@@ -150,7 +150,7 @@ class AntitheticES(MetaOptimizer):
         fmask = None if mask is None else ravel_pytree(mask)[0]
         g, loss, acc, finite = antithetic_gradient(loss_fn, flat, keys, cfg, problem.mesh, fmask)
         loss = jnp.where(finite, loss, jnp.nan)
-        params, opt_state, gnorm, ok = guarded_update(self.optimizer, state.params, state.opt_state, unravel(g), loss,
+        params, opt_state, gnorm, ok = guarded_update(self.update_rule(lr), state.params, state.opt_state, unravel(g), loss,
                                                       mask=mask)
         return MetaState(params, opt_state, state.inner), StepMetrics(loss, acc, gnorm, ok)
 

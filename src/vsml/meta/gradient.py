@@ -67,7 +67,7 @@ class GradientDescent(MetaOptimizer):
         return MetaState(params, self.optimizer.init(params), ())
 
     @partial(jax.jit, static_argnums=0)
-    def step(self, state: MetaState, key, problem):
+    def step(self, state: MetaState, key, problem, lr=None):
         cfg, mesh = self.config, problem.mesh
         params = state.params
         keys = jax.random.split(key, cfg.meta_batch)
@@ -83,7 +83,7 @@ class GradientDescent(MetaOptimizer):
         else:
             keys = shard_batch(keys, mesh)
             (loss, acc), grads = jax.value_and_grad(lambda p: problem.meta_loss(p, keys, cfg.remat), has_aux=True)(params)
-        params, opt_state, gnorm, finite = guarded_update(self.optimizer, params, state.opt_state, grads, loss,
+        params, opt_state, gnorm, finite = guarded_update(self.update_rule(lr), params, state.opt_state, grads, loss,
                                                           mask=self.mask(params))
         return MetaState(params, opt_state, state.inner), StepMetrics(loss, acc, gnorm, finite)
 

@@ -6,12 +6,19 @@ object (its configuration) with two pure functions over an explicit state::
     opt = GradientDescent(GradientConfig(lr=1e-3))          # or AntitheticES(ESConfig(...)), ...
     state = opt.init(params, key, problem)                  # MetaState(params, opt_state, inner)
     state, metrics = opt.step(state, key, problem)          # one meta-iteration (jitted)
+    state, metrics = opt.step(state, key, problem, lr=lr)   # ... at learning rate lr (a traced scalar)
     state = opt.restart(state, key, problem)                # the problem changed (curriculum stage)
 
 ``problem`` is a :class:`~vsml.meta.objective.MetaProblem` (learner, task, objective, sampler,
 mesh). ``MetaState.inner`` holds what an estimator carries between steps — nothing for the
 full-episode gradient and ES, the persistent inner-loop states for truncated estimators — and
 is checkpointed with the rest, so a resumed run continues bit-identically.
+
+The learning rate is a hyperparameter of the step, not of the compiled program: ``step(...,
+lr=x)`` with ``x`` a float32 scalar array takes Adam's rate from ``x`` at run time (the optax
+state is the same for every rate), so a curriculum whose stages change only the rate runs one
+compiled step (:class:`~vsml.meta.trainer.MetaTrainer` always passes it). ``lr=None``: the
+config's ``lr``, a constant of the program.
 :class:`~vsml.meta.trainer.MetaTrainer` holds one meta-optimizer and never asks which kind it is;
 :func:`make_meta_optimizer` maps a config's ``method`` to one (see :data:`METHODS`).
 """
@@ -57,8 +64,10 @@ class MetaOptimizer:
         """Initial state for ``params`` (host or device pytree)."""
         raise NotImplementedError
 
-    def step(self, state: MetaState, key, problem) -> tuple[MetaState, StepMetrics]:
-        """One meta-iteration from ``key``."""
+    def step(self, state: MetaState, key, problem, lr=None) -> tuple[MetaState, StepMetrics]:
+        """One meta-iteration from ``key``; ``lr``: the learning rate of this step (a float32 scalar,
+        may be traced; None: the config's). An estimator whose ``step`` takes no ``lr`` gets one
+        meta-optimizer value per curriculum stage rate instead (a compile each)."""
         raise NotImplementedError
 
     def restart(self, state: MetaState, key, problem) -> MetaState:
@@ -77,15 +86,23 @@ class MetaOptimizer:
 
     @property
     def optimizer(self) -> optax.GradientTransformation:
-        """The update rule: :func:`make_optimizer` from the config's ``lr``, ``clip`` and, where the
+        """The update rule at the config's ``lr`` (:meth:`update_rule`)."""
+        return self.update_rule()
+
+    def update_rule(self, lr=None) -> optax.GradientTransformation:
+        """The update rule: :func:`make_optimizer` from ``lr`` (None: the config's; a traced scalar
+        works: Adam's state does not depend on the rate), the config's ``clip`` and, where the
         config has them, Adam's ``b1``, ``b2``, ``eps``."""
         c = self.config
-        return make_optimizer(c.lr, c.clip, getattr(c, "b1", 0.9), getattr(c, "b2", 0.999), getattr(c, "eps", 1e-8))
+        return make_optimizer(c.lr if lr is None else lr, c.clip, getattr(c, "b1", 0.9), getattr(c, "b2", 0.999),
+                              getattr(c, "eps", 1e-8))
 
 
-def make_optimizer(lr: float, clip: float = 0.0, b1: float = 0.9, b2: float = 0.999,
+def make_optimizer(lr, clip: float = 0.0, b1: float = 0.9, b2: float = 0.999,
                    eps: float = 1e-8) -> optax.GradientTransformation:
-    """``clip_by_global_norm(clip)`` (if > 0) followed by Adam: the update rule of every estimator."""
+    """``clip_by_global_norm(clip)`` (if > 0) followed by Adam: the update rule of every estimator.
+    ``lr``: a float or a (traced) float32 scalar; the state layout is the same for both, and so are
+    the updates, bit for bit (Adam's step times the rate, one multiplication either way)."""
     parts = [optax.clip_by_global_norm(clip)] if clip > 0 else []
     return optax.chain(*parts, optax.adam(lr, b1=b1, b2=b2, eps=eps))
 

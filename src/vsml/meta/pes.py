@@ -184,7 +184,7 @@ class PersistentES(MetaOptimizer):
         return PESInner(particles, states, noise), g, mean_loss, mean_acc
 
     @partial(jax.jit, static_argnums=0)
-    def step(self, state: MetaState, key, problem):
+    def step(self, state: MetaState, key, problem, lr=None):
         flat, unravel = ravel_pytree(state.params)
         inners, grads, losses, accs = [], [], [], []
         for f, (inner, fam) in enumerate(zip(state.inner, problem.families())):
@@ -194,7 +194,7 @@ class PersistentES(MetaOptimizer):
             losses.append(loss)
             accs.append(acc)
         g, loss, acc = sum(grads) / len(grads), sum(losses) / len(losses), sum(accs) / len(accs)
-        params, opt_state, gnorm, finite = guarded_update(self.optimizer, state.params, state.opt_state, unravel(g), loss,
+        params, opt_state, gnorm, finite = guarded_update(self.update_rule(lr), state.params, state.opt_state, unravel(g), loss,
                                                           mask=self.mask(state.params))
         inners = tuple(shard_leading(i, fam.mesh) for i, fam in zip(inners, problem.families()))
         return MetaState(params, opt_state, inners), StepMetrics(loss, acc, gnorm, finite)

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from vsml.config import ConfigError
 from vsml.learners.base import run_steps
 from vsml.meta import persistent as ps
-from vsml.meta.distributed import shard_batch, shard_leading
+from vsml.meta.distributed import shard_batch, shard_leading, sharded_vmap
 from vsml.meta.objective import loss_scale
 from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, check_trainable, guarded_update, register_meta_optimizer
 
@@ -94,7 +94,7 @@ class TruncatedBPTT(MetaOptimizer):
         return state._replace(inner=self._inner(state.params, key, problem))
 
     @partial(jax.jit, static_argnums=0)
-    def step(self, state: MetaState, key, problem):
+    def step(self, state: MetaState, key, problem, lr=None):
         cfg, life = self.config, self.config.lifetime
         prepared = []
         for f, (inner, fam) in enumerate(zip(state.inner, problem.families())):
@@ -115,7 +115,7 @@ class TruncatedBPTT(MetaOptimizer):
                     st, res = run_steps(fam.learner, params, st, x, y, remat=cfg.remat)
                     return st, scale * (w[:, None] * res.losses).mean(), res.correct.mean()
 
-                st, loss, acc = jax.vmap(one)(states, xs, ys, ws)
+                st, loss, acc = sharded_vmap(one, fam.mesh)(states, xs, ys, ws)
                 ok = jnp.isfinite(loss)
                 n = jnp.maximum(ok.sum(), 1)
                 losses.append(jnp.where(ok.any(), jnp.where(ok, loss, 0.0).sum() / n, jnp.nan))
@@ -129,7 +129,7 @@ class TruncatedBPTT(MetaOptimizer):
             particles = ps.advance(particles, life.truncation)
             particles = particles._replace(t=jnp.where(ok, particles.t, particles.length))  # diverged: restart next step
             inners.append(TBPTTInner(particles, states))
-        params, opt_state, gnorm, finite = guarded_update(self.optimizer, state.params, state.opt_state, grads, loss,
+        params, opt_state, gnorm, finite = guarded_update(self.update_rule(lr), state.params, state.opt_state, grads, loss,
                                                           mask=self.mask(state.params))
         inners = tuple(shard_leading(i, fam.mesh) for i, (_, _, fam) in zip(inners, prepared))
         return MetaState(params, opt_state, inners), StepMetrics(loss, acc, gnorm, finite)

@@ -223,6 +223,16 @@ def _same_computation(a, b) -> bool:
     return norm(a) == norm(b)
 
 
+def _takes_lr(opt: MetaOptimizer) -> bool:
+    """Whether ``opt.step`` takes the learning rate as an argument (``step(state, key, problem, lr=...)``)."""
+    import inspect
+
+    try:
+        return "lr" in inspect.signature(type(opt).step).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 class MetaTrainer:
     """Meta-trains ``config.learner``'s meta-parameters (see module docstring)."""
 
@@ -258,11 +268,18 @@ class MetaTrainer:
         section = getattr(config, METHODS[config.method].section)
         self.meta_optimizer = make_meta_optimizer(config.method, section)
         self.curriculum = Curriculum(tuple(config.curriculum), config.curriculum_ema)
-        # per stage: the configured meta-optimizer, or the same with the stage's `lr` (same state layout)
-        self._stage_optimizers = tuple(
-            self.meta_optimizer if st.lr is None else make_meta_optimizer(config.method, dataclasses.replace(section, lr=st.lr))
-            for st in self.curriculum.stages)
         self.mesh = dist.make_mesh()
+        #: per stage: its learning rate (the stage's ``lr``, else the method's)
+        self.stage_lrs = tuple(float(section.lr if st.lr is None else st.lr) for st in self.curriculum.stages)
+        # One meta-optimizer value for every stage: its step takes the rate as a traced argument, so
+        # stages that differ only in `lr` share one compiled step (and `init` / `restart`). An
+        # estimator whose step takes no `lr` gets a copy per stage rate (same state layout).
+        self._lr_arg = _takes_lr(self.meta_optimizer)
+        self._stage_optimizers = tuple(
+            self.meta_optimizer if self._lr_arg or st.lr is None
+            else make_meta_optimizer(config.method, dataclasses.replace(section, lr=st.lr))
+            for st in self.curriculum.stages)
+        self._stage_lr_arrays: dict[int, jax.Array] = {}
         dist.check_divisible(self.meta_optimizer.parallel_size,
                              f"the parallel axis of method {config.method!r} ({self.meta_optimizer.parallel_size})")
         self._problems: dict[int, MetaProblem] = {}
@@ -300,9 +317,17 @@ class MetaTrainer:
         return self._problems[stage]
 
     def optimizer(self, stage: int) -> MetaOptimizer:
-        """The meta-optimizer of curriculum stage ``stage``: the configured one, with the stage's
-        ``lr`` where it sets one (same state layout, so the optimizer state carries over)."""
+        """The meta-optimizer of curriculum stage ``stage``: the configured one, whose steps take the
+        stage's learning rate (:attr:`stage_lrs`) as an argument; for an estimator whose ``step``
+        takes no ``lr``, a copy configured with the stage's ``lr`` (same state layout, so the
+        optimizer state carries over)."""
         return self._stage_optimizers[stage]
+
+    def stage_lr(self, stage: int) -> jax.Array:
+        """The learning rate of stage ``stage`` as a replicated float32 scalar (the step's ``lr``)."""
+        if stage not in self._stage_lr_arrays:
+            self._stage_lr_arrays[stage] = dist.replicate(np.float32(self.stage_lrs[stage]), self.mesh)
+        return self._stage_lr_arrays[stage]
 
     def key(self, iteration: int, salt: int = 0) -> jax.Array:
         """The replicated key of meta-iteration ``iteration`` (``salt`` != 0: another stream of it)."""
@@ -364,6 +389,8 @@ class MetaTrainer:
     def step(self, state: MetaState, iteration: int, stage: int):
         """One meta-iteration. Returns ``(state, StepMetrics)``."""
         try:
+            if self._lr_arg:
+                return self.optimizer(stage).step(state, self.key(iteration), self.problem(stage), lr=self.stage_lr(stage))
             return self.optimizer(stage).step(state, self.key(iteration), self.problem(stage))
         except (TypeError, ValueError) as e:
             raise MetaTrainingError(f"meta-step failed for learner {self.config.learner.name} on stage {stage}: {e}") from None
@@ -475,8 +502,21 @@ class MetaTrainer:
         if latest is not None:
             ckpt = {"file": latest.name, "sha256": hashlib.sha256(latest.read_bytes()).hexdigest()}
         return {"config": cfg_dict, "code": runs.code_version(), "jax": jax.__version__, "resume": bool(resume),
-                "checkpoint": ckpt, "local_devices": jax.local_device_count(),
+                "checkpoint": ckpt, "local_devices": jax.local_device_count(), "kernel": self._kernel_path(),
                 "error": None if error is None else f"{type(error).__name__}: {error}"}
+
+    def _kernel_path(self) -> str | None:
+        """Which dense-layer kernel this process runs (``fused`` | ``xla``; None for a learner without
+        the setting). Processes on different paths would run different SPMD programs."""
+        kind = getattr(getattr(self.learner, "config", None), "kernel", None)
+        if kind is None:
+            return None
+        from vsml import kernels
+
+        try:
+            return kernels.resolve_kernel(kind)
+        except (kernels.KernelUnavailableError, ValueError) as e:
+            return f"unavailable ({e})"
 
     def _start(self, stack: contextlib.ExitStack, mgr: CheckpointManager, cfg_dict: dict, resume: bool):
         """Lock the run folder (the main process), find the resume point, and check that every
