@@ -66,6 +66,31 @@ def test_resume_after_crash_is_bit_identical(tmp_path, boundary):
         MetaTrainer(changed).run(resume=True)
 
 
+def test_allow_change_continues_a_run_with_a_changed_recipe_and_records_it(tmp_path, capsys):
+    """``--allow-change KEY`` lets only that key differ on resume; the change is logged and kept in
+    every later checkpoint's ``config_changes``; the resumed run trains under the new value."""
+    from vsml.checkpoint import CheckpointManager
+    from vsml.cli import main
+
+    over = {"iterations": 2, "objective": {"bands": [2, 4]}}
+    MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "r", **over))).run()
+    changed = tiny_config(tmp_path / "r", **{**over, "iterations": 4, "objective": {"bands": [2, 4], "band_share": 0.5}})
+    with pytest.raises(CheckpointError, match=r"objective.band_share.*--allow-change"):
+        MetaTrainer(meta_config_from_dict(changed)).run(resume=True)
+    with pytest.raises(CheckpointError, match="seed"):  # only the named key may differ
+        MetaTrainer(meta_config_from_dict({**changed, "seed": 3})).run(resume=True, allow_changes=("objective",))
+    seen = []
+    result = MetaTrainer(meta_config_from_dict(changed), log=seen.append).run(resume=True, allow_changes=("objective.band_share",))
+    assert result.iteration == 4 and any("objective.band_share: 1.0 -> 0.5" in m for m in seen)
+    meta = CheckpointManager(tmp_path / "r" / "checkpoints").load(CheckpointManager(tmp_path / "r" / "checkpoints").latest()).meta
+    assert meta["config_changes"] == [{"iteration": 2, "changes": {"objective.band_share": [1.0, 0.5]}}]
+    assert meta["config"]["objective"]["band_share"] == 0.5
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(yaml.safe_dump(tiny_config(tmp_path / "c", **over)))
+    assert main(["meta-train", str(cfg_path), "--allow-change", "objective"]) == 2
+    assert "needs --resume" in capsys.readouterr().err
+
+
 def test_stage_lr_sets_the_meta_learning_rate_of_its_stage(tmp_path):
     def run(name, lr, stage_lrs):
         stages = [{"classes": 2, "steps": 5, "iterations": 2}, {"classes": 2, "steps": 5}]
