@@ -48,6 +48,7 @@ from vsml.meta.gradient import GradientConfig
 from vsml.meta.objective import MetaProblem, ObjectiveConfig
 from vsml.meta.optimizer import METHODS, MetaOptimizer, MetaState, make_meta_optimizer
 from vsml.meta.pes import PESConfig
+from vsml.meta.selection import dataset_roles, keep_best_default
 from vsml.meta.tbptt import TBPTTConfig
 from vsml.runlog import RunLogger
 
@@ -84,7 +85,7 @@ class EvalConfig:
     last: int = 100
     seed: int = 12345
     sampler: dict | None = None  # other SamplerConfig overrides for meta-test (e.g. projection: none)
-    keep_best: bool = False  # also keep best.npz: the learner of the best meta-test so far (by ``score``)
+    keep_best: bool | None = None  # keep best.npz (best meta-test so far by ``score``); None: on with validation data (vsml.meta.selection)
     score: str = "online"  # what keep_best compares, averaged over eval datasets: online | first | balanced
     at_start: bool = False  # also meta-test the starting learner (iteration 0): best.npz is then never worse than it
 
@@ -392,6 +393,17 @@ class MetaTrainer:
             out[f"{spec.name}:{spec.split}"] = from_dict(SamplerConfig, data, path="eval")
         return out
 
+    def selection(self) -> tuple[bool, str | None, dict[str, str]]:
+        """``(keep_best, log line or None, {eval dataset: role})``: whether this run keeps ``best.npz``,
+        with ``eval.keep_best: null`` resolved by the eval datasets' roles (:mod:`vsml.meta.selection`)."""
+        ev, cfg = self.config.eval, self.config
+        train = [d for st in range(len(self.curriculum.stages)) for s in self.sampler_configs(st) for d in s.datasets]
+        base = self.curriculum.sampler_config(cfg.data, len(self.curriculum.stages) - 1)
+        specs = ev.datasets or tuple(DatasetSpec(d.name, "test") for d in base.datasets)
+        roles = dataset_roles(specs, train)
+        keep, note = keep_best_default(ev.keep_best, bool(ev.datasets), roles)
+        return keep and bool(ev.every), note, roles
+
     def evaluate(self, params) -> dict[str, dict[str, float]]:
         """Meta-test online accuracy per held-out dataset: ``{name: {online, first, last}}``.
 
@@ -633,6 +645,9 @@ class MetaTrainer:
         t0 = time.time()
         best_path = out / "best.npz"
         best_score = self._best_score(best_path, resume, start)
+        keep_best, note, roles = self.selection()
+        if note and cfg.eval.every:
+            self.log(note)
 
         def meta_record():
             return {"config": cfg_dict, "learner": self.learner_spec, "seed": cfg.seed, "method": cfg.method,
@@ -649,9 +664,10 @@ class MetaTrainer:
                     "eval", {"iteration": iteration, "dataset": name, **r},
                     {f"eval/{name}/{k}_accuracy": v for k, v in r.items()}))
             score = cfg.eval.selection_score(results)
-            if cfg.eval.keep_best and self.main and score > best:
+            if keep_best and self.main and score > best:
                 best = score
-                record = {**meta_record(), "iteration": iteration, "best_eval": {"score": score, "meta_test": results}}
+                record = {**meta_record(), "iteration": iteration,
+                          "best_eval": {"score": score, "meta_test": results, "roles": roles}}
                 self._write(f"{best_path}", iteration, mgr, lambda: artifacts.save(
                     best_path, "learner", {"params": dist.to_host(state.params)}, record, sidecar=True))
                 logger.message(f"it {iteration:6d}  best meta-test so far ({score:.4f}): {best_path}")
