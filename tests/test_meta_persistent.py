@@ -219,6 +219,29 @@ def test_step_weights_match_a_plain_reference(bands, t0, steps, length):
     np.testing.assert_allclose((whole * loss).mean(), np.mean(band_means), rtol=1e-5)
 
 
+@pytest.mark.parametrize("share", [0.0, 0.3, 0.5])
+def test_band_share_mixes_the_band_balanced_and_the_plain_mean(share):
+    """``objective.band_share``: over a whole lifetime, mean(w * loss) = share x (mean of band means)
+    + (1 - share) x (plain mean), and per step the weight is the plain reference's mixed with 1."""
+    from vsml.meta.objective import step_weights
+
+    bands, length = (100, 1000), 5000
+    w = np.asarray(step_weights(bands, 0, length, length, share))
+    ref = share * _band_weights_reference(bands, 0, length, length) + (1 - share)
+    np.testing.assert_allclose(w, ref, rtol=1e-6)
+    loss = np.random.default_rng(1).random(length)
+    band_mean = np.mean([loss[:100].mean(), loss[100:1000].mean(), loss[1000:].mean()])
+    np.testing.assert_allclose((w * loss).mean(), share * band_mean + (1 - share) * loss.mean(), rtol=1e-5)
+    tail = np.asarray(step_weights(bands, length - 4, 8, length, share))
+    assert (tail[4:] == 0).all()  # past the lifetime's end nothing counts, whatever the share
+    assert ObjectiveConfig(bands=bands, band_share=share).band_share == share
+    for bad in (-0.1, 1.5, "half", True):
+        with pytest.raises(ConfigError, match="objective.band_share"):
+            ObjectiveConfig(bands=bands, band_share=bad)
+    with pytest.raises(ConfigError, match="needs objective.bands"):
+        ObjectiveConfig(band_share=0.5)
+
+
 def test_pes_estimates_the_band_balanced_lifetime_gradient():
     """``objective.bands``: weighting each truncation step by its lifetime position makes PES
     estimate the gradient of the band-balanced lifetime objective (early band = late band), which

@@ -66,6 +66,31 @@ def test_resume_after_crash_is_bit_identical(tmp_path, boundary):
         MetaTrainer(changed).run(resume=True)
 
 
+def test_allow_change_continues_a_run_with_a_changed_recipe_and_records_it(tmp_path, capsys):
+    """``--allow-change KEY`` lets only that key differ on resume; the change is logged and kept in
+    every later checkpoint's ``config_changes``; the resumed run trains under the new value."""
+    from vsml.checkpoint import CheckpointManager
+    from vsml.cli import main
+
+    over = {"iterations": 2, "objective": {"bands": [2, 4]}}
+    MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "r", **over))).run()
+    changed = tiny_config(tmp_path / "r", **{**over, "iterations": 4, "objective": {"bands": [2, 4], "band_share": 0.5}})
+    with pytest.raises(CheckpointError, match=r"objective.band_share.*--allow-change"):
+        MetaTrainer(meta_config_from_dict(changed)).run(resume=True)
+    with pytest.raises(CheckpointError, match="seed"):  # only the named key may differ
+        MetaTrainer(meta_config_from_dict({**changed, "seed": 3})).run(resume=True, allow_changes=("objective",))
+    seen = []
+    result = MetaTrainer(meta_config_from_dict(changed), log=seen.append).run(resume=True, allow_changes=("objective.band_share",))
+    assert result.iteration == 4 and any("objective.band_share: 1.0 -> 0.5" in m for m in seen)
+    meta = CheckpointManager(tmp_path / "r" / "checkpoints").load(CheckpointManager(tmp_path / "r" / "checkpoints").latest()).meta
+    assert meta["config_changes"] == [{"iteration": 2, "changes": {"objective.band_share": [1.0, 0.5]}}]
+    assert meta["config"]["objective"]["band_share"] == 0.5
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(yaml.safe_dump(tiny_config(tmp_path / "c", **over)))
+    assert main(["meta-train", str(cfg_path), "--allow-change", "objective"]) == 2
+    assert "needs --resume" in capsys.readouterr().err
+
+
 def test_stage_lr_sets_the_meta_learning_rate_of_its_stage(tmp_path):
     def run(name, lr, stage_lrs):
         stages = [{"classes": 2, "steps": 5, "iterations": 2}, {"classes": 2, "steps": 5}]
@@ -232,6 +257,48 @@ def test_keep_best_keeps_the_best_meta_test_learner_across_resume(tmp_path):
     assert trainer._best_score(out / "best.npz", True, best_it) == pytest.approx(online[best_it])
     assert trainer._best_score(out / "best.npz", True, best_it - 1) == -np.inf
     assert not (out / "best.npz").exists() and not (out / "best.json").exists()
+
+
+def test_dataset_roles_and_the_keep_best_default():
+    """Validation data shares no example with meta-training (other split, disjoint percentage
+    slices or class subsets) and is not in the protocol's meta-test; ``keep_best: null`` is on
+    exactly when every configured eval dataset is validation data."""
+    from vsml.data.episodes import DatasetSpec as D
+    from vsml.meta.selection import dataset_roles, keep_best_default, overlaps
+
+    assert not overlaps(D("mnist", "train[:80%]"), D("mnist", "train[80%:]"))
+    assert overlaps(D("mnist", "train[:80%]"), D("mnist", "train[70%:]"))
+    assert not overlaps(D("mnist", "train"), D("mnist", "test")) and not overlaps(D("mnist"), D("omniglot"))
+    assert overlaps(D("mnist", "train[:100]"), D("mnist", "train[50%:]"))  # integer bounds: not ruled out
+    assert not overlaps(D("mnist", classes=(0, 1)), D("mnist", classes=(2, 3)))
+    train = [D("mnist", "train[:80%]"), D("omniglot", "train")]
+    roles = dataset_roles([D("mnist", "train[80%:]"), D("omniglot", "test"), D("kmnist", "test"), D("omniglot", "train")], train)
+    assert roles == {"mnist:train[80%:]": "validation", "omniglot:test": "validation", "kmnist:test": "meta-test",
+                     "omniglot:train": "meta-training"}
+    valid = {k: r for k, r in roles.items() if r == "validation"}
+    on, note = keep_best_default(None, True, valid)
+    assert on and "validation data" in note
+    off, note = keep_best_default(None, True, roles)
+    assert not off and "kmnist:test (meta-test)" in note and "omniglot:train (meta-training)" in note
+    assert keep_best_default(None, False, valid) == (False, None)  # default eval sets: nothing configured
+    assert keep_best_default(False, True, valid) == (False, None)
+    forced, note = keep_best_default(True, True, roles)
+    assert forced and "judge the chosen learner on other datasets" in note
+
+
+def test_keep_best_is_on_by_default_with_validation_data(tmp_path):
+    from vsml import artifacts
+
+    ev = {"every": 2, "episodes": 2, "steps": 8, "first": 4, "last": 4, "datasets": [{"name": "digits", "split": "test"}]}
+    seen = []
+    MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "v", iterations=2, eval=ev)), log=seen.append).run()
+    art = artifacts.load(tmp_path / "v" / "best.npz", kind="learner")
+    assert art.meta["best_eval"]["roles"] == {"digits:test": "validation"}
+    assert any("eval.keep_best on" in m for m in seen)
+    ev["datasets"] = [{"name": "digits", "split": "train"}]  # the meta-training data itself: not chosen on by default
+    seen.clear()
+    MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "t", iterations=2, eval=ev)), log=seen.append).run()
+    assert not (tmp_path / "t" / "best.npz").exists() and any("digits:train (meta-training)" in m for m in seen)
 
 
 def test_nonfinite_streak_stops(tmp_path, monkeypatch):

@@ -30,6 +30,9 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="YAML config file")
     p.add_argument("overrides", nargs="*", help="dotted overrides key.sub=value (values parsed as YAML)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the out folder")
+    p.add_argument("--allow-change", action="append", default=[], metavar="KEY",
+                   help="with --resume: let this dotted config key (or section) differ from the checkpoint's, "
+                        "to continue a run with a changed recipe on purpose (repeatable; recorded in the checkpoints)")
     p.add_argument("--out", default=None, help="output folder (default: config 'out', else runs/meta/<name>)")
     p.add_argument("--no-progress", action="store_true", help="plain log lines instead of a progress bar")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
@@ -75,6 +78,8 @@ def cmd_meta_train(args) -> int:
     prog = "vsml meta-train"
     trainer = None
     try:
+        if getattr(args, "allow_change", None) and not args.resume:
+            raise ConfigError("--allow-change lets a resumed run's config differ from its checkpoint's; it needs --resume")
         overrides = list(args.overrides)
         if args.no_progress:
             overrides.append("log.progress=false")
@@ -89,7 +94,7 @@ def cmd_meta_train(args) -> int:
         trainer = MetaTrainer(cfg, command=_command(args), lock_wait=getattr(args, "wait_lock", 0.0))
         timer = _stop_after(args.time_limit) if getattr(args, "time_limit", None) else None
         try:
-            result = trainer.run(resume=args.resume)
+            result = trainer.run(resume=args.resume, allow_changes=tuple(getattr(args, "allow_change", ())))
         finally:
             if timer is not None:
                 timer.cancel()

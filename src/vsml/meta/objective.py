@@ -22,6 +22,11 @@ left out of its mean. The persistent estimators apply the weights of each step's
 lifetime (:func:`step_weights`), so the sum of the weighted truncation losses over a lifetime is
 its band-balanced mean. Empty (default): every step weighs the same.
 
+``band_share=s`` (in [0, 1], default 1) mixes the two: the objective is ``s`` × the band-balanced
+mean + ``(1 - s)`` × the plain mean over steps, i.e. each step's weight is ``s · w_band + (1 - s)``.
+With ``[100, 1000]`` and ``s = 0.5`` the last 9,000 steps of a 10,000-step lifetime carry 62 % of
+its objective (33 % with ``s = 1``, 90 % without bands) and the first 100 steps 17 % (33 %, 1 %).
+
 ``truncation=k`` cuts the gradient path of the inner loop every ``k`` steps (the learner state is
 passed through ``stop_gradient`` at chunk boundaries; see :func:`vsml.learners.base.run_steps`).
 This is *truncated* backprop through time: it is biased — credit for what a step does to the
@@ -53,6 +58,7 @@ class ObjectiveConfig:
     truncation: int | None = None
     normalize: bool = False  # divide each episode's loss by log(num_classes) (its chance level)
     bands: tuple[int, ...] = ()  # step-band boundaries: each band's mean loss counts equally (see module docstring)
+    band_share: float = 1.0  # share of the band-balanced mean in the objective; the rest is the plain mean
 
     def __post_init__(self):
         if self.kind not in ("online", "last"):
@@ -66,15 +72,23 @@ class ObjectiveConfig:
             raise ConfigError(f"objective.bands must be strictly increasing integers >= 1 (step boundaries), got {list(bands)}")
         if bands and self.kind != "online":
             raise ConfigError("objective.bands weights the steps of the online loss; it needs objective.kind: online")
+        if not (isinstance(self.band_share, (int, float)) and not isinstance(self.band_share, bool)
+                and 0.0 <= self.band_share <= 1.0):
+            raise ConfigError(f"objective.band_share must be a number in [0, 1], got {self.band_share!r}")
+        if self.band_share != 1.0 and not bands:
+            raise ConfigError("objective.band_share mixes the band-balanced and the plain mean; it needs objective.bands")
         object.__setattr__(self, "bands", bands)
+        object.__setattr__(self, "band_share", float(self.band_share))
 
 
-def step_weights(bands: tuple[int, ...], t0, steps: int, length) -> jax.Array:
+def step_weights(bands: tuple[int, ...], t0, steps: int, length, share: float = 1.0) -> jax.Array:
     """Weights ``[steps]`` of lifetime positions ``t0 .. t0 + steps - 1`` in a lifetime of ``length``
     steps (``t0``, ``length``: int scalars, may be traced) under step ``bands``: a step in band ``j``
     weighs ``length / (n · len_j)``, where ``len_j`` is how much of the band the lifetime reaches and
     ``n`` how many bands it reaches, so the mean of ``weight · loss`` over the whole lifetime is the
-    mean over bands of each band's mean loss. Positions at or past ``length`` weigh 0."""
+    mean over bands of each band's mean loss. With ``share < 1`` each weight becomes
+    ``share · w + (1 - share)`` (that mean mixed with the plain mean over steps). Positions at or past
+    ``length`` weigh 0."""
     if not bands:
         return jnp.ones((steps,), jnp.float32)
     t = jnp.asarray(t0) + jnp.arange(steps)
@@ -85,6 +99,8 @@ def step_weights(bands: tuple[int, ...], t0, steps: int, length) -> jax.Array:
     n = (reach > 0).sum()
     band = jnp.searchsorted(jnp.array(bands), t, side="right")
     w = length / (n * jnp.maximum(reach[band], 1.0))
+    if share != 1.0:
+        w = share * w + (1.0 - share)
     return jnp.where(t < length, w, 0.0)
 
 
@@ -93,7 +109,7 @@ def score(result: EpisodeResult, objective: ObjectiveConfig) -> tuple[jax.Array,
     losses, correct = result.losses, result.correct
     if objective.bands:
         T = losses.shape[-2]
-        losses = losses * step_weights(objective.bands, 0, T, T)[:, None]
+        losses = losses * step_weights(objective.bands, 0, T, T, objective.band_share)[:, None]
     if objective.kind == "last":
         losses, correct = losses[-objective.last_steps :], correct[-objective.last_steps :]
     return loss_scale(objective, result.logits.shape[-1]) * losses.mean(), correct.mean()

@@ -105,7 +105,7 @@ def truncation_data(particles: Particles, sampler, steps: int):
 def truncation_weights(particles: Particles, objective, steps: int) -> jax.Array:
     """Step weights ``[P, steps]`` of every particle's next truncation under ``objective.bands``
     (:func:`vsml.meta.objective.step_weights` at the particle's lifetime position; all ones without bands)."""
-    return jax.vmap(lambda t, n: step_weights(objective.bands, t, steps, n))(particles.t, particles.length)
+    return jax.vmap(lambda t, n: step_weights(objective.bands, t, steps, n, objective.band_share))(particles.t, particles.length)
 
 
 def advance(particles: Particles, steps: int) -> Particles:

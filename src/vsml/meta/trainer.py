@@ -48,6 +48,7 @@ from vsml.meta.gradient import GradientConfig
 from vsml.meta.objective import MetaProblem, ObjectiveConfig
 from vsml.meta.optimizer import METHODS, MetaOptimizer, MetaState, make_meta_optimizer
 from vsml.meta.pes import PESConfig
+from vsml.meta.selection import dataset_roles, keep_best_default
 from vsml.meta.tbptt import TBPTTConfig
 from vsml.runlog import RunLogger
 
@@ -84,7 +85,7 @@ class EvalConfig:
     last: int = 100
     seed: int = 12345
     sampler: dict | None = None  # other SamplerConfig overrides for meta-test (e.g. projection: none)
-    keep_best: bool = False  # also keep best.npz: the learner of the best meta-test so far (by ``score``)
+    keep_best: bool | None = None  # keep best.npz (best meta-test so far by ``score``); None: on with validation data (vsml.meta.selection)
     score: str = "online"  # what keep_best compares, averaged over eval datasets: online | first | balanced
     at_start: bool = False  # also meta-test the starting learner (iteration 0): best.npz is then never worse than it
 
@@ -210,6 +211,13 @@ def _diff(a, b, prefix=""):
             out += _diff(a.get(k), b.get(k), f"{prefix}{k}.")
         return out
     return [] if a == b else [prefix.rstrip(".")]
+
+
+def _get(tree: dict, dotted: str):
+    """The value at ``dotted`` (``a.b.c``) in a nested dict, or None."""
+    for part in dotted.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree
 
 
 def _same_computation(a, b) -> bool:
@@ -412,6 +420,17 @@ class MetaTrainer:
             out[f"{spec.name}:{spec.split}"] = from_dict(SamplerConfig, data, path="eval")
         return out
 
+    def selection(self) -> tuple[bool, str | None, dict[str, str]]:
+        """``(keep_best, log line or None, {eval dataset: role})``: whether this run keeps ``best.npz``,
+        with ``eval.keep_best: null`` resolved by the eval datasets' roles (:mod:`vsml.meta.selection`)."""
+        ev, cfg = self.config.eval, self.config
+        train = [d for st in range(len(self.curriculum.stages)) for s in self.sampler_configs(st) for d in s.datasets]
+        base = self.curriculum.sampler_config(cfg.data, len(self.curriculum.stages) - 1)
+        specs = ev.datasets or tuple(DatasetSpec(d.name, "test") for d in base.datasets)
+        roles = dataset_roles(specs, train)
+        keep, note = keep_best_default(ev.keep_best, bool(ev.datasets), roles)
+        return keep and bool(ev.every), note, roles
+
     def evaluate(self, params) -> dict[str, dict[str, float]]:
         """Meta-test online accuracy per held-out dataset: ``{name: {online, first, last}}``.
 
@@ -477,7 +496,7 @@ class MetaTrainer:
                         f"one{'s' if len(bad) > 1 else ''} aside and resume: {moves} && {self.resume_command}")
             raise CheckpointError(f"{e}; {hint}") from None
 
-    def _resume_point(self, mgr: CheckpointManager, cfg_dict: dict):
+    def _resume_point(self, mgr: CheckpointManager, cfg_dict: dict, allow: tuple[str, ...] = ()):
         if mgr.latest() is None:
             raise CheckpointError(f"--resume: no checkpoint in {mgr.folder}")
         latest, art = self._load_latest(mgr)
@@ -491,9 +510,13 @@ class MetaTrainer:
         if meta.get("learner"):  # compare what the learners compute, not how their options were spelled
             self._check_resumed_learner(latest, meta["learner"])
             changed = [k for k in changed if not k.startswith("learner.options.")]
+        allowed = [k for k in changed if any(k == a or k.startswith(a + ".") for a in allow)]
+        self._changes = {k: [_get(stored, k), _get(cfg_dict, k)] for k in allowed}
+        changed = [k for k in changed if k not in allowed]
         if changed:
             raise CheckpointError(f"checkpoint {latest} was written with a different config ({', '.join(changed)}); "
-                                  "resume with the same config or start a new run folder")
+                                  "resume with the same config, start a new run folder, or continue this run with the "
+                                  "changed recipe on purpose: --allow-change KEY (recorded in the checkpoints)")
         return latest, art
 
     def _fingerprint(self, cfg_dict: dict, resume: bool, latest: Path | None, error: Exception | None) -> dict:
@@ -527,7 +550,7 @@ class MetaTrainer:
                 stack.enter_context(runs.RunLock(self.out_dir, self.command).acquire(log=self.log, wait=self.lock_wait))
                 runs.remove_stale_temps(self.out_dir, mgr.folder)  # left by a writer killed mid-write
             if resume:
-                latest, art = self._resume_point(mgr, cfg_dict)
+                latest, art = self._resume_point(mgr, cfg_dict, self._allow)
                 restored = self._restore(latest, art)
             elif mgr.latest() is not None:
                 raise CheckpointError(f"{self.out_dir} already holds checkpoints (newest {mgr.latest().name}); pass --resume "
@@ -606,8 +629,14 @@ class MetaTrainer:
                 f"Nothing earlier is lost: the newest checkpoint is {newest or 'none'}. Fix the cause (free space, "
                 f"permissions) and continue with: {self.resume_command}") from None
 
-    def run(self, resume: bool = False, *, on_iteration: Callable[[int], None] | None = None) -> TrainResult:
+    def run(self, resume: bool = False, *, on_iteration: Callable[[int], None] | None = None,
+            allow_changes: tuple[str, ...] = ()) -> TrainResult:
         """Meta-train until ``config.iterations``. ``resume``: continue from the newest checkpoint.
+
+        ``allow_changes``: dotted config keys (or section prefixes, e.g. ``"objective"``) that may
+        differ from the checkpoint's config on ``resume`` (a recipe changed mid-run on purpose); every
+        other difference is refused. Each change is logged and recorded with its iteration in the
+        checkpoints' ``config_changes`` list.
 
         The output folder is locked for the run (:class:`vsml.runs.RunLock`). SIGINT / SIGTERM
         stop after the current iteration with a checkpoint and raise
@@ -615,6 +644,7 @@ class MetaTrainer:
         ``on_iteration(i)`` is called after iteration ``i`` (1-based) is complete and checkpointed
         (progress hooks, tests that interrupt a run).
         """
+        self._allow, self._changes = tuple(allow_changes), {}
         with contextlib.ExitStack() as stack:
             return self._run(stack, resume, on_iteration)
 
@@ -630,12 +660,17 @@ class MetaTrainer:
             pos = CurriculumState(*meta["curriculum"])
             state, slim = restored
             self.log(f"resumed from {latest} at iteration {start} (stage {pos.stage})")
+            changes = list(meta.get("config_changes", []))
+            if self._changes:
+                self.log("config changed on resume (--allow-change): " + ", ".join(
+                    f"{k}: {old!r} -> {new!r}" for k, (old, new) in self._changes.items()))
+                changes.append({"iteration": start, "changes": self._changes})
             if slim:
                 self.log(f"{latest.name} is a slim checkpoint (meta-parameters and optimizer state, no persistent "
                          "inner-loop state): the lifetimes restart from fresh particles, so the run continues but not "
                          "bit-identically to an uninterrupted one")
         else:
-            state = self.init_state(pos.stage)
+            state, changes = self.init_state(pos.stage), []
         if self.main:
             self._write("config.yaml", start, mgr, lambda: artifacts.atomic_write_bytes(
                 out / "config.yaml", yaml.safe_dump(cfg_dict, sort_keys=False).encode()))
@@ -650,11 +685,14 @@ class MetaTrainer:
         t0 = time.time()
         best_path = out / "best.npz"
         best_score = self._best_score(best_path, resume, start)
+        keep_best, note, roles = self.selection()
+        if note and cfg.eval.every:
+            self.log(note)
 
         def meta_record():
             return {"config": cfg_dict, "learner": self.learner_spec, "seed": cfg.seed, "method": cfg.method,
                     "curriculum": list(pos), "nonfinite_streak": streak, "elapsed": elapsed + time.time() - t0,
-                    "processes": jax.process_count(), "devices": jax.device_count()}
+                    "processes": jax.process_count(), "devices": jax.device_count(), "config_changes": changes}
 
         def meta_test(iteration: int, best: float) -> float:
             """Periodic meta-test at ``iteration``: log it, keep ``best.npz``; returns the best score."""
@@ -666,9 +704,10 @@ class MetaTrainer:
                     "eval", {"iteration": iteration, "dataset": name, **r},
                     {f"eval/{name}/{k}_accuracy": v for k, v in r.items()}))
             score = cfg.eval.selection_score(results)
-            if cfg.eval.keep_best and self.main and score > best:
+            if keep_best and self.main and score > best:
                 best = score
-                record = {**meta_record(), "iteration": iteration, "best_eval": {"score": score, "meta_test": results}}
+                record = {**meta_record(), "iteration": iteration,
+                          "best_eval": {"score": score, "meta_test": results, "roles": roles}}
                 self._write(f"{best_path}", iteration, mgr, lambda: artifacts.save(
                     best_path, "learner", {"params": dist.to_host(state.params)}, record, sidecar=True))
                 logger.message(f"it {iteration:6d}  best meta-test so far ({score:.4f}): {best_path}")
