@@ -3,8 +3,10 @@
 Runs ``MetaTrainer.run`` (what ``vsml meta-train`` runs: init, every meta-step, curriculum stage
 changes, meta-tests, checkpoints) on a config with every curriculum stage shortened to
 ``--stage-iterations`` iterations, in a fresh process without a persistent compilation cache,
-and records JAX's compile events: per program name (``step``, ``_inner``, ...) the number of
-backend compiles and their seconds, and the seconds spent tracing and lowering. ``--baseline
+and records JAX's compile events: per program name (``jit(step)``, ``jit(_inner)``, ...) the
+number of backend compiles and their seconds (wall clock, and the process's CPU seconds while
+each ran: on a shared machine the CPU seconds are the steadier figure), and the seconds spent
+tracing and lowering. ``--baseline
 DIR`` also runs another build (DIR holds its ``vsml`` package, put first on ``PYTHONPATH``) in
 the same run, the two alternating over ``--rounds``.
 
@@ -44,12 +46,20 @@ def child(config: str, stage_iterations: int, overrides: list[str]) -> dict:
     from vsml.meta.trainer import MetaTrainer, load_meta_config
 
     jax.config.update("jax_enable_compilation_cache", False)
-    events: list[tuple[str, str, float]] = []
+    events: list[tuple[str, str, float, float]] = []  # (kind, program, wall s, process CPU s)
+    started: dict[tuple[str, str], float] = {}
+
+    def begin(event, value, **kw):  # JAX records the start of a backend compile as a scalar event
+        if event in EVENTS:
+            started[(event, str(kw.get("fun_name", "?")))] = time.process_time()
 
     def listen(event, duration, **kw):
         if event in EVENTS:
-            events.append((EVENTS[event], str(kw.get("fun_name", "?")), float(duration)))
+            name = str(kw.get("fun_name", "?"))
+            c0 = started.pop((event, name), None)
+            events.append((EVENTS[event], name, float(duration), time.process_time() - c0 if c0 is not None else float("nan")))
 
+    jax.monitoring.register_scalar_listener(begin)
     jax.monitoring.register_event_duration_secs_listener(listen)
     cfg = load_meta_config(ROOT / config if not Path(config).is_absolute() else config, QUIET + overrides)
     stages = [dataclasses.replace(st, iterations=stage_iterations, loss_below=None) for st in cfg.curriculum]
@@ -59,16 +69,19 @@ def child(config: str, stage_iterations: int, overrides: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as out:
         result = MetaTrainer(cfg, out_dir=out, log=lambda m: None).run()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    by_name: dict = collections.defaultdict(lambda: {"compiles": 0, "backend_s": 0.0})
+    by_name: dict = collections.defaultdict(lambda: {"compiles": 0, "backend_s": 0.0, "backend_cpu_s": 0.0})
     totals = collections.Counter()
-    for kind, name, d in events:
+    for kind, name, d, c in events:
         totals[kind] += d
         if kind == "backend":
+            totals["backend_cpu"] += c
             by_name[name]["compiles"] += 1
             by_name[name]["backend_s"] += d
+            by_name[name]["backend_cpu_s"] += c
     return {"config": config, "overrides": overrides, "stages": len(stages) or 1, "iterations": iterations,
             "stage_per_iteration": [h["stage"] for h in result.history],
             "compiles": sum(v["compiles"] for v in by_name.values()), "backend_compile_s": totals["backend"],
+            "backend_compile_cpu_s": totals["backend_cpu"],
             "trace_s": totals["trace"], "lower_s": totals["lower"], "wall_s": wall, "cpu_s": cpu,
             "by_program": dict(sorted(by_name.items(), key=lambda kv: -kv[1]["backend_s"]))}
 
@@ -121,10 +134,11 @@ def main(argv=None) -> int:
           f"load average {results['load_average_at_start']:.2f} at start, {results['load_average_at_end']:.2f} at end")
     for name, runs in results["runs"].items():
         for r in runs:
-            steps = r["by_program"].get("jit(step)", {"compiles": 0, "backend_s": 0.0})
-            print(f"  {name:8s} {r['compiles']:3d} compiles, {r['backend_compile_s']:7.1f} s backend + {r['trace_s']:.1f} s "
-                  f"tracing + {r['lower_s']:.1f} s lowering; meta-step: {steps['compiles']} compile(s), "
-                  f"{steps['backend_s']:.1f} s; run {r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s CPU")
+            steps = r["by_program"].get("jit(step)", {"compiles": 0, "backend_s": 0.0, "backend_cpu_s": 0.0})
+            print(f"  {name:8s} {r['compiles']:3d} compiles, {r['backend_compile_s']:6.1f} s backend "
+                  f"({r['backend_compile_cpu_s']:.1f} s CPU) + {r['trace_s']:.1f} s tracing + {r['lower_s']:.1f} s lowering; "
+                  f"meta-step: {steps['compiles']} compile(s), {steps['backend_s']:.1f} s ({steps['backend_cpu_s']:.1f} s CPU); "
+                  f"run {r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s CPU")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -273,7 +273,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(tmp_path, name, per_process, *extra, ids=(0, 1), port=None):
+def _launch(tmp_path, name, per_process, *extra, ids=(0, 1), port=None, envs=({}, {})):
     port = port or _free_port()
     procs = []
     for i in ids:
@@ -282,7 +282,7 @@ def _launch(tmp_path, name, per_process, *extra, ids=(0, 1), port=None):
         path.write_text(yaml.safe_dump(cfg))
         procs.append(subprocess.Popen(
             [sys.executable, "-c", SLOW_CLI, str(path), "--no-progress", *extra],
-            env=_env(VSML_COORDINATOR=f"127.0.0.1:{port}", VSML_NUM_PROCESSES="2", VSML_PROCESS_ID=str(i)),
+            env=_env(VSML_COORDINATOR=f"127.0.0.1:{port}", VSML_NUM_PROCESSES="2", VSML_PROCESS_ID=str(i), **envs[i]),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     return procs
 
@@ -301,12 +301,16 @@ def _finish(procs, timeout=120):
 
 @needs_gloo
 def test_processes_that_disagree_or_never_start_fail_fast(tmp_path):
+    from vsml import kernels
+
     t0 = time.time()
-    results = _finish(_launch(tmp_path, "dis", [{"seed": 0}, {"seed": 1, "iterations": 7}]))
+    # process 1 also on the other kernel path (they would run different SPMD programs)
+    results = _finish(_launch(tmp_path, "dis", [{"seed": 0}, {"seed": 1, "iterations": 7}], envs=({}, {"VSML_KERNEL": "xla"})))
     for rc, err in results:
         assert rc == 2, err[-2000:]
         assert "disagree" in err and 'config.seed: process 0 has 0, process 1 has 1' in err
         assert 'config.iterations: process 0 has 6, process 1 has 7' in err
+        assert not kernels.available() or 'kernel: process 0 has "fused", process 1 has "xla"' in err, err[-2000:]
     assert not (tmp_path / "dis" / "checkpoints").exists()
     alone = {"distributed": {"startup_timeout": 4, "peer_timeout": 10}}  # nobody joins: no need to wait longer
     (rc, err), = _finish(_launch(tmp_path, "alone", [alone, alone], ids=(0,)))  # process 1 never starts

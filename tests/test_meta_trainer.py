@@ -117,17 +117,19 @@ def _step_compiles(fn):
     """``fn()`` and the number of meta-step programs (jitted ``step``) XLA compiled while it ran."""
     from jax import monitoring
 
-    names = []
+    names, active = [], [True]
 
     def listen(event, duration, **kw):
-        if event == "/jax/core/compile/backend_compile_duration":
+        if active[0] and event == "/jax/core/compile/backend_compile_duration":
             names.append(kw.get("fun_name"))
 
     monitoring.register_event_duration_secs_listener(listen)
     try:
         out = fn()
     finally:
-        monitoring.unregister_event_duration_listener(listen)
+        active[0] = False
+        if hasattr(monitoring, "unregister_event_duration_listener"):
+            monitoring.unregister_event_duration_listener(listen)
     return out, names.count("jit(step)")
 
 

@@ -98,7 +98,15 @@ def _on_each_device(fn, mesh):
     map (the FFI call has no rule for varying manual axes)."""
     if mesh is None:
         return fn
-    return jax.shard_map(fn, mesh=mesh, in_specs=PartitionSpec(), out_specs=PartitionSpec(), check_vma=False)
+    spec = PartitionSpec()
+    if hasattr(jax, "shard_map"):
+        return jax.shard_map(fn, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
+    from jax.experimental.shard_map import shard_map  # jax < 0.7 (not exercised by the suite)
+
+    try:
+        return shard_map(fn, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
+    except TypeError:  # before check_rep was renamed
+        return shard_map(fn, mesh=mesh, in_specs=spec, out_specs=spec, check_rep=False)
 
 
 def remat_policy():
