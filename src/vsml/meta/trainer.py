@@ -28,7 +28,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Literal, NamedTuple
+from typing import Annotated, Callable, Literal, NamedTuple
 
 import jax
 import numpy as np
@@ -36,7 +36,7 @@ import yaml
 
 from vsml import artifacts, runs
 from vsml.checkpoint import CheckpointError, CheckpointManager, learner_artifact, load_learner, stored_learner_record
-from vsml.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from vsml.config import ConfigError, Range, apply_overrides, check_ranges, from_dict, load_yaml, to_dict
 from vsml.data.episodes import DatasetSpec, EpisodeSampler, SamplerConfig, draw_episodes
 from vsml.eval.evaluate import episode_keys, run_learner
 from vsml.learners.base import TaskSpec
@@ -75,14 +75,14 @@ class LearnerSpec:
 class EvalConfig:
     """Periodic meta-test: online accuracy on held-out episodes (``every`` 0 disables)."""
 
-    every: int = 0
-    episodes: int = 16
-    steps: int | None = None  # default: the last curriculum stage's length
-    classes: int | None = None  # default: the last stage's
+    every: Annotated[int, Range(">=0")] = 0
+    episodes: Annotated[int, Range(">=1")] = 16
+    steps: Annotated[int | None, Range(">=1")] = None  # default: the last curriculum stage's length
+    classes: Annotated[int | None, Range(">=2")] = None  # default: the last stage's
     datasets: tuple[DatasetSpec, ...] = ()  # default: the training datasets' "test" splits
-    first: int = 50  # also report accuracy over the first / last this many steps
-    last: int = 100
-    seed: int = 12345
+    first: Annotated[int, Range(">=1")] = 50  # also report accuracy over the first / last this many steps
+    last: Annotated[int, Range(">=1")] = 100
+    seed: Annotated[int, Range(">=0")] = 12345
     sampler: dict | None = None  # other SamplerConfig overrides for meta-test (e.g. projection: none)
     keep_best: bool = False  # also keep best.npz: the learner of the best meta-test so far (by ``score``)
     score: str = "online"  # what keep_best compares, averaged over eval datasets: online | first | balanced
@@ -91,14 +91,7 @@ class EvalConfig:
     SCORES = ("online", "first", "balanced")  # balanced: mean of the first / online / last accuracies
 
     def __post_init__(self):
-        if self.every < 0:
-            raise ConfigError(f"eval.every must be >= 0 (0 disables), got {self.every}")
-        if self.episodes < 1 or self.first < 1 or self.last < 1:
-            raise ConfigError(f"eval.episodes, eval.first and eval.last must be >= 1, got {self.episodes}, {self.first}, {self.last}")
-        if self.steps is not None and self.steps < 1:
-            raise ConfigError(f"eval.steps must be >= 1 or null, got {self.steps}")
-        if self.classes is not None and self.classes < 2:
-            raise ConfigError(f"eval.classes must be >= 2 or null, got {self.classes}")
+        check_ranges(self, "eval")
         if self.score not in self.SCORES:
             raise ConfigError(f"eval.score must be one of {', '.join(self.SCORES)}, got {self.score!r}")
 
@@ -113,17 +106,16 @@ class EvalConfig:
 
 @dataclasses.dataclass(frozen=True)
 class CheckpointConfig:
-    every: int = 100
-    keep: int = 3
+    every: Annotated[int, Range(">=1")] = 100
+    keep: Annotated[int, Range(">=1")] = 3
 
     def __post_init__(self):
-        if self.every < 1 or self.keep < 1:
-            raise ConfigError(f"checkpoint.every and checkpoint.keep must be >= 1, got {self.every}, {self.keep}")
+        check_ranges(self, "checkpoint")
 
 
 @dataclasses.dataclass(frozen=True)
 class LogConfig:
-    every: int = 10
+    every: Annotated[int, Range(">=1")] = 10
     progress: bool = True
     csv: bool = True
     tensorboard: bool = True
@@ -131,8 +123,7 @@ class LogConfig:
     wandb_project: str = "vsml"
 
     def __post_init__(self):
-        if self.every < 1:
-            raise ConfigError(f"log.every must be >= 1, got {self.every}")
+        check_ranges(self, "log")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,16 +132,16 @@ class MetaConfig:
 
     name: str = "meta"
     out: str | None = None  # default runs/meta/<name>
-    seed: int = 0
-    iterations: int = 1000
+    seed: Annotated[int, Range(">=0")] = 0
+    iterations: Annotated[int, Range(">=0")] = 1000
     method: str = "gradient"  # a meta-optimizer of vsml.meta.optimizer.METHODS
     learner: LearnerSpec = LearnerSpec()
     init: str | None = None  # start from a checkpoint / run folder / LA file / shipped LA name
-    init_layers: tuple[int, ...] | None = None  # per-layer sub-RNNs: layer k starts from init's sub-RNN init_layers[k]
+    init_layers: Annotated[tuple[int, ...] | None, Range(">=0")] = None  # per-layer sub-RNNs: layer k starts from init's sub-RNN init_layers[k]
     data: SamplerConfig = SamplerConfig(datasets=(DatasetSpec("digits"),), flatten=True, steps=100)
     families: tuple[dict, ...] = ()  # task families: SamplerConfig overrides each; every meta-step trains on all
     curriculum: tuple[Stage, ...] = ()
-    curriculum_ema: float = 0.9
+    curriculum_ema: Annotated[float, Range("[0,1)")] = 0.9
     objective: ObjectiveConfig = ObjectiveConfig()
     gradient: GradientConfig = GradientConfig()
     es: ESConfig = ESConfig()
@@ -159,14 +150,11 @@ class MetaConfig:
     eval: EvalConfig = EvalConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     log: LogConfig = LogConfig()
-    max_nonfinite: int = 10
+    max_nonfinite: Annotated[int, Range(">=1")] = 10
     distributed: Literal["auto", "on", "off"] | dist.DistributedConfig = "auto"  # or {mode, startup_timeout, peer_timeout}
 
     def __post_init__(self):
-        if self.iterations < 0:
-            raise ConfigError(f"iterations must be >= 0, got {self.iterations}")
-        if self.max_nonfinite < 1:
-            raise ConfigError(f"max_nonfinite must be >= 1, got {self.max_nonfinite}")
+        check_ranges(self, "")
         if self.method not in METHODS:
             raise ConfigError(f"method must be one of {sorted(METHODS)}, got {self.method!r}")
         if self.init_layers is not None:
@@ -234,9 +222,6 @@ class MetaTrainer:
         #: the command line that started this run (lock record, resume hints)
         self.command = command or f"vsml meta-train CONFIG --out {self.out_dir}"
         self.lock_wait = lock_wait
-        from vsml.limits import check_tree
-
-        check_tree(config)  # configs built in Python skip from_dict's range checks
         dist.initialize(config.distributed)
         self.main = dist.is_main()
         spec = {"name": config.learner.name, "options": dict(config.learner.options)}
