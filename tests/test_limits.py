@@ -87,7 +87,10 @@ def _walk(cls, wrap, prefix, seen=()):
 
 
 def _roots():
+    from vsml.meta import registry as meta_registry
+
     roots = [MetaConfig, CloneConfig, VSMLConfig, ProtocolConfig]
+    roots += [meta_registry.config_class(name) for name in meta_registry.names()]  # meta_optimizer.options
     for name in registry.names():
         factory = registry._REGISTRY[name]
         if hasattr(factory, "config_class"):

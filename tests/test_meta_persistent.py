@@ -9,7 +9,8 @@ import pytest
 
 from vsml.config import ConfigError
 from vsml.learners.base import run_steps
-from vsml.meta import LifetimeConfig, pes_estimate
+from vsml.meta import LifetimeConfig
+from vsml.meta.pes import pes_estimate
 from vsml.meta.objective import ObjectiveConfig
 from vsml.meta.pes import PESConfig
 from vsml.meta.distributed import make_mesh

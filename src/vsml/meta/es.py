@@ -36,7 +36,7 @@ from jax.flatten_util import ravel_pytree
 
 from vsml.config import ConfigError, Range, check_ranges
 from vsml.meta.distributed import chunked_map, shard_batch
-from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, check_trainable, guarded_update, register_meta_optimizer
+from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, check_trainable, guarded_update
 
 
 def centered_ranks(x: jax.Array) -> jax.Array:
@@ -148,6 +148,3 @@ class AntitheticES(MetaOptimizer):
         params, opt_state, gnorm, ok = guarded_update(self.optimizer, state.params, state.opt_state, unravel(g), loss,
                                                       mask=mask)
         return MetaState(params, opt_state, state.inner), StepMetrics(loss, acc, gnorm, ok)
-
-
-register_meta_optimizer("es", AntitheticES)

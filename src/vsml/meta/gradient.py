@@ -19,7 +19,7 @@ import jax
 
 from vsml.config import ConfigError, Range, check_ranges
 from vsml.meta.distributed import chunked_map, shard_batch
-from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, check_trainable, guarded_update, register_meta_optimizer
+from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, check_trainable, guarded_update
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +78,3 @@ class GradientDescent(MetaOptimizer):
         params, opt_state, gnorm, finite = guarded_update(self.optimizer, params, state.opt_state, grads, loss,
                                                           mask=self.mask(params))
         return MetaState(params, opt_state, state.inner), StepMetrics(loss, acc, gnorm, finite)
-
-
-register_meta_optimizer("gradient", GradientDescent)

@@ -27,7 +27,7 @@ from vsml.learners.base import run_steps
 from vsml.meta import persistent as ps
 from vsml.meta.distributed import shard_batch, shard_leading
 from vsml.meta.objective import loss_scale
-from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, check_trainable, guarded_update, register_meta_optimizer
+from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, check_trainable, guarded_update
 
 PyTree = Any
 
@@ -128,6 +128,3 @@ class TruncatedBPTT(MetaOptimizer):
                                                           mask=self.mask(state.params))
         inners = tuple(shard_leading(i, fam.mesh) for i, (_, _, fam) in zip(inners, prepared))
         return MetaState(params, opt_state, inners), StepMetrics(loss, acc, gnorm, finite)
-
-
-register_meta_optimizer("tbptt", TruncatedBPTT)
