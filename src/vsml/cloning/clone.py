@@ -40,6 +40,7 @@ import sys
 import time
 from functools import partial
 from pathlib import Path
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
@@ -48,7 +49,7 @@ import optax
 
 from vsml import artifacts, runs
 from vsml.cloning import backprop_la as ref
-from vsml.config import ConfigError
+from vsml.config import ConfigError, Range, check_ranges
 from vsml.learners.vsml import DenseGeom, LayerSpec, VSMLConfig, dense_layer, init_cell_params
 from vsml.runlog import RunLogger
 
@@ -61,13 +62,12 @@ class CloneStage:
     ``reset_prob`` share of the cell pool with fresh cells (1.0: every chunk starts fresh; smaller:
     cells persist across chunks — truncated BPTT over long lifetimes, mean age seq_len/reset_prob)."""
 
-    iterations: int
-    seq_len: int
-    reset_prob: float = 1.0
+    iterations: Annotated[int, Range(">=1")]
+    seq_len: Annotated[int, Range(">=1")]
+    reset_prob: Annotated[float, Range("(0,1]")] = 1.0
 
     def __post_init__(self):
-        if self.iterations < 1 or self.seq_len < 1 or not 0.0 < self.reset_prob <= 1.0:
-            raise ConfigError(f"a clone stage needs iterations >= 1 and seq_len >= 1, got {self}")
+        check_ranges(self, "clone stage")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,52 +75,47 @@ class CloneConfig:
     """Everything a cloning run depends on (with ``seed``, it determines the result)."""
 
     name: str = "cloned_sgd_1layer"
-    hidden: tuple[int, ...] = ()  # hidden layer sizes of the shipped VSMLConfig (tanh cells above layer 0)
-    lr: float = 0.01  # α of the cloned SGD
-    state_size: int = 16
-    message_size: int = 8
-    micro_ticks: int = 2
-    batch: int = 256  # independent cells per Adam step (per cell kind)
+    hidden: Annotated[tuple[int, ...], Range(">=1")] = ()  # hidden layer sizes of the shipped VSMLConfig (tanh cells above layer 0)
+    lr: Annotated[float, Range(">0")] = 0.01  # α of the cloned SGD
+    state_size: Annotated[int, Range(">=1")] = 16
+    message_size: Annotated[int, Range(">=2")] = 8
+    micro_ticks: Annotated[int, Range(">=1")] = 2
+    batch: Annotated[int, Range(">=1")] = 256  # independent cells per Adam step (per cell kind)
     stages: tuple[CloneStage, ...] = (CloneStage(300, 10), CloneStage(600, 40), CloneStage(600, 150))
-    adam_lr: float = 3e-3
-    final_lr_fraction: float = 0.1  # cosine decay of the Adam rate to this fraction
-    clip: float = 1.0
-    readout_weight: float = 1.0
-    weight_range: tuple[float, float] = (0.01, 0.3)
-    input_range: tuple[float, float] = (-1.0, 3.0)
-    bg_range: tuple[float, float] = (-1.0, 0.5)
-    preact_mean: float = 2.5
-    preact_std: float = 2.0
-    preact_clip: float = 5.0
-    error_min: float = 0.01
-    max_weight: float = 2.0  # pool cells whose read-out leaves [-max_weight, max_weight] are renewed
-    loss_floor: float = 0.02  # per-sequence loss scale = mean w² + loss_floor²
+    adam_lr: Annotated[float, Range(">0")] = 3e-3
+    final_lr_fraction: Annotated[float, Range("[0,1]")] = 0.1  # cosine decay of the Adam rate to this fraction
+    clip: Annotated[float, Range(">0")] = 1.0
+    readout_weight: Annotated[float, Range(">=0")] = 1.0
+    weight_range: Annotated[tuple[float, float], Range(">0")] = (0.01, 0.3)
+    input_range: Annotated[tuple[float, float], Range("any")] = (-1.0, 3.0)
+    bg_range: Annotated[tuple[float, float], Range("any")] = (-1.0, 0.5)
+    preact_mean: Annotated[float, Range(">=0")] = 2.5
+    preact_std: Annotated[float, Range(">=0")] = 2.0
+    preact_clip: Annotated[float, Range(">0")] = 5.0
+    error_min: Annotated[float, Range("(0,1]")] = 0.01
+    max_weight: Annotated[float, Range(">0")] = 2.0  # pool cells whose read-out leaves [-max_weight, max_weight] are renewed
+    loss_floor: Annotated[float, Range(">0")] = 0.02  # per-sequence loss scale = mean w² + loss_floor²
     init: str = "handcrafted"  # "handcrafted" (vsml.cloning.handcrafted circuit) or "random"
     support_only: bool = True  # train only the parameters that are non-zero at the start
     init_from: str | None = None  # LA name/path whose cells (matched by kind) initialise ours
     bias: bool = False  # the cloned LA runs with bias units (VSMLConfig.bias): SGD with biases
-    bias_share: float = 0.0  # share of fresh cells that see a bias unit's constant input (1, or z = 5 for tanh)
+    bias_share: Annotated[float, Range("[0,1)")] = 0.0  # share of fresh cells that see a bias unit's constant input (1, or z = 5 for tanh)
     train_kinds: tuple[str, ...] | None = None  # only these kinds are trained (None: all)
-    seed: int = 0
-    checkpoint_every: int = 200
-    eval_seq_len: int = 2000  # sequence length of the final per-cell report
-    val_seq_len: int = 200  # validation (fixed cells and streams) at every checkpoint; the best params are kept
+    seed: Annotated[int, Range(">=0")] = 0
+    checkpoint_every: Annotated[int, Range(">=1")] = 200
+    eval_seq_len: Annotated[int, Range(">=1")] = 2000  # sequence length of the final per-cell report
+    val_seq_len: Annotated[int, Range(">=1")] = 200  # validation (fixed cells and streams) at every checkpoint; the best params are kept
 
     def __post_init__(self):
+        check_ranges(self, "")
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         object.__setattr__(self, "stages", tuple(self.stages))
         for name in ("weight_range", "input_range", "bg_range"):
             object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
         if not self.name or any(ch in self.name for ch in "/\\ ."):
             raise ConfigError(f"name must be a plain file stem, got {self.name!r}")
-        if any(h < 1 for h in self.hidden):
-            raise ConfigError(f"hidden sizes must be >= 1, got {self.hidden}")
-        if not self.lr > 0 or not self.adam_lr > 0:
-            raise ConfigError("lr and adam_lr must be positive")
         if not self.stages:
             raise ConfigError("need at least one stage")
-        if self.batch < 1 or self.checkpoint_every < 1:
-            raise ConfigError("batch and checkpoint_every must be >= 1")
         if not 0 < self.weight_range[0] < self.weight_range[1]:
             raise ConfigError(f"weight_range must be 0 < low < high, got {self.weight_range}")
         if self.init not in ("handcrafted", "random"):
@@ -130,10 +125,6 @@ class CloneConfig:
             bad = [k for k in self.train_kinds if k not in self.kinds]
             if bad or not self.train_kinds:
                 raise ConfigError(f"train_kinds must be a non-empty subset of {self.kinds}, got {self.train_kinds}")
-        if not 0 < self.error_min <= 1:
-            raise ConfigError(f"error_min must be in (0, 1], got {self.error_min}")
-        if not 0.0 <= self.bias_share < 1.0:
-            raise ConfigError(f"bias_share must be in [0, 1), got {self.bias_share}")
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -447,9 +438,6 @@ def run_clone(
     Both folders are locked for the run (:class:`vsml.runs.RunLock`); SIGINT / SIGTERM stop after
     the current step with a checkpoint and raise :class:`vsml.runs.StopRequested`.
     """
-    from vsml.limits import check_tree
-
-    check_tree(cc)
     out_dir = Path(out_dir)
     ckpt_dir = Path(checkpoint_dir or out_dir)
     with contextlib.ExitStack() as stack:

@@ -32,7 +32,7 @@ import socket
 import sys
 import threading
 import time
-from typing import Literal
+from typing import Annotated, Literal
 
 import jax
 import jax.numpy as jnp
@@ -40,7 +40,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from vsml.config import ConfigError
+from vsml.config import ConfigError, Range, check_ranges
 
 AXIS = "batch"
 _initialized = False
@@ -68,16 +68,13 @@ class DistributedConfig:
     """
 
     mode: Literal["auto", "on", "off"] = "auto"
-    startup_timeout: float = 300.0
-    peer_timeout: float = 60.0
+    startup_timeout: Annotated[float, Range(">=1")] = 300.0
+    peer_timeout: Annotated[float, Range(">=1")] = 60.0
 
     def __post_init__(self):
         if self.mode not in ("auto", "on", "off"):
             raise ConfigError(f"distributed.mode must be auto, on or off, got {self.mode!r}")
-        for name in ("startup_timeout", "peer_timeout"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and v >= 1 and v == v and v != float("inf")):
-                raise ConfigError(f"distributed.{name}: {v!r} is out of range; allowed: a number of seconds >= 1")
+        check_ranges(self, "distributed")
 
 
 def distributed_config(setting) -> DistributedConfig:
