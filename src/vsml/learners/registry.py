@@ -11,11 +11,11 @@ New learners can be added with :func:`register`.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from typing import Any, Callable
 
 from vsml.config import ConfigError, from_dict, parse_yaml
+from vsml.errors import did_you_mean
 from vsml.learners.base import OnlineLearner
 
 Factory = Callable[[dict], OnlineLearner]
@@ -83,8 +83,8 @@ def register(name: str, factory: Factory, *, overwrite: bool = False) -> None:
 def make_learner(name: str, config: dict | None = None) -> OnlineLearner:
     """Build the learner registered as ``name`` from a config mapping (may be ``None``)."""
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
+        close = did_you_mean(name, _REGISTRY)
+        hint = f" Did you mean '{close}'?" if close else ""
         raise ConfigError(f"unknown learner '{name}'.{hint} Known learners: {', '.join(names())}.")
     if config is None:
         config = {}

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from vsml.config import ConfigError
 from vsml.meta.objective import step_weights
-
-PyTree = Any
+from vsml.pytree import PyTree
 
 
 @dataclasses.dataclass(frozen=True)
