@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import functools
 import re
 import types
@@ -23,17 +22,18 @@ from typing import Any, TypeVar
 import yaml
 
 from vsml.limits import Range, describe, within
+from vsml.errors import VSMLError, did_you_mean
 
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(VSMLError, ValueError):
     """A configuration key, value or override is invalid."""
 
 
 def _suggest(key: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(key, options, n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
+    close = did_you_mean(key, options)
+    hint = f" Did you mean '{close}'?" if close else ""
     return f"{hint} Valid keys: {', '.join(sorted(options))}."
 
 

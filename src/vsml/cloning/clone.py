@@ -47,13 +47,19 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from vsml import artifacts, runs
+from vsml import artifacts
 from vsml.cloning import backprop_la as ref
 from vsml.config import ConfigError, Range, check_ranges
+from vsml.errors import VSMLError
 from vsml.learners.vsml import DenseGeom, LayerSpec, VSMLConfig, dense_layer, init_cell_params
 from vsml.runlog import RunLogger
+from vsml.training import TrainingLoop
 
 FORGET_BIAS_INIT = 3.0  # added to the forget-gate bias at init: f = σ(5 + 3) ≈ 0.9997
+
+
+class CloningError(VSMLError, FloatingPointError):
+    """Cloning diverged (a non-finite loss): lower ``adam_lr`` or ``clip``, or resume from an earlier checkpoint."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -420,6 +426,7 @@ def run_clone(
     out_dir: str | Path,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
     command: str | None = None,
     log=print,
@@ -435,19 +442,28 @@ def run_clone(
     parameters are validated (fixed cells and streams, ``val_seq_len`` steps); the saved LA is the
     best validated one (the start counts too).
 
-    Both folders are locked for the run (:class:`vsml.runs.RunLock`); SIGINT / SIGTERM stop after
-    the current step with a checkpoint and raise :class:`vsml.runs.StopRequested`.
+    The loop is :class:`vsml.training.TrainingLoop` (shared with meta-training): both folders are
+    locked for the run (:class:`vsml.runs.RunLock`); a fresh run refuses folders that hold this
+    clone's checkpoint or LA unless ``overwrite`` (which removes ``<name>.ckpt.npz``,
+    ``<name>.metrics.csv``, ``<name>.npz`` and ``<name>.json``); SIGINT / SIGTERM stop after the
+    current step with a checkpoint and raise :class:`vsml.runs.StopRequested`.
     """
     out_dir = Path(out_dir)
     ckpt_dir = Path(checkpoint_dir or out_dir)
+    ckpt = ckpt_dir / f"{cc.name}.ckpt.npz"
+    loop = TrainingLoop(ckpt_dir, "cloning", command=command or "vsml clone", log=log)
     with contextlib.ExitStack() as stack:
-        for folder in dict.fromkeys([ckpt_dir, out_dir]):
-            stack.enter_context(runs.RunLock(folder, command or "vsml clone").acquire(log=log))
-        return _run_clone(cc, out_dir, ckpt_dir / f"{cc.name}.ckpt.npz", resume=resume, progress=progress,
-                          command=command, log=log, stop_after=stop_after)
+        loop.lock(stack, out_dir)
+        la = [out_dir / f"{cc.name}.npz", out_dir / f"{cc.name}.json"]
+        loop.preflight(resume=resume, overwrite=overwrite, newest=ckpt if ckpt.exists() else None, checkpoints=str(ckpt),
+                       foreign=[str(p) for p in la if p.exists()],
+                       owned=[ckpt, ckpt_dir / f"{cc.name}.metrics.csv", *la])
+        return _run_clone(cc, out_dir, ckpt, loop, resume=resume, progress=progress, command=command, log=log,
+                          stop_after=stop_after)
 
 
-def _run_clone(cc: CloneConfig, out_dir: Path, ckpt: Path, *, resume, progress, command, log, stop_after):
+def _run_clone(cc: CloneConfig, out_dir: Path, ckpt: Path, loop: TrainingLoop, *, resume, progress, command, log,
+               stop_after):
     from vsml import pretrained
 
     root = jax.random.PRNGKey(cc.seed)
@@ -461,50 +477,54 @@ def _run_clone(cc: CloneConfig, out_dir: Path, ckpt: Path, *, resume, progress, 
     log(f"validation loss at the start: {start_val:.3e}")
     start, elapsed = 0, 0.0
     if resume:
-        if not ckpt.exists():
-            raise FileNotFoundError(f"--resume: no checkpoint {ckpt}")
         params, (opt_state, pools, best), start, elapsed = load_checkpoint(ckpt, params, (opt_state, pools, best))
         log(f"resuming {cc.name} at iteration {start}/{cc.total_iterations}")
-    elif ckpt.exists():
-        log(f"note: overwriting the old checkpoint {ckpt} (use --resume to continue it)")
     data_key = jax.random.fold_in(root, 1)
     t0 = time.time() - elapsed
     last = {}
     logger = RunLogger(ckpt.parent, f"clone {cc.name}", ("iteration", "seq_len", "loss", "validation_loss"),
                        progress=progress, metrics_name=f"{cc.name}.metrics", every=cc.checkpoint_every, log=log,
                        info=lambda r: f"T={r['seq_len']} loss={r['loss']:.2e}")
-    graceful = runs.GracefulStop(logger.message, "cloning")
-    logger.start(start, cc.total_iterations, resume=resume and start > 0)
-    try:
-        graceful.__enter__()
-        for it in range(start, cc.total_iterations):
-            stage = _stage_of(cc, it)
-            params, opt_state, pools, loss, diag = train_step(
-                cc, params, opt_state, pools, mask, jax.random.fold_in(data_key, it), stage.seq_len, stage.reset_prob
-            )
-            stop = (stop_after is not None and it + 1 >= stop_after) or graceful.signal is not None
-            checkpoint = (it + 1) % cc.checkpoint_every == 0 or it + 1 == cc.total_iterations or stop
-            if (it + 1) % 25 == 0 or checkpoint:
-                loss = float(loss)
-                if not math.isfinite(loss):
-                    raise FloatingPointError(f"cloning loss became {loss} at iteration {it}")
-                last = {k: float(v) for k, v in diag.items()} | {"loss": loss}
-                rec = {"iteration": it + 1, "seq_len": stage.seq_len, "loss": loss, "validation_loss": ""}
-                if checkpoint:
-                    val = validation_loss(cc, params, val_key)
-                    if float(val) < float(best[1]):
-                        best = (params, val)
-                    rec["validation_loss"] = float(val)
-                    save_checkpoint(ckpt, params, (opt_state, pools, best), it + 1, time.time() - t0)
-                logger.iteration(rec)
-            if stop and it + 1 < cc.total_iterations:
-                if graceful.signal is not None:
-                    raise runs.StopRequested(graceful.signal, it + 1, ckpt, "cloning")
-                logger.message(f"stopped after iteration {it + 1}; continue with --resume")
-                return None
-    finally:
-        graceful.__exit__(None, None, None)
-        logger.close()
+    step_out = {}
+
+    def step(it: int) -> None:
+        nonlocal params, opt_state, pools
+        stage = _stage_of(cc, it)
+        params, opt_state, pools, loss, diag = train_step(
+            cc, params, opt_state, pools, mask, jax.random.fold_in(data_key, it), stage.seq_len, stage.reset_prob
+        )
+        step_out.update(seq_len=stage.seq_len, loss=loss, diag=diag)
+
+    def record(iteration: int) -> dict:
+        """The metrics row of ``iteration`` (every 25 and at checkpoints: reading the loss waits for the step)."""
+        nonlocal last
+        loss = float(step_out["loss"])
+        if not math.isfinite(loss):
+            raise CloningError(f"cloning loss became {loss} at iteration {iteration - 1}")
+        last = {k: float(v) for k, v in step_out["diag"].items()} | {"loss": loss}
+        return {"iteration": iteration, "seq_len": step_out["seq_len"], "loss": loss, "validation_loss": ""}
+
+    def checkpoint(iteration: int) -> Path:
+        nonlocal best
+        step_out["row"] = rec = record(iteration)
+        val = validation_loss(cc, params, val_key)
+        if float(val) < float(best[1]):
+            best = (params, val)
+        rec["validation_loss"] = float(val)
+        loop.write(f"checkpoint {ckpt}", iteration, lambda: save_checkpoint(
+            ckpt, params, (opt_state, pools, best), iteration, time.time() - t0), lambda: ckpt if ckpt.exists() else None)
+        return ckpt
+
+    def after(iteration: int, saved: bool) -> None:
+        if saved or iteration % 25 == 0:
+            rec = step_out.pop("row") if saved else record(iteration)
+            loop.write(f"{cc.name}.metrics.csv", iteration, lambda: logger.iteration(rec),
+                       lambda: ckpt if ckpt.exists() else None)
+
+    if loop.run(logger, start, cc.total_iterations, resumed=resume and start > 0, step=step,
+                due=lambda i: i % cc.checkpoint_every == 0, checkpoint=checkpoint, after=after,
+                stop_after=stop_after) is not None:
+        return None
     wall = time.time() - t0
     params = best[0]
     log(f"validation loss of the kept parameters: {float(best[1]):.3e}")
@@ -523,7 +543,9 @@ def _run_clone(cc: CloneConfig, out_dir: Path, ckpt: Path, *, resume, progress, 
         "train_diagnostics": last,
         "jax_version": jax.__version__,
     }
-    return pretrained.save(out_dir / f"{cc.name}.npz", vsml_config(cc), params, meta)
+    return loop.write(f"{out_dir / cc.name}.npz", cc.total_iterations,
+                      lambda: pretrained.save(out_dir / f"{cc.name}.npz", vsml_config(cc), params, meta),
+                      lambda: ckpt if ckpt.exists() else None)
 
 
 def _to_plain(obj):

@@ -19,7 +19,6 @@ Importing a module registers nothing by itself. A name that is not registered an
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import importlib
 import importlib.util
@@ -39,6 +38,7 @@ __all__ = [  # Source, Split and the split helpers live in info.py / splits.py; 
     "BUILTIN_NAMES", "REGISTRY", "DatasetInfo", "DatasetStatus", "Source", "Split", "data_dir", "get_info", "load",
     "names", "parse_split", "partition", "register", "register_file", "status", "unregister",
 ]
+from vsml.errors import did_you_mean
 
 # --- where the data lives --------------------------------------------------------------------
 
@@ -172,9 +172,9 @@ def _path_info(name: str) -> DatasetInfo:
         data = userdata.read(name)
     except DataError as e:
         shown = userdata.parse_name(name)[0]
-        close = difflib.get_close_matches(shown.lower(), list(REGISTRY), n=1)
+        close = did_you_mean(shown, REGISTRY, ignore_case=True)
         if close and not Path(shown).expanduser().exists():
-            raise DataError(f"{e} Did you mean the registered dataset '{close[0]}'?") from None
+            raise DataError(f"{e} Did you mean the registered dataset '{close}'?") from None
         raise
     n = sum(len(labels) for _, labels in data.stored.values())
     splits = ("train/test = fixed 80/20 of all" if data.partition is not None else "/".join(data.split_names))
@@ -202,8 +202,8 @@ def get_info(name: str) -> DatasetInfo:
         return REGISTRY[_ALIASES[name.lower()]]
     if userdata.is_path(name):
         return _path_info(name)
-    close = difflib.get_close_matches(name.lower(), list(REGISTRY) + list(_ALIASES), n=1)
-    hint = f" Did you mean '{_ALIASES.get(close[0], close[0])}'?" if close else ""
+    close = did_you_mean(name, [*REGISTRY, *_ALIASES], ignore_case=True)
+    hint = f" Did you mean '{_ALIASES.get(close, close)}'?" if close else ""
     if Path(name).exists():
         hint += f" There is a file or folder '{name}' here: write './{name}' to read it."
     raise DataError(f"unknown dataset '{name}'.{hint} Known datasets: {', '.join(REGISTRY)}. "

@@ -35,6 +35,7 @@ from typing import Annotated
 import numpy as np
 
 from vsml.config import ConfigError, Range, check_ranges
+from vsml.errors import command
 from vsml.eval.metrics import Estimate, mean_ci
 
 #: (figure of :func:`vsml.eval.metrics.episode_summaries`, minimum paired difference in points, label)
@@ -212,39 +213,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_command(args, argv=None, prog: str = "vsml protocol") -> int:
-    """Run the protocol for parsed ``args``; errors are one line on stderr and exit status 2."""
+    """Run the protocol for parsed ``args``; errors are one line on stderr and exit status 2 (:func:`vsml.errors.command`)."""
+    return command(prog)(lambda a: _run_command(a, argv, prog))(args)
+
+
+def _run_command(args, argv, prog: str) -> int:
     from vsml import runs
     from vsml.artifacts import atomic_write_bytes
-    from vsml.config import ConfigError
-    from vsml.contract import ContractError
-    from vsml.data.integrity import DataError
-    from vsml.eval.cli import _CliError, load_checkpoints
-    from vsml.eval.evaluate import EvalError
+    from vsml.eval.commands import load_checkpoints
     from vsml.eval.plots import plot_learning_curves
-    from vsml.learners.base import InputError
 
-    try:
-        config = ProtocolConfig(datasets=tuple(args.dataset or DEFAULT_DATASETS), sizes=tuple(args.size or (14, 28)),
-                                episodes=args.episodes, steps=args.steps, long_steps=args.long_steps,
-                                long_episodes=args.long_episodes, seed=args.seed, chunk=args.chunk, data_dir=args.data_dir,
-                                oracle_cache=None if args.oracle_cache in (None, "", "none") else args.oracle_cache)
-        learners = load_checkpoints(args.checkpoint)
-        out = runs.prepare_output(args.out, default="runs/protocol", owned=OWNED, overwrite=args.overwrite,
-                                  log=lambda m: print(m, file=sys.stderr))
-        command = f"{prog} " + " ".join(argv if argv is not None else sys.argv[1:])
+    config = ProtocolConfig(datasets=tuple(args.dataset or DEFAULT_DATASETS), sizes=tuple(args.size or (14, 28)),
+                            episodes=args.episodes, steps=args.steps, long_steps=args.long_steps,
+                            long_episodes=args.long_episodes, seed=args.seed, chunk=args.chunk, data_dir=args.data_dir,
+                            oracle_cache=None if args.oracle_cache in (None, "", "none") else args.oracle_cache)
+    learners = load_checkpoints(args.checkpoint)
+    out = runs.prepare_output(args.out, default="runs/protocol", owned=OWNED, overwrite=args.overwrite,
+                              log=lambda m: print(m, file=sys.stderr))
+    line = f"{prog} " + " ".join(argv if argv is not None else sys.argv[1:])
 
-        def write(result):
-            result["command"] = command
-            atomic_write_bytes(out / "table.md", table_markdown(result).encode())
-            plain = {k: v for k, v in result.items() if not k.startswith("_")}
-            atomic_write_bytes(out / "results.json", (json.dumps(plain, indent=1) + "\n").encode())
-            if result.get("_curves") is not None and result["_curves"].results:
-                plot_learning_curves(result["_curves"], out / "curves.png")
+    def write(result):
+        result["command"] = line
+        atomic_write_bytes(out / "table.md", table_markdown(result).encode())
+        plain = {k: v for k, v in result.items() if not k.startswith("_")}
+        atomic_write_bytes(out / "results.json", (json.dumps(plain, indent=1) + "\n").encode())
+        if result.get("_curves") is not None and result["_curves"].results:
+            plot_learning_curves(result["_curves"], out / "curves.png")
 
-        result = run(learners, config, progress=not args.no_progress, on_part=write)
-    except (ValueError, _CliError, ConfigError, ContractError, DataError, EvalError, InputError, runs.OutputError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
+    result = run(learners, config, progress=not args.no_progress, on_part=write)
     write(result)
     print(table_markdown(result))
     print(f"written: {out / 'table.md'}, {out / 'results.json'}")

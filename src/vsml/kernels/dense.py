@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.ad_checkpoint import checkpoint_name
 
+from vsml.errors import VSMLError
 from vsml.kernels import _ffi
 
 KINDS = ("auto", "fused", "xla")
@@ -47,7 +48,7 @@ VMAP_METHOD = "broadcast_all"
 ENV_VAR = "VSML_KERNEL"
 
 
-class KernelUnavailableError(RuntimeError):
+class KernelUnavailableError(VSMLError, RuntimeError):
     """``kernel: fused`` was requested but the fused CPU kernel cannot run here."""
 
 

@@ -31,7 +31,7 @@ import numpy as np
 import optax
 
 from vsml.config import Range, check_ranges
-from vsml.learners._common import dense_init, flat_dim, trunc_normal
+from vsml.learners._common import dense_init, flat_dim, same_padding, trunc_normal
 from vsml.learners.base import InputError, OnlineLearner, TaskSpec, cross_entropy, run_episodes
 
 DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3}
@@ -87,7 +87,7 @@ class Backprop(OnlineLearner):
             raise InputError(f"Backprop(conv_channels={self.conv_channels}) needs [H, W] or [H, W, C] inputs, got "
                              f"input shape {task.input_shape} (do not flatten the episodes)")
         h, w, c = shape
-        s = self.conv_stride  # the padding adds k - 1 rows and columns: out = (h + k - 1 - k) // s + 1
+        s = self.conv_stride  # SAME padding (same_padding) adds k - 1 rows and columns: out = (h + k - 1 - k) // s + 1
         return c, ((h - 1) // s + 1) * ((w - 1) // s + 1) * self.conv_channels
 
     def forward(self, net: list[dict], x: jax.Array) -> jax.Array:
@@ -97,8 +97,8 @@ class Backprop(OnlineLearner):
         if self.conv_channels:
             conv, net = net[0], net[1:]
             img = h if h.ndim == 4 else h[..., None]
-            k = self.conv_kernel
-            h = jax.lax.conv_general_dilated(img, conv["w"], (self.conv_stride,) * 2, [((k - 1) // 2, k // 2)] * 2,
+            pad = [same_padding(self.conv_kernel)] * 2
+            h = jax.lax.conv_general_dilated(img, conv["w"], (self.conv_stride,) * 2, pad,
                                              dimension_numbers=("NHWC", "HWIO", "NHWC"))
             h = act(h + conv["b"])
         h = h.reshape(h.shape[0], -1)

@@ -13,11 +13,11 @@ module registers nothing); :func:`register` adds yours.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from typing import Any, Callable
 
 from vsml.config import ConfigError, from_dict, parse_yaml, to_dict
 from vsml.learners.backprop import Backprop
+from vsml.errors import did_you_mean
 from vsml.learners.base import OnlineLearner
 from vsml.learners.fast_weights import FWM, DeltaFWP
 from vsml.learners.hebbian import Hebbian
@@ -101,8 +101,8 @@ def unregister(name: str) -> None:
 def make_learner(name: str, config: dict | None = None) -> OnlineLearner:
     """Build the learner registered as ``name`` from a config mapping (may be ``None``)."""
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
+        close = did_you_mean(name, _REGISTRY)
+        hint = f" Did you mean '{close}'?" if close else ""
         raise ConfigError(f"unknown learner '{name}'.{hint} Known learners: {', '.join(names())}.")
     if config is None:
         config = {}

@@ -42,6 +42,7 @@ import numpy as np
 
 from vsml import kernels
 from vsml.config import ConfigError, Range, check_ranges, from_dict
+from vsml.learners._common import same_padding
 from vsml.learners.base import InputError, OnlineLearner, TaskSpec
 
 #: Channel of the last layer's forward message read out as the prediction.
@@ -267,7 +268,7 @@ def layer_geometry(config: VSMLConfig, input_shape: tuple[int, ...], num_classes
                     f"conv layer {idx}: kernel {spec.kernel}×{spec.kernel} is larger than its input {h}×{w} "
                     "(conv_padding: valid)"
                 )
-            pad = ((spec.kernel - 1) // 2, spec.kernel // 2) if config.conv_padding == "same" else (0, 0)
+            pad = same_padding(spec.kernel) if config.conv_padding == "same" else (0, 0)
             g = ConvGeom(h, w, cin, spec.kernel, spec.stride, spec.channels, *pad)
             shape = (g.ho, g.wo, g.cout)
         else:

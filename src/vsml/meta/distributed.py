@@ -41,6 +41,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from vsml.config import ConfigError, Range, check_ranges
+from vsml.errors import VSMLError
 
 AXIS = "batch"
 _initialized = False
@@ -50,12 +51,14 @@ _agree_round = 0
 EXIT_PEER_LOST = 75
 
 
-class DistributedError(RuntimeError):
+class DistributedError(VSMLError, RuntimeError):
     """The distributed runtime could not be set up, or its processes disagree."""
 
 
 class PeerLostError(DistributedError):
     """A process of a multi-process run did not join, or was lost mid-run."""
+
+    exit_code = EXIT_PEER_LOST
 
 
 @dataclasses.dataclass(frozen=True)

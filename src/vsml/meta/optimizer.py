@@ -19,15 +19,14 @@ is checkpointed with the rest, so a resumed run continues bit-identically.
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from vsml.config import ConfigError
-
-PyTree = Any
+from vsml.pytree import PyTree
 
 
 class StepMetrics(NamedTuple):

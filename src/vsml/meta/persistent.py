@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from vsml.config import ConfigError, Range, check_ranges
 from vsml.meta.objective import step_weights
-
-PyTree = Any
+from vsml.pytree import PyTree
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 from functools import partial
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -43,8 +43,7 @@ from vsml.meta import persistent as ps
 from vsml.meta.distributed import chunked_map, shard_batch, shard_leading
 from vsml.meta.objective import loss_scale
 from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, check_trainable, guarded_update
-
-PyTree = Any
+from vsml.pytree import PyTree
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,10 +16,10 @@ nothing.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import typing
 
 from vsml.config import ConfigError, from_dict
+from vsml.errors import did_you_mean
 from vsml.meta.es import AntitheticES, ESConfig
 from vsml.meta.gradient import GradientConfig, GradientDescent
 from vsml.meta.optimizer import MetaOptimizer
@@ -64,8 +64,8 @@ def unregister(name: str) -> None:
 
 def _entry(name: str) -> tuple[type[MetaOptimizer], type]:
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
+        close = did_you_mean(name, _REGISTRY)
+        hint = f" Did you mean '{close}'?" if close else ""
         raise ConfigError(f"unknown meta-optimizer '{name}'.{hint} Known meta-optimizers: {', '.join(names())}.")
     return _REGISTRY[name]
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from functools import partial
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,8 +28,7 @@ from vsml.meta import persistent as ps
 from vsml.meta.distributed import shard_batch, shard_leading
 from vsml.meta.objective import loss_scale
 from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, check_trainable, guarded_update
-
-PyTree = Any
+from vsml.pytree import PyTree
 
 
 @dataclasses.dataclass(frozen=True)

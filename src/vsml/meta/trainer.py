@@ -38,6 +38,7 @@ from vsml import artifacts, runs
 from vsml.checkpoint import CheckpointError, CheckpointManager, learner_artifact, load_learner, stored_learner_record
 from vsml.config import ConfigError, Range, apply_overrides, check_ranges, from_dict, load_yaml, to_dict
 from vsml.data.episodes import DatasetSpec, EpisodeSampler, SamplerConfig, draw_episodes
+from vsml.errors import VSMLError
 from vsml.eval.evaluate import episode_keys, run_learner
 from vsml.learners.base import TaskSpec
 from vsml.learners.registry import learner_from_record, learner_record, make_learner
@@ -48,15 +49,19 @@ from vsml.meta.optimizer import MetaOptimizer, MetaState
 from vsml.meta.registry import make_meta_optimizer, meta_optimizer_config
 from vsml.meta.selection import dataset_roles, keep_best_default
 from vsml.runlog import RunLogger
+from vsml.training import TrainingLoop
 
 #: Files a fresh run may find (and replace) in its out folder: those of a run that died before its first checkpoint.
 RESTARTABLE = ("config.yaml", "metrics.csv", "eval.csv", "tb", "checkpoints", "best.npz", "best.json")
+
+#: What a run writes into its out folder (``--overwrite`` removes these and keeps everything else).
+OWNED = (*RESTARTABLE, "learner.npz", "learner.json")
 
 #: Config sections that may differ between a run and the checkpoint it resumes.
 RESUME_MUTABLE = ("name", "out", "iterations", "eval", "checkpoint", "log", "max_nonfinite", "distributed")
 
 
-class MetaTrainingError(RuntimeError):
+class MetaTrainingError(VSMLError, RuntimeError):
     """Meta-training cannot continue (non-finite streak, bad init, ...)."""
 
 
@@ -273,6 +278,9 @@ class MetaTrainer:
         self.lock_wait = lock_wait
         dist.initialize(config.distributed)
         self.main = dist.is_main()
+        #: run folder, lock, preflight, graceful stop, atomic writes, resume (shared with cloning)
+        self.loop = TrainingLoop(self.out_dir, "meta-training", command=self.command, log=self.log, main=self.main,
+                                 lock_wait=lock_wait)
         spec = {"name": config.learner.name, "options": dict(config.learner.options)}
         try:
             if config.learner.from_init:
@@ -471,7 +479,7 @@ class MetaTrainer:
 
     @property
     def resume_command(self) -> str:
-        return self.command if "--resume" in self.command.split() else f"{self.command} --resume"
+        return self.loop.resume_command
 
     def _load_latest(self, mgr: CheckpointManager):
         """The newest checkpoint, loaded; a corrupt one names the newest good one and how to resume from it."""
@@ -497,8 +505,6 @@ class MetaTrainer:
             raise CheckpointError(f"{e}; {hint}") from None
 
     def _resume_point(self, mgr: CheckpointManager, cfg_dict: dict, allow: tuple[str, ...] = ()):
-        if mgr.latest() is None:
-            raise CheckpointError(f"--resume: no checkpoint in {mgr.folder}")
         latest, art = self._load_latest(mgr)
         meta = art.meta
         try:  # read the stored config with this version's schema (new keys take their defaults)
@@ -527,26 +533,20 @@ class MetaTrainer:
                 "checkpoint": ckpt, "local_devices": jax.local_device_count(),
                 "error": None if error is None else f"{type(error).__name__}: {error}"}
 
-    def _start(self, stack: contextlib.ExitStack, mgr: CheckpointManager, cfg_dict: dict, resume: bool):
-        """Lock the run folder (the main process), find the resume point, and check that every
-        process agrees on config, code and checkpoint. Returns ``(latest, artifact)`` or ``(None, None)``."""
+    def _start(self, stack: contextlib.ExitStack, mgr: CheckpointManager, cfg_dict: dict, resume: bool, overwrite: bool):
+        """Lock the run folder (the main process), check it (:meth:`TrainingLoop.preflight`: a fresh
+        run may only find the files of a run that died before its first checkpoint), find the resume
+        point, and check that every process agrees on config, code and checkpoint. Returns
+        ``(latest, artifact, restored state)`` or ``(None, None, None)``."""
         latest = art = error = restored = None
         try:
-            if self.main:
-                stack.enter_context(runs.RunLock(self.out_dir, self.command).acquire(log=self.log, wait=self.lock_wait))
-                runs.remove_stale_temps(self.out_dir, mgr.folder)  # left by a writer killed mid-write
+            self.loop.lock(stack, temps=[mgr.folder])
+            self.loop.preflight(resume=resume, overwrite=overwrite, newest=mgr.latest(), checkpoints=f"in {mgr.folder}",
+                                foreign=[n for n in runs.visible_entries(self.out_dir) if n not in RESTARTABLE],
+                                owned=[self.out_dir / n for n in OWNED])
             if resume:
                 latest, art = self._resume_point(mgr, cfg_dict, self._allow)
                 restored = self._restore(latest, art)
-            elif mgr.latest() is not None:
-                raise CheckpointError(f"{self.out_dir} already holds checkpoints (newest {mgr.latest().name}); pass --resume "
-                                      "to continue or choose another out folder (nothing was overwritten)")
-            else:  # a fresh run: only the files of a run that died before its first checkpoint may be there
-                other = [n for n in runs.visible_entries(self.out_dir) if n not in RESTARTABLE]
-                if other:
-                    raise runs.OutputError(
-                        f"out folder {self.out_dir} holds other files ({', '.join(other[:6])}); a new run there would mix "
-                        "two experiments: choose an empty folder (nothing was written)")
         except (CheckpointError, runs.RunLockError, runs.OutputError, ConfigError, MetaTrainingError) as e:
             if not dist.is_multiprocess():
                 raise
@@ -604,42 +604,35 @@ class MetaTrainer:
                 "and estimator settings it was written with, to continue its lifetimes exactly)")
 
     def _write(self, what: str, iteration: int, mgr: CheckpointManager, fn):
-        """Run a write; an OS error (disk full, read-only, ...) becomes an :class:`~vsml.runs.OutputError`
-        saying that nothing earlier is lost and how to continue."""
-        try:
-            return fn()
-        except OSError as e:
-            newest = mgr.latest()
-            raise runs.OutputError(
-                f"cannot write {what} (iteration {iteration}): {e.strerror or e}{f' ({e.filename})' if e.filename else ''}. "
-                f"Nothing earlier is lost: the newest checkpoint is {newest or 'none'}. Fix the cause (free space, "
-                f"permissions) and continue with: {self.resume_command}") from None
+        """Run a write (:meth:`TrainingLoop.write`: an OS error says that nothing earlier is lost and how to continue)."""
+        return self.loop.write(what, iteration, fn, mgr.latest)
 
-    def run(self, resume: bool = False, *, on_iteration: Callable[[int], None] | None = None,
-            allow_changes: tuple[str, ...] = ()) -> TrainResult:
-        """Meta-train until ``config.iterations``. ``resume``: continue from the newest checkpoint.
+    def run(self, resume: bool = False, *, overwrite: bool = False,
+            on_iteration: Callable[[int], None] | None = None, allow_changes: tuple[str, ...] = ()) -> TrainResult:
+        """Meta-train until ``config.iterations``. ``resume``: continue from the newest checkpoint;
+        ``overwrite``: start afresh in a used out folder, removing the files a run writes (:data:`OWNED`).
 
         ``allow_changes``: dotted config keys (or section prefixes, e.g. ``"objective"``) that may
         differ from the checkpoint's config on ``resume`` (a recipe changed mid-run on purpose); every
         other difference is refused. Each change is logged and recorded with its iteration in the
         checkpoints' ``config_changes`` list.
 
-        The output folder is locked for the run (:class:`vsml.runs.RunLock`). SIGINT / SIGTERM
-        stop after the current iteration with a checkpoint and raise
-        :class:`vsml.runs.StopRequested` (a second signal ends the process at once).
-        ``on_iteration(i)`` is called after iteration ``i`` (1-based) is complete and checkpointed
-        (progress hooks, tests that interrupt a run).
+        The loop is :class:`vsml.training.TrainingLoop` (shared with cloning): the output folder is
+        locked for the run (:class:`vsml.runs.RunLock`); SIGINT / SIGTERM stop after the current
+        iteration with a checkpoint and raise :class:`vsml.runs.StopRequested` (a second signal
+        ends the process at once). ``on_iteration(i)`` is called after iteration ``i`` (1-based) is
+        complete and checkpointed (progress hooks, tests that interrupt a run).
         """
         self._allow, self._changes = tuple(allow_changes), {}
         with contextlib.ExitStack() as stack:
-            return self._run(stack, resume, on_iteration)
+            return self._run(stack, resume, overwrite, on_iteration)
 
-    def _run(self, stack, resume, on_iteration) -> TrainResult:
+    def _run(self, stack, resume, overwrite, on_iteration) -> TrainResult:
         cfg, out = self.config, self.out_dir
         mgr = CheckpointManager(out / "checkpoints", keep=cfg.checkpoint.keep)
         start, pos, streak, elapsed = 0, self.curriculum.init(), 0, 0.0
         cfg_dict = to_dict(cfg)
-        latest, art, restored = self._start(stack, mgr, cfg_dict, resume)
+        latest, art, restored = self._start(stack, mgr, cfg_dict, resume, overwrite)
         if resume:
             meta = art.meta
             start, streak, elapsed = int(meta["iteration"]), int(meta.get("nonfinite_streak", 0)), float(meta.get("elapsed", 0.0))
@@ -699,49 +692,55 @@ class MetaTrainer:
                 logger.message(f"it {iteration:6d}  best meta-test so far ({score:.4f}): {best_path}")
             return best
 
-        try:
-            with runs.GracefulStop(logger.message, "meta-training") as stop, dist.peer_guard("meta-training"):
-                logger.start(start, cfg.iterations, resume=resume and start > 0)
-                if cfg.eval.every and cfg.eval.at_start and start == 0:  # the starting learner is a candidate too
-                    best_score = meta_test(0, best_score)
-                for it in range(start, cfg.iterations):
-                    stage = pos.stage
-                    state, m = self.step(state, it, stage)
-                    loss, acc, gnorm, finite = (float(np.asarray(dist.to_host(v))) for v in m)
-                    rec = {"iteration": it + 1, "stage": stage, "loss": loss, "accuracy": acc, "grad_norm": gnorm,
-                           "finite": int(finite), "elapsed": elapsed + time.time() - t0}
-                    history.append(rec)
-                    if finite:
-                        streak = 0
-                    else:
-                        streak += 1
-                        logger.message(f"iteration {it + 1}: non-finite meta-loss/gradient ({loss}, norm {gnorm}); step skipped "
-                                       f"({streak} in a row)")
-                        if streak >= cfg.max_nonfinite:
-                            raise MetaTrainingError(
-                                f"{streak} non-finite meta-steps in a row (iteration {it + 1}); stopping. Lower the learning "
-                                "rate (gradient.lr / es.lr), tighten gradient.clip, enable learner layer_norm, or resume "
-                                "from an earlier checkpoint")
-                    pos = self.curriculum.observe(pos, it, loss)
-                    if pos.stage != stage:
-                        logger.message(f"iteration {it + 1}: curriculum stage {stage} -> {pos.stage}")
-                        state = self.optimizer(pos.stage).restart(state, self.key(it + 1, salt=1), self.problem(pos.stage))
-                    self._write("metrics.csv", it + 1, mgr, lambda: logger.iteration(rec))
-                    signum = dist.process_max(stop.signal or 0, self.mesh)  # every process stops at the same step
-                    ckpt = mgr.folder / f"ckpt_{it + 1:08d}.npz"
-                    if (it + 1) % cfg.checkpoint.every == 0 or it + 1 == cfg.iterations or signum:
-                        host_state = dist.to_host(state)  # every process: gathering sharded inner state is a collective
-                        if self.main:
-                            self._write(f"checkpoint {ckpt}", it + 1, mgr,
-                                        lambda: mgr.save(it + 1, host_state._asdict(), meta_record()))
-                    if cfg.eval.every and ((it + 1) % cfg.eval.every == 0 or it + 1 == cfg.iterations):
-                        best_score = meta_test(it + 1, best_score)
-                    if on_iteration is not None:
-                        on_iteration(it + 1)
-                    if signum and it + 1 < cfg.iterations:
-                        raise runs.StopRequested(signum, it + 1, ckpt, "meta-training")
-        finally:
-            logger.close()
+        def step(it: int) -> None:
+            nonlocal state, pos, streak
+            stage = pos.stage
+            state, m = self.step(state, it, stage)
+            loss, acc, gnorm, finite = (float(np.asarray(dist.to_host(v))) for v in m)
+            rec = {"iteration": it + 1, "stage": stage, "loss": loss, "accuracy": acc, "grad_norm": gnorm,
+                   "finite": int(finite), "elapsed": elapsed + time.time() - t0}
+            history.append(rec)
+            if finite:
+                streak = 0
+            else:
+                streak += 1
+                logger.message(f"iteration {it + 1}: non-finite meta-loss/gradient ({loss}, norm {gnorm}); step skipped "
+                               f"({streak} in a row)")
+                if streak >= cfg.max_nonfinite:
+                    raise MetaTrainingError(
+                        f"{streak} non-finite meta-steps in a row (iteration {it + 1}); stopping. Lower the learning "
+                        "rate (gradient.lr / es.lr), tighten gradient.clip, enable learner layer_norm, or resume "
+                        "from an earlier checkpoint")
+            pos = self.curriculum.observe(pos, it, loss)
+            if pos.stage != stage:
+                logger.message(f"iteration {it + 1}: curriculum stage {stage} -> {pos.stage}")
+                state = self.optimizer(pos.stage).restart(state, self.key(it + 1, salt=1), self.problem(pos.stage))
+            self._write("metrics.csv", it + 1, mgr, lambda: logger.iteration(rec))
+
+        def checkpoint(iteration: int) -> Path:
+            ckpt = mgr.folder / f"ckpt_{iteration:08d}.npz"
+            host_state = dist.to_host(state)  # every process: gathering sharded inner state is a collective
+            if self.main:
+                self._write(f"checkpoint {ckpt}", iteration, mgr,
+                            lambda: mgr.save(iteration, host_state._asdict(), meta_record()))
+            return ckpt
+
+        def after(iteration: int, saved: bool) -> None:
+            nonlocal best_score
+            if cfg.eval.every and (iteration % cfg.eval.every == 0 or iteration == cfg.iterations):
+                best_score = meta_test(iteration, best_score)
+            if on_iteration is not None:
+                on_iteration(iteration)
+
+        def before() -> None:
+            nonlocal best_score
+            if cfg.eval.every and cfg.eval.at_start and start == 0:  # the starting learner is a candidate too
+                best_score = meta_test(0, best_score)
+
+        self.loop.run(logger, start, cfg.iterations, resumed=resume and start > 0, step=step,
+                      due=lambda i: i % cfg.checkpoint.every == 0, checkpoint=checkpoint, after=after, before=before,
+                      agree=lambda signum: dist.process_max(signum, self.mesh),  # every process stops at the same step
+                      guard=dist.peer_guard("meta-training"))
         host_params = dist.to_host(state.params)
         if self.main and (cfg.iterations > start or start == 0):  # iterations=0: the starting learner (e.g. a mapped init)
             info = {"command": self.command, "seed": cfg.seed, "iterations": cfg.iterations, "method": cfg.meta_optimizer.name,
