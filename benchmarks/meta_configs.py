@@ -74,7 +74,7 @@ def measure(path: str, repeats: int) -> dict:
         eval_s = time.perf_counter() - t
         n_evals = cfg.iterations // cfg.eval.every + (cfg.iterations % cfg.eval.every != 0)
     total = sum(st["iterations"] * st["s_per_iteration"] + st["compile_s"] for st in stages) + n_evals * eval_s
-    return {"config": os.path.relpath(path, ROOT), "method": cfg.method, "iterations": cfg.iterations,
+    return {"config": os.path.relpath(path, ROOT), "method": cfg.meta_optimizer.name, "iterations": cfg.iterations,
             "stages": stages, "eval_s": eval_s, "evaluations": n_evals, "estimated_wall_s": total}
 
 

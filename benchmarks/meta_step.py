@@ -69,7 +69,7 @@ def child(name: str, repeats: int, overrides: list[str]) -> dict:
             state, m = trainer.step(state, r + 2, stage)
             jax.block_until_ready(m)
             best = min(best, time.perf_counter() - t)
-    return {"config": path, "method": cfg.method, "stage": stage, "overrides": overrides,
+    return {"config": path, "method": cfg.meta_optimizer.name, "stage": stage, "overrides": overrides,
             "kernel": kernels.resolve_kernel("auto"), "warmup_steps_s": first, "s_per_iteration": best,
             "iterations_per_hour": 3600.0 / best, "loss": float(m.loss)}
 

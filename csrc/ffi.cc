@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dense_kernel.h"
@@ -409,6 +410,31 @@ ffi::Error bwd_cellnorm(ffi::ThreadPool pool, Buf wh, Buf u, Buf v, Buf h, Buf c
                    &dwhead, &dbhead, ticks);
 }
 
+// ---- bindings -----------------------------------------------------------------------------
+// Every handler takes the thread pool, float32 operands, float32 results and the tick count, in
+// that order; only the operand and result counts differ.
+
+// (A binding can only be moved by the FFI itself, so each step returns the FFI's own result: N >= 1.)
+template <size_t N, typename B>
+auto with_args(B&& binding) {
+  static_assert(N >= 1);
+  if constexpr (N == 1) return std::move(binding).template Arg<Buf>();
+  else return with_args<N - 1>(std::move(binding).template Arg<Buf>());
+}
+
+template <size_t N, typename B>
+auto with_rets(B&& binding) {
+  static_assert(N >= 1);
+  if constexpr (N == 1) return std::move(binding).template Ret<Buf>();
+  else return with_rets<N - 1>(std::move(binding).template Ret<Buf>());
+}
+
+// The binding of a handler with `Args` float32 operands and `Rets` float32 results.
+template <size_t Args, size_t Rets>
+auto binding() {
+  return with_rets<Rets>(with_args<Args>(ffi::Ffi::Bind().Ctx<ffi::ThreadPool>())).template Attr<int64_t>("ticks");
+}
+
 }  // namespace
 }  // namespace vsml
 
@@ -416,77 +442,12 @@ ffi::Error bwd_cellnorm(ffi::ThreadPool pool, Buf wh, Buf u, Buf v, Buf h, Buf c
 
 #pragma GCC visibility push(default)
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(VsmlDenseFwd, vsml::fwd_core,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Ret<vsml::Buf>()
-                                  .Ret<vsml::Buf>()
-                                  .Ret<vsml::Buf>()
-                                  .Ret<vsml::Buf>()
-                                  .Attr<int64_t>("ticks"));
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(VsmlDenseFwdCellNorm, vsml::fwd_cellnorm,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Ret<vsml::Buf>()
-                                  .Ret<vsml::Buf>()
-                                  .Ret<vsml::Buf>()
-                                  .Ret<vsml::Buf>()
-                                  .Attr<int64_t>("ticks"));
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(VsmlDenseBwd, vsml::bwd_core,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Ret<vsml::Buf>()
-                                  .Ret<vsml::Buf>()
-                                  .Ret<vsml::Buf>()
-                                  .Ret<vsml::Buf>()
-                                  .Ret<vsml::Buf>()
-                                  .Attr<int64_t>("ticks"));
-
-XLA_FFI_DEFINE_HANDLER_SYMBOL(VsmlDenseBwdCellNorm, vsml::bwd_cellnorm,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Arg<vsml::Buf>()
-                                  .Ret<vsml::Buf>()
-                                  .Ret<vsml::Buf>()
-                                  .Ret<vsml::Buf>()
-                                  .Ret<vsml::Buf>()
-                                  .Ret<vsml::Buf>()
-                                  .Ret<vsml::Buf>()
-                                  .Ret<vsml::Buf>()
-                                  .Attr<int64_t>("ticks"));
+// operands wh, u, v, h, c (+ whead, bhead); results h, c, red_b, red_a
+XLA_FFI_DEFINE_HANDLER_SYMBOL(VsmlDenseFwd, vsml::fwd_core, (vsml::binding<5, 4>()));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(VsmlDenseFwdCellNorm, vsml::fwd_cellnorm, (vsml::binding<7, 4>()));
+// operands wh, u, v, h, c (+ whead, bhead), dh_out, dc_out, dred_b, dred_a; results dwh, du, dv, dh, dc (+ dwhead, dbhead)
+XLA_FFI_DEFINE_HANDLER_SYMBOL(VsmlDenseBwd, vsml::bwd_core, (vsml::binding<9, 5>()));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(VsmlDenseBwdCellNorm, vsml::bwd_cellnorm, (vsml::binding<11, 7>()));
 
 extern "C" {
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from vsml import pretrained
+from vsml.checkpoint import CheckpointError
 from vsml.cloning import backprop_la as ref
 from vsml.cloning.clone import CloneConfig, CloneStage, run_clone, vsml_config
 from vsml.config import ConfigError
@@ -164,7 +165,7 @@ def test_clone_run_save_load_and_resume(tmp_path):
 
 
 def test_clone_resume_without_checkpoint(tmp_path):
-    with pytest.raises(FileNotFoundError, match="checkpoint"):
+    with pytest.raises(CheckpointError, match="--resume: no checkpoint"):
         run_clone(CloneConfig(name="tiny", hidden=(3,), **TINY), tmp_path, resume=True, progress=False)
 
 
@@ -173,12 +174,26 @@ def test_clone_cli_register(tmp_path, capsys):
 
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["clone", "--out", str(tmp_path), "--no-progress", "name=tiny", "batch=8", "hidden=[3]",
-                              "stages=[{iterations: 4, seq_len: 3, reset_prob: 0.5}]", "eval_seq_len=6", "val_seq_len=6", "checkpoint_every=2"])
+    argv = ["clone", "--out", str(tmp_path), "--no-progress", "name=tiny", "batch=8", "hidden=[3]",
+            "stages=[{iterations: 4, seq_len: 3, reset_prob: 0.5}]", "eval_seq_len=6", "val_seq_len=6", "checkpoint_every=2"]
+    args = parser.parse_args(argv)
     assert args.func(args) == 0
     assert (tmp_path / "tiny.npz").is_file()
     meta = json.loads((tmp_path / "tiny.json").read_text())["meta"]["info"]  # the readable copy of the record
     assert meta["command"].startswith("vsml clone")
+    # a fresh clone into a used folder is refused before any compute, as in vsml meta-train; --overwrite replaces
+    # this clone's files (checkpoint, metrics, LA) and keeps the others
+    (tmp_path / "notes.txt").write_text("keep")
+    stamp = (tmp_path / "tiny.npz").stat().st_mtime_ns
+    assert args.func(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vsml clone: error: ") and "already holds checkpoints" in err and "--overwrite" in err
+    assert (tmp_path / "tiny.npz").stat().st_mtime_ns == stamp
+    args = parser.parse_args([*argv, "--overwrite"])
+    assert args.func(args) == 0 and (tmp_path / "notes.txt").read_text() == "keep"
+    assert (tmp_path / "tiny.npz").stat().st_mtime_ns != stamp
+    args = parser.parse_args([*argv, "--overwrite", "--resume"])
+    assert args.func(args) == 2 and "pass one" in capsys.readouterr().err
     args = parser.parse_args(["clone", "--out", str(tmp_path), "nonsense_key=1"])
     assert args.func(args) == 2
     assert "nonsense_key" in capsys.readouterr().err

@@ -140,7 +140,7 @@ def test_cli_download_and_list(server, tmp_path, capsys):
     row = next(line for line in out.splitlines() if "│ mnist " in line)
     assert "train, test" in row and "yes" in row and "11.1 MB" in row
     assert "built in" in out
-    assert main(["download", "mnsit", "--data-dir", data, "--quiet"]) == 1
+    assert main(["download", "mnsit", "--data-dir", data, "--quiet"]) == 2  # an error: exit 2, like every command
     assert "Did you mean 'mnist'" in capsys.readouterr().err
     # a corrupt file shows up in the listing
     f = tmp_path / "data/mnist/t10k-labels-idx1-ubyte.gz"

@@ -424,7 +424,7 @@ def test_cli_info(capsys):
     out = capsys.readouterr().out
     assert "your csv t.csv: 10 features [1], 2 classes" in out and "labels: 0=a, 1=b" in out
     assert "train: 8 examples" in out and "test: 2 examples" in out and "all: 10 examples" in out
-    assert data_main(["info", "missing.npz"]) == 1 and "no such file" in capsys.readouterr().err
+    assert data_main(["info", "missing.npz"]) == 2 and "no such file" in capsys.readouterr().err
 
 
 def test_example_script_runs():

@@ -90,15 +90,15 @@ def test_draw_episodes_is_deterministic_with_invariance_options():
 
 def test_cli_options_map_onto_the_sampler_and_training_meta_test_is_the_same_experiment(tmp_path):
     """``vsml evaluate`` and the meta-test inside training draw identical episodes for identical settings."""
-    from vsml.eval import cli
+    from vsml.eval import commands
     from vsml.meta.trainer import MetaTrainer, meta_config_from_dict
     from _meta_support import tiny_config
 
     args = _parser().parse_args(["evaluate", "-d", "digits", "-n", "3", "-T", "12", "--classes", "3", "--seed", "7",
                                  "--resize", "6", "--project", "--sampler", "balanced=true"])
-    scfg = cli.sampler_config(args, "digits")
+    scfg = commands.sampler_config(args, "digits")
     assert (scfg.num_classes, scfg.image_size, scfg.projection, scfg.permutation, scfg.balanced) == (3, (6, 6), "episode", "none", True)
-    cli_eps = cli.episodes_for(args, "digits")
+    cli_eps = commands.episodes_for(args, "digits")
     trainer = MetaTrainer(meta_config_from_dict(tiny_config(
         tmp_path / "t", data={"datasets": [{"name": "digits"}], "steps": 5, "num_classes": 3, "image_size": [6, 6],
                               "projection": "episode", "balanced": True},

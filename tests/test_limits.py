@@ -1,7 +1,8 @@
 """Every numeric setting is validated where it is read: each numeric field of every config dataclass
 and each numeric CLI option, fed 0, -1 and NaN, is accepted when its declared range allows it and
 otherwise refused with the field / option name, the value and the allowed range. A new field or
-option without a declared range fails here (the walk uses dataclasses.fields and argparse's actions)."""
+option without a declared range fails here (the walk uses dataclasses.fields and argparse's actions).
+Ranges are declared on the fields (``Annotated[int, Range(">=1")]``) and read by vsml.config.field_ranges."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import pytest
 
 from vsml import limits
 from vsml.cloning.clone import CloneConfig
-from vsml.config import ConfigError, from_dict
+from vsml.config import ConfigError, check_ranges, field_ranges, from_dict
+from vsml.eval.protocol import ProtocolConfig
 from vsml.learners import registry
 from vsml.learners.vsml import VSMLConfig
 from vsml.meta.trainer import MetaConfig
@@ -85,7 +87,10 @@ def _walk(cls, wrap, prefix, seen=()):
 
 
 def _roots():
-    roots = [MetaConfig, CloneConfig, VSMLConfig]
+    from vsml.meta import registry as meta_registry
+
+    roots = [MetaConfig, CloneConfig, VSMLConfig, ProtocolConfig]
+    roots += [meta_registry.config_class(name) for name in meta_registry.names()]  # meta_optimizer.options
     for name in registry.names():
         factory = registry._REGISTRY[name]
         if hasattr(factory, "config_class"):
@@ -98,15 +103,15 @@ IDS = [f"{c[0].__name__}:{c[3]}" for c in CASES]
 
 
 def test_every_numeric_config_field_has_a_declared_range():
-    missing = sorted({f"{cls.__name__}.{field}" for _, cls, field, *_ in CASES if field not in limits.RANGES.get(cls.__name__, {})})
-    assert not missing, f"declare ranges in vsml.limits.RANGES for: {', '.join(missing)}"
+    missing = sorted({f"{cls.__name__}.{field}" for _, cls, field, *_ in CASES if field not in field_ranges(cls)})
+    assert not missing, f"declare a range on these fields (Annotated[int, Range('>=1')]): {', '.join(missing)}"
     assert len(CASES) > 100  # the walk reaches nested sections, curriculum stages, dataset specs, learners
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_config_field_values_zero_minus_one_nan(case):
     root, cls, field, path, length, wrap = case
-    spec = limits.RANGES[cls.__name__][field]
+    spec = field_ranges(cls)[field][0]
     for v in VALUES:
         value = v if length is None else [v] * (1 if length == -1 else length)
         data = wrap({field: value})
@@ -122,6 +127,29 @@ def test_config_field_values_zero_minus_one_nan(case):
         assert path.split("[")[0].split(".")[-1] in msg or field in msg, msg
         assert ("nan" if v != v else repr(v)) in msg, msg
         assert limits.describe(spec, int if "integer" in msg else float) in msg, msg
+
+
+def test_configs_built_in_python_are_range_checked_too():
+    """Every config dataclass checks its declared ranges on construction, not only when read from YAML."""
+    from vsml.meta.es import ESConfig
+    from vsml.meta.trainer import EvalConfig
+
+    with pytest.raises(ConfigError, match=r"es\.population: 0 is out of range; allowed: an integer >= 2"):
+        ESConfig(population=0)
+    with pytest.raises(ConfigError, match=r"eval\.episodes: 0 is out of range; allowed: an integer >= 1"):
+        EvalConfig(episodes=0)
+    with pytest.raises(ConfigError, match=r"protocol\.steps: 99 is out of range; allowed: an integer >= 100"):
+        ProtocolConfig(steps=99)
+    with pytest.raises(ConfigError, match=r"state_size: 0 is out of range"):
+        VSMLConfig(state_size=0)
+    check_ranges(MetaConfig())  # defaults are in range
+
+
+def test_every_config_class_declares_its_ranges_on_fields_only():
+    """No table of ranges keyed by class names: the ranges live on the dataclass fields."""
+    assert not hasattr(limits, "RANGES") and not hasattr(limits, "register")
+    assert field_ranges(MetaConfig)["iterations"] == (">=0", int)
+    assert field_ranges(ProtocolConfig)["episodes"] == (">=2", int)
 
 
 # --- CLI options ----------------------------------------------------------------------------

@@ -8,8 +8,8 @@ import pytest
 from vsml.data.episodes import EpisodeSampler, SamplerConfig
 from vsml.learners.base import TaskSpec
 from vsml.learners.vsml import VSML, VSMLConfig
-from vsml.meta import (AntitheticES, ESConfig, GradientConfig, GradientDescent, MetaProblem, ObjectiveConfig,
-                       antithetic_gradient, centered_ranks, z_scores)
+from vsml.meta import AntitheticES, ESConfig, GradientConfig, GradientDescent, MetaProblem, ObjectiveConfig
+from vsml.meta.es import antithetic_gradient, centered_ranks, z_scores
 from vsml.meta.distributed import make_mesh
 from vsml.config import ConfigError
 

@@ -171,7 +171,7 @@ def test_every_stored_checkpoint_restores_its_optimizer_state():
     takes an update at a traced rate."""
     from vsml import artifacts
     from vsml.learners.registry import learner_from_record
-    from vsml.meta.optimizer import METHODS, make_meta_optimizer
+    from vsml.meta.registry import make_meta_optimizer
 
     found = 0
     for path in sorted((Path(__file__).parents[1] / "docs" / "results").rglob("*.npz")):
@@ -182,11 +182,11 @@ def test_every_stored_checkpoint_restores_its_optimizer_state():
         cfg = meta_config_from_dict(art.meta["config"])
         learner = learner_from_record(art.meta["learner"])
         params = art.restore("params", jax.eval_shape(learner.init_params, jax.random.PRNGKey(0)))
-        opt = make_meta_optimizer(cfg.method, getattr(cfg, METHODS[cfg.method].section))
+        opt = make_meta_optimizer(cfg.meta_optimizer.name, cfg.meta_optimizer.config())
         opt_state = art.restore("opt_state", jax.eval_shape(opt.optimizer.init, params))
         stored = art.leaves("opt_state")
         assert all(np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(opt_state), stored)), path
-        rule = opt.update_rule(np.float32(cfg_lr := getattr(cfg, METHODS[cfg.method].section).lr))
+        rule = opt.update_rule(np.float32(cfg_lr := opt.config.lr))
         updates, _ = jax.eval_shape(rule.update, params, opt_state, params)
         assert jax.tree_util.tree_structure(updates) == jax.tree_util.tree_structure(params), (path, cfg_lr)
     assert found >= 10

@@ -46,3 +46,26 @@ def test_csv_example_streams_and_plots(tmp_path, monkeypatch):
     for name in ("vsml general", "SGDClassifier.partial_fit"):
         correct, test_acc = result[name]
         assert correct.shape == (40,) and correct[20:].mean() > 0.5 and test_acc > 0.6  # chance: 1/3
+
+
+def test_readme_library_block_runs_with_top_level_names_only():
+    """The "Library in 10 lines" block imports nothing from vsml's submodules and runs as written."""
+    (block,) = _section_blocks("Library in 10 lines")
+    assert "from vsml" not in block and not re.search(r"vsml\.\w+\.", block)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(block, "README.md", "exec"), {})
+    accuracies = [float(v) for v in re.findall(r"[\d.]+", out.getvalue())]
+    assert len(accuracies) == 2 and all(0.0 <= a <= 1.0 for a in accuracies)
+
+
+def test_public_api():
+    """The deliberate top-level API: every name in vsml.__all__ resolves; subpackages export no helpers."""
+    import vsml
+    import vsml.meta
+
+    for name in vsml.__all__:
+        assert getattr(vsml, name) is not None, name
+    assert callable(vsml.online) and vsml.VSMLClassifier.__module__ == "vsml.sklearn"
+    assert vsml.pretrained.names() and (Path(vsml.__file__).parent / "py.typed").is_file()
+    assert not {"guarded_update", "centered_ranks", "pes_estimate", "make_optimizer"} & set(vsml.meta.__all__)

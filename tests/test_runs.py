@@ -10,6 +10,8 @@ import sys
 import pytest
 
 from vsml import runs
+from vsml.checkpoint import CheckpointError
+from vsml.config import ConfigError
 
 
 def _dead_pid() -> int:
@@ -126,9 +128,19 @@ def test_fresh_meta_training_and_cloning_refuse_used_or_locked_folders(tmp_path)
 
     (tmp_path / "ev").mkdir()
     (tmp_path / "ev" / "table.md").write_text("an evaluation")
-    trainer = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "ev")), log=lambda m: None)
-    with pytest.raises(runs.OutputError, match="holds other files \\(table.md\\).*mix"):
+    trainer = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "ev", iterations=2)), log=lambda m: None)
+    with pytest.raises(runs.OutputError, match="holds other files \\(table.md\\).*mix.*--overwrite"):
         trainer.run()
+    with pytest.raises(ConfigError, match="pass one"):
+        trainer.run(resume=True, overwrite=True)
+    trainer.run(overwrite=True)  # --overwrite: the other files are kept
+    with pytest.raises(CheckpointError, match="already holds checkpoints.*--resume.*--overwrite"):
+        trainer.run()
+    (tmp_path / "ev" / "checkpoints" / "ckpt_00000001.npz").write_bytes(b"stale")  # removed by --overwrite too
+    trainer.run(overwrite=True)  # removes the earlier run's files, keeps the others
+    assert sorted(p.name for p in (tmp_path / "ev").iterdir() if not p.name.startswith(".")) == [
+        "checkpoints", "config.yaml", "learner.json", "learner.npz", "metrics.csv", "table.md"]
+    assert [p.name for p in (tmp_path / "ev" / "checkpoints").iterdir()] == ["ckpt_00000002.npz"]
     with runs.RunLock(tmp_path / "clone").acquire():
         with pytest.raises(runs.RunLockError, match=f"PID {os.getpid()}"):
             run_clone(CloneConfig(name="tiny", batch=4), tmp_path / "clone", progress=False, log=lambda m: None)

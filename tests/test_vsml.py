@@ -388,6 +388,11 @@ def test_conv_same_padding_geometry():
     assert (geom(3, 1).ho, geom(3, 2).ho, geom(5, 2).ho, geom(2, 1).ho) == (5, 3, 3, 5)
     assert (geom(3, 1).pad_lo, geom(3, 1).pad_hi, geom(2, 1).pad_lo, geom(2, 1).pad_hi) == (1, 1, 0, 1)
     assert geom(3, 2, padding="valid").ho == 2 and geom(7, 1, (4, 4, 1)).ho == 4  # SAME accepts a kernel > input
+    # one SAME padding for the VSML conv layers and the backprop baseline: jax.lax's "SAME" at stride 1
+    from vsml.learners._common import same_padding
+
+    for k in range(1, 7):
+        assert same_padding(k) == tuple(jax.lax.padtype_to_pads((9,), (k,), (1,), "SAME")[0]) == (geom(k, 1).pad_lo, geom(k, 1).pad_hi)
 
 
 def test_backward_pass_replay_state():

@@ -36,19 +36,19 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import jax
 import numpy as np
+
+from vsml.errors import VSMLError
+from vsml.pytree import PyTree
 
 FORMAT = "vsml-artifact"
 VERSION = 2
 KINDS = ("checkpoint", "learner", "clone-checkpoint", "online")
 
-PyTree = Any
 
-
-class ArtifactError(ValueError):
+class ArtifactError(VSMLError, ValueError):
     """A stored artifact is missing, corrupt, of another kind, or does not fit what it is loaded into."""
 
 

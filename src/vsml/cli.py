@@ -7,12 +7,14 @@ import os
 import sys
 
 from vsml.config import ConfigError
+from vsml.errors import command
 from vsml.limits import ranged
 
 
 HEADLINE_LA = "general"  # the shipped LA that `vsml run` leads with
 
 
+@command("vsml run")
 def _cmd_run(args: argparse.Namespace) -> int:
     """Main job: meta-test the shipped learning algorithms against tuned backprop on digits."""
     from vsml import contract, pretrained, runs
@@ -20,17 +22,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from vsml.eval.showcase import headline, run_showcase
     from vsml.learners.vsml import VSML
 
-    try:
-        out = runs.prepare_output(args.out, default="runs/showcase", owned=OWNED, overwrite=args.overwrite,
-                                  option="--out", log=print)
-    except runs.OutputError as e:
-        print(f"vsml run: error: {e}", file=sys.stderr)
-        return 2
+    out = runs.prepare_output(args.out, default="runs/showcase", owned=OWNED, overwrite=args.overwrite,
+                              option="--out", log=print)
     shipped = pretrained.names()
     unknown = [n for n in args.la or () if n not in shipped]
     if unknown:
-        print(f"vsml run: error: --la {', '.join(unknown)}: not a shipped LA ({', '.join(shipped)})", file=sys.stderr)
-        return 2
+        raise ConfigError(f"--la {', '.join(unknown)}: not a shipped LA ({', '.join(shipped)})")
     chosen = [n for n in shipped if not args.la or n in args.la]
     chosen.sort(key=lambda n: n != HEADLINE_LA)  # the headline LA first
     learners, contracts = {}, {}
@@ -55,17 +52,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("vsml convert")
 def _cmd_convert(args: argparse.Namespace) -> int:
     """Rewrite checkpoints / learners / LAs of earlier vsml versions in the current artifact format."""
     from vsml import artifacts
 
     if args.out and len(args.paths) > 1:
-        raise ValueError("-o/--out takes one input file")
+        raise ConfigError("-o/--out takes one input file")
     for src in args.paths:
         if args.slim:
             art = artifacts.load(src)
             if art.kind != "checkpoint":
-                raise ValueError(f"--slim: {src} is not a meta-training checkpoint")
+                raise ConfigError(f"--slim: {src} is not a meta-training checkpoint")
             out = artifacts.drop_groups(art, args.out or src, ("inner",), {"slim": True})
             print(f"{src} -> {out} (slim checkpoint: meta-parameters and optimizer state, {out.stat().st_size / 1e3:.0f} kB)")
             continue
@@ -118,15 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``vsml`` command; its errors are one line on stderr and an exit code (:func:`vsml.errors.command`)."""
     os.environ.setdefault("MPLBACKEND", "Agg")  # the command writes PNGs, never opens a window (vsml/eval/plots.py)
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by commands that write their command line
-    try:
-        return int(args.func(args) or 0)
-    except (ConfigError, ValueError, FileNotFoundError) as e:
-        print(f"vsml {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    return int(args.func(args) or 0)
 
 
 if __name__ == "__main__":

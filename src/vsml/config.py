@@ -3,14 +3,16 @@
     data = apply_overrides(load_yaml("exp.yaml"), ["micro_ticks=3", "hidden_layers=[{kind: dense, units: 32}]"])
     cfg = from_dict(VSMLConfig, data)
 
-Unknown keys, wrong types and malformed overrides raise :class:`ConfigError` with the offending
-dotted path, never a deep traceback.
+Unknown keys, wrong types, malformed overrides and numbers outside a field's declared range
+(``Annotated[float, Range(">0")]``, see :mod:`vsml.limits`) raise :class:`ConfigError` with the
+offending dotted path, never a deep traceback.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-import difflib
+import functools
 import re
 import types
 import typing
@@ -19,17 +21,84 @@ from typing import Any, TypeVar
 
 import yaml
 
+from vsml.limits import Range, describe, within
+from vsml.errors import VSMLError, did_you_mean
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(VSMLError, ValueError):
     """A configuration key, value or override is invalid."""
 
 
 def _suggest(key: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(key, options, n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
+    close = did_you_mean(key, options)
+    hint = f" Did you mean '{close}'?" if close else ""
     return f"{hint} Valid keys: {', '.join(sorted(options))}."
+
+
+@functools.lru_cache(maxsize=None)
+def field_ranges(cls: type) -> dict[str, tuple[str, type]]:
+    """``{field: (range spec, int | float)}`` of the fields of dataclass ``cls`` annotated with a
+    :class:`~vsml.limits.Range` (``Annotated[int, Range(">=1")]``, optionally ``| None``)."""
+    out = {}
+    for name, tp in typing.get_type_hints(cls, include_extras=True).items():
+        candidates = [tp]
+        if typing.get_origin(tp) in (typing.Union, types.UnionType):
+            candidates += list(typing.get_args(tp))
+        for c in candidates:
+            if typing.get_origin(c) is typing.Annotated:
+                spec = next((m.spec for m in c.__metadata__ if isinstance(m, Range)), None)
+                if spec is not None:
+                    out[name] = (spec, int if _integral(typing.get_args(c)[0]) else float)
+                    break
+    return out
+
+
+def _integral(tp) -> bool:
+    """Whether a field type holds integers only (``int``, ``int | None``, ``tuple[int, ...]``)."""
+    leaves = []
+
+    def walk(t):
+        args = typing.get_args(t)
+        if t in (int, float):
+            leaves.append(t)
+        for a in args:
+            if a is not Ellipsis and a is not type(None):
+                walk(a)
+
+    walk(tp)
+    return bool(leaves) and all(t is int for t in leaves)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_value(where: str, value, spec: str, kind: type = float) -> None:
+    """:class:`ConfigError` unless ``value`` (a number, or a list/tuple of numbers) is in the range ``spec``."""
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            check_value(f"{where}[{i}]", v, spec, kind)
+        return
+    if _is_number(value) and not within(value, spec):
+        raise ConfigError(f"{where}: {value!r} is out of range; allowed: {describe(spec, kind)}")
+
+
+def check_field(cls: type, field: str, value, where: str) -> None:
+    """Range check of one field of config dataclass ``cls`` (no-op for a field without a declared range)."""
+    declared = field_ranges(cls).get(field)
+    if declared is not None and value is not None:
+        check_value(where, value, *declared)
+
+
+def check_ranges(obj, path: str | None = None) -> None:
+    """Check every ranged field of the config dataclass instance ``obj`` (not nested ones: each
+    config dataclass calls this in its ``__post_init__``). Errors name ``path.field``; ``path``
+    defaults to the class name."""
+    prefix = type(obj).__name__ if path is None else path
+    for field in field_ranges(type(obj)):
+        check_field(type(obj), field, getattr(obj, field), f"{prefix}.{field}" if prefix else field)
 
 
 def _convert(tp: Any, value: Any, path: str) -> Any:
@@ -103,10 +172,8 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
 
 
 def from_dict(cls: type[T], data: dict, path: str = "") -> T:
-    """Build dataclass ``cls`` from a (nested) mapping, checking keys, types and the ranges of
-    numeric fields (:mod:`vsml.limits`)."""
-    from vsml.limits import check_field
-
+    """Build dataclass ``cls`` from a (nested) mapping, checking keys, types and the declared ranges
+    of numeric fields (:func:`check_field`, before conversion, so errors name the dotted path)."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -158,8 +225,6 @@ def parse_yaml(text: str):
 
 def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
     """Apply ``a.b.c=value`` overrides (values parsed as YAML) to a nested mapping (copied)."""
-    import copy
-
     data = copy.deepcopy(data) if data else {}
     for item in overrides:
         if "=" not in item:

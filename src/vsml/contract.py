@@ -24,8 +24,10 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from vsml.errors import VSMLError
 
-class ContractError(ValueError):
+
+class ContractError(VSMLError, ValueError):
     """Inputs that do not meet a learner's input contract."""
 
 

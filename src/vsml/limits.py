@@ -1,73 +1,43 @@
-"""Allowed ranges of every numeric setting: config fields and CLI options.
+"""Allowed ranges of numeric settings: the range syntax, its description, and ranged CLI options.
 
-Config dataclasses are checked where they are read (:func:`vsml.config.from_dict`, i.e. YAML
-files, ``key=value`` overrides and ``--sampler`` options) and, for objects built in Python, by
-:func:`check_tree` where a run starts. A value out of range fails with the dotted field name,
-the value and the allowed range::
+A config dataclass declares the range of each numeric field on the field itself::
+
+    lr: Annotated[float, Range(">0")] = 1e-3
+    chunk: Annotated[int | None, Range(">=1")] = None      # None (not set) is always allowed
+
+:func:`vsml.config.from_dict` checks every value as it is read (YAML files, ``key=value``
+overrides, ``--sampler`` options) and every config dataclass checks its own fields on
+construction (:func:`vsml.config.check_ranges` in ``__post_init__``), so configs built in Python
+are held to the same ranges. A value out of range fails with the dotted field name, the value and
+the allowed range::
 
     gradient.lr: 0.0 is out of range; allowed: a number > 0
 
-Ranges are registered per dataclass name in :data:`RANGES` (``register`` adds a new class's);
 ``tests/test_limits.py`` walks every numeric field of every config class and every numeric CLI
 option with 0, -1 and NaN, so a field or option without a declared range fails the suite.
 
 Range syntax: ``>0``, ``>=1``, ``<=x``, intervals ``[0,1)`` / ``(0,1]`` / ``[1,2]``, or ``any``
 (any finite number). NaN and infinities are never allowed.
+
+This module imports nothing from vsml (it sits below :mod:`vsml.config`).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import re
 
-from vsml.config import ConfigError
 
-#: dataclass name -> {field: range}. Every int/float (or optional / tuple of them) field of a
-#: config dataclass needs an entry.
-RANGES: dict[str, dict[str, str]] = {
-    "MetaConfig": {"seed": ">=0", "iterations": ">=0", "curriculum_ema": "[0,1)", "max_nonfinite": ">=1", "init_layers": ">=0"},
-    "EvalConfig": {"every": ">=0", "episodes": ">=1", "steps": ">=1", "classes": ">=2", "first": ">=1", "last": ">=1",
-                   "seed": ">=0"},
-    "CheckpointConfig": {"every": ">=1", "keep": ">=1"},
-    "LogConfig": {"every": ">=1"},
-    "DistributedConfig": {"startup_timeout": ">=1", "peer_timeout": ">=1"},
-    "GradientConfig": {"lr": ">0", "clip": ">=0", "meta_batch": ">=1", "b1": "[0,1)", "b2": "[0,1)", "chunk": ">=1", "eps": ">0"},
-    "ESConfig": {"population": ">=2", "sigma": ">0", "lr": ">0", "clip": ">=0", "chunk": ">=1", "eps": ">0"},
-    "PESConfig": {"population": ">=2", "sigma": ">0", "lr": ">0", "clip": ">=0", "chunk": ">=1", "eps": ">0"},
-    "TBPTTConfig": {"particles": ">=1", "lr": ">0", "clip": ">=0", "b1": "[0,1)", "b2": "[0,1)", "eps": ">0"},
-    "LifetimeConfig": {"truncation": ">=1", "min_length": ">=1", "max_length": ">=1"},
-    "ObjectiveConfig": {"last_steps": ">=1", "truncation": ">=1", "bands": ">=1"},
-    "Stage": {"classes": ">=2", "steps": ">=1", "image_size": ">=1", "iterations": ">=1", "loss_below": "any",
-              "min_iterations": ">=0", "lr": ">0"},
-    "SamplerConfig": {"steps": ">=1", "batch_size": ">=1", "image_size": ">=1", "pad_to": ">=1", "num_classes": ">=2",
-                      "output_classes": ">=2", "projection_dim": ">=1", "seed": ">=0", "input_scale": ">0"},
-    "DatasetSpec": {"weight": ">0", "classes": ">=0"},
-    "FewShotConfig": {"ways": ">=2", "shots": ">=1", "queries": ">=0"},
-    "CloneConfig": {"hidden": ">=1", "lr": ">0", "state_size": ">=1", "message_size": ">=2", "micro_ticks": ">=1",
-                    "batch": ">=1", "adam_lr": ">0", "final_lr_fraction": "[0,1]", "clip": ">0", "readout_weight": ">=0",
-                    "weight_range": ">0", "input_range": "any", "bg_range": "any", "preact_mean": ">=0",
-                    "preact_std": ">=0", "preact_clip": ">0", "error_min": "(0,1]", "max_weight": ">0", "loss_floor": ">0",
-                    "seed": ">=0", "checkpoint_every": ">=1", "eval_seq_len": ">=1", "val_seq_len": ">=1",
-                    "bias_share": "[0,1)"},
-    "CloneStage": {"iterations": ">=1", "seq_len": ">=1", "reset_prob": "(0,1]"},
-    "VSMLConfig": {"state_size": ">=1", "message_size": ">=2", "micro_ticks": ">=1", "init_c_fraction": "[0,1]",
-                   "merge_fraction": "[0,1]", "output_bound": ">=0", "hidden_bias_input": "any"},
-    "LayerSpec": {"units": ">=0", "channels": ">=0", "kernel": ">=1", "stride": ">=1"},
-    "Backprop": {"lr": ">0", "layers": "[1,2]", "hidden": ">=1", "momentum": "[0,1)", "b1": "[0,1)", "b2": "[0,1)",
-                 "eps": ">0", "conv_channels": ">=0", "conv_kernel": ">=1", "conv_stride": ">=1"},
-    "MetaRNN": {"hidden": ">=1", "input_size": ">=1", "num_outputs": ">=2"},
-    "Hebbian": {"input_size": ">=1", "num_outputs": ">=2", "eta_init": "any", "coeff_init": "any"},
-    "FWM": {"hidden": ">=1", "mem_size": ">=1", "reads": ">=1", "input_size": ">=1", "num_outputs": ">=2"},
-    "DeltaFWP": {"key_size": ">=1", "gain_init": "any", "input_size": ">=1", "num_outputs": ">=2"},
-}
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The allowed range of a numeric config field, as ``typing.Annotated`` metadata (see module docstring)."""
 
+    spec: str
 
-def register(cls_name: str, ranges: dict[str, str]) -> None:
-    """Declare the ranges of a config dataclass's numeric fields (for classes added later)."""
-    for spec in ranges.values():
-        parse(spec)
-    RANGES.setdefault(cls_name, {}).update(ranges)
+    def __post_init__(self):
+        parse(self.spec)
 
 
 _CMP = re.compile(r"^(>=|>|<=|<)\s*(-?[\d.eE+-]+)$")
@@ -118,54 +88,6 @@ def within(value, spec: str) -> bool:
         return False
     lo, lo_in, hi, hi_in = parse(spec)
     return (v > lo or (lo_in and v == lo)) and (v < hi or (hi_in and v == hi))
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def check_value(where: str, value, spec: str, kind: type = float) -> None:
-    """:class:`ConfigError` unless ``value`` (a number, or a list/tuple of numbers) is in range."""
-    if isinstance(value, (list, tuple)):
-        for i, v in enumerate(value):
-            check_value(f"{where}[{i}]", v, spec, kind)
-        return
-    if _is_number(value) and not within(value, spec):
-        raise ConfigError(f"{where}: {value!r} is out of range; allowed: {describe(spec, kind)}")
-
-
-def _kind(cls, field: str) -> type:
-    import typing
-
-    try:
-        tp = typing.get_type_hints(cls).get(field)
-    except Exception:  # noqa: BLE001
-        return float
-    return int if "int" in str(tp) and "float" not in str(tp) else float
-
-
-def check_field(cls, field: str, value, where: str) -> None:
-    """Range check of one field of config class ``cls`` as it is read (no-op without a declared range)."""
-    spec = RANGES.get(cls.__name__, {}).get(field)
-    if spec is not None and value is not None:
-        check_value(where, value, spec, _kind(cls, field))
-
-
-def check_tree(obj, path: str = "") -> None:
-    """Check every numeric field of a (nested) config dataclass instance against :data:`RANGES`."""
-    import dataclasses
-
-    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
-        if isinstance(obj, (list, tuple)):
-            for i, v in enumerate(obj):
-                check_tree(v, f"{path}[{i}]")
-        return
-    for f in dataclasses.fields(obj):
-        v = getattr(obj, f.name)
-        where = f"{path}.{f.name}" if path else f.name
-        check_field(type(obj), f.name, v, where)
-        if dataclasses.is_dataclass(v) or isinstance(v, (list, tuple)):
-            check_tree(v, where)
 
 
 # --------------------------------------------------------------------------------------------

@@ -40,14 +40,16 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
+from vsml.errors import VSMLError
+
 LOCK_NAME = ".vsml.lock"
 
 
-class RunLockError(RuntimeError):
+class RunLockError(VSMLError, RuntimeError):
     """The run folder is being written by another process."""
 
 
-class OutputError(RuntimeError):
+class OutputError(VSMLError, RuntimeError):
     """An output folder cannot be written, or holds an earlier run's files."""
 
 
@@ -292,14 +294,19 @@ def remove_stale_temps(*folders: str | os.PathLike) -> list[Path]:
 SIGNAL_NAMES = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
 
 
-class StopRequested(Exception):
-    """A run stopped on SIGINT / SIGTERM after writing a checkpoint (exit code 128 + signal)."""
+class StopRequested(VSMLError):
+    """A run stopped on SIGINT / SIGTERM after writing a checkpoint (exit code 128 + signal).
+    ``resume``: the command that continues it (named in the message)."""
 
-    def __init__(self, signum: int, iteration: int, checkpoint: Path | None, what: str = "run"):
+    label = ""  # a stop, not an error: "<prog>: <what> stopped by SIGTERM after iteration ..."
+
+    def __init__(self, signum: int, iteration: int, checkpoint: Path | None, what: str = "run",
+                 resume: str | None = None):
         self.signum, self.iteration, self.checkpoint = int(signum), int(iteration), checkpoint
         name = SIGNAL_NAMES.get(self.signum, f"signal {self.signum}")
         where = f"; checkpoint {checkpoint}" if checkpoint is not None else ""
-        super().__init__(f"{what} stopped by {name} after iteration {iteration}{where}")
+        then = f"; continue with: {resume}" if resume else ""
+        super().__init__(f"{what} stopped by {name} after iteration {iteration}{where}{then}")
 
     @property
     def exit_code(self) -> int:

@@ -1,6 +1,6 @@
 """``vsml clone``: clone online SGD into the VSML sub-RNN and save the LA (see docs/cloning.md).
 
-    vsml clone --config configs/clone_1layer.yaml --out runs/clone [--resume] [key=value ...]
+    vsml clone --config configs/clone_1layer.yaml --out runs/clone [--resume | --overwrite] [key=value ...]
     python -m vsml.cloning.cli clone ...          # the same, without the main CLI
 
 Wire into the main CLI with ``register(subparsers)``.
@@ -12,36 +12,23 @@ import argparse
 import shlex
 import sys
 
+from vsml.errors import command
 
+
+@command("vsml clone")
 def _cmd_clone(args: argparse.Namespace) -> int:
+    """Exit codes: 0 done, 2 an error (one line on stderr), 130 / 143 stopped by SIGINT / SIGTERM with a checkpoint."""
     from vsml.cloning.clone import CloneConfig, run_clone
-    from vsml.config import ConfigError, apply_overrides, from_dict, load_yaml
-    from vsml.runs import OutputError, RunLockError, StopRequested
+    from vsml.config import apply_overrides, from_dict, load_yaml
 
-    try:
-        data = load_yaml(args.config) if args.config else {}
-        cc = from_dict(CloneConfig, apply_overrides(data, args.overrides))
-    except ConfigError as e:
-        print(f"vsml clone: error: {e}", file=sys.stderr)
-        return 2
+    data = load_yaml(args.config) if args.config else {}
+    cc = from_dict(CloneConfig, apply_overrides(data, args.overrides))
     used = getattr(args, "argv_used", None)
     if used is None:  # called through the main ``vsml`` CLI: argv = [..., "clone", *options]
         used = sys.argv[sys.argv.index("clone") + 1 :] if "clone" in sys.argv else []
-    command = "vsml clone " + " ".join(shlex.quote(a) for a in used)
-    try:
-        path = run_clone(
-            cc, args.out, resume=args.resume, progress=not args.no_progress, command=command, checkpoint_dir=args.checkpoint_dir
-        )
-    except StopRequested as e:
-        print(f"vsml clone: {e}; continue with: {command}{'' if args.resume else ' --resume'}", file=sys.stderr)
-        return e.exit_code
-    except (FileNotFoundError, ValueError, FloatingPointError, RunLockError, OutputError) as e:
-        print(f"vsml clone: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"vsml clone: error: {e}; the last checkpoint is intact, continue with: {command}"
-              f"{'' if args.resume else ' --resume'}", file=sys.stderr)
-        return 2
+    cmdline = "vsml clone " + " ".join(shlex.quote(a) for a in used if a != "--overwrite")
+    path = run_clone(cc, args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
+                     command=cmdline, checkpoint_dir=args.checkpoint_dir)
     print(f"saved {path} (+ {path.with_suffix('.json').name}); load it with vsml.pretrained.load({str(path)!r})")
     return 0
 
@@ -53,6 +40,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/clone", help="folder for the checkpoint and the LA files (default runs/clone)")
     p.add_argument("--checkpoint-dir", help="folder for <name>.ckpt.npz (default: --out)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint <name>.ckpt.npz")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh where an earlier clone of this name left its checkpoint or LA (removes "
+                        "<name>.ckpt.npz, <name>.metrics.csv, <name>.npz, <name>.json; other files are kept)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs="*", help="dotted CloneConfig overrides, e.g. seed=1 batch=512")
     p.set_defaults(func=_cmd_clone)

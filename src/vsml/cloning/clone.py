@@ -40,19 +40,26 @@ import sys
 import time
 from functools import partial
 from pathlib import Path
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from vsml import artifacts, runs
+from vsml import artifacts
 from vsml.cloning import backprop_la as ref
-from vsml.config import ConfigError
+from vsml.config import ConfigError, Range, check_ranges
+from vsml.errors import VSMLError
 from vsml.learners.vsml import DenseGeom, LayerSpec, VSMLConfig, dense_layer, init_cell_params
 from vsml.runlog import RunLogger
+from vsml.training import TrainingLoop
 
 FORGET_BIAS_INIT = 3.0  # added to the forget-gate bias at init: f = σ(5 + 3) ≈ 0.9997
+
+
+class CloningError(VSMLError, FloatingPointError):
+    """Cloning diverged (a non-finite loss): lower ``adam_lr`` or ``clip``, or resume from an earlier checkpoint."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,13 +68,12 @@ class CloneStage:
     ``reset_prob`` share of the cell pool with fresh cells (1.0: every chunk starts fresh; smaller:
     cells persist across chunks — truncated BPTT over long lifetimes, mean age seq_len/reset_prob)."""
 
-    iterations: int
-    seq_len: int
-    reset_prob: float = 1.0
+    iterations: Annotated[int, Range(">=1")]
+    seq_len: Annotated[int, Range(">=1")]
+    reset_prob: Annotated[float, Range("(0,1]")] = 1.0
 
     def __post_init__(self):
-        if self.iterations < 1 or self.seq_len < 1 or not 0.0 < self.reset_prob <= 1.0:
-            raise ConfigError(f"a clone stage needs iterations >= 1 and seq_len >= 1, got {self}")
+        check_ranges(self, "clone stage")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,52 +81,47 @@ class CloneConfig:
     """Everything a cloning run depends on (with ``seed``, it determines the result)."""
 
     name: str = "cloned_sgd_1layer"
-    hidden: tuple[int, ...] = ()  # hidden layer sizes of the shipped VSMLConfig (tanh cells above layer 0)
-    lr: float = 0.01  # α of the cloned SGD
-    state_size: int = 16
-    message_size: int = 8
-    micro_ticks: int = 2
-    batch: int = 256  # independent cells per Adam step (per cell kind)
+    hidden: Annotated[tuple[int, ...], Range(">=1")] = ()  # hidden layer sizes of the shipped VSMLConfig (tanh cells above layer 0)
+    lr: Annotated[float, Range(">0")] = 0.01  # α of the cloned SGD
+    state_size: Annotated[int, Range(">=1")] = 16
+    message_size: Annotated[int, Range(">=2")] = 8
+    micro_ticks: Annotated[int, Range(">=1")] = 2
+    batch: Annotated[int, Range(">=1")] = 256  # independent cells per Adam step (per cell kind)
     stages: tuple[CloneStage, ...] = (CloneStage(300, 10), CloneStage(600, 40), CloneStage(600, 150))
-    adam_lr: float = 3e-3
-    final_lr_fraction: float = 0.1  # cosine decay of the Adam rate to this fraction
-    clip: float = 1.0
-    readout_weight: float = 1.0
-    weight_range: tuple[float, float] = (0.01, 0.3)
-    input_range: tuple[float, float] = (-1.0, 3.0)
-    bg_range: tuple[float, float] = (-1.0, 0.5)
-    preact_mean: float = 2.5
-    preact_std: float = 2.0
-    preact_clip: float = 5.0
-    error_min: float = 0.01
-    max_weight: float = 2.0  # pool cells whose read-out leaves [-max_weight, max_weight] are renewed
-    loss_floor: float = 0.02  # per-sequence loss scale = mean w² + loss_floor²
+    adam_lr: Annotated[float, Range(">0")] = 3e-3
+    final_lr_fraction: Annotated[float, Range("[0,1]")] = 0.1  # cosine decay of the Adam rate to this fraction
+    clip: Annotated[float, Range(">0")] = 1.0
+    readout_weight: Annotated[float, Range(">=0")] = 1.0
+    weight_range: Annotated[tuple[float, float], Range(">0")] = (0.01, 0.3)
+    input_range: Annotated[tuple[float, float], Range("any")] = (-1.0, 3.0)
+    bg_range: Annotated[tuple[float, float], Range("any")] = (-1.0, 0.5)
+    preact_mean: Annotated[float, Range(">=0")] = 2.5
+    preact_std: Annotated[float, Range(">=0")] = 2.0
+    preact_clip: Annotated[float, Range(">0")] = 5.0
+    error_min: Annotated[float, Range("(0,1]")] = 0.01
+    max_weight: Annotated[float, Range(">0")] = 2.0  # pool cells whose read-out leaves [-max_weight, max_weight] are renewed
+    loss_floor: Annotated[float, Range(">0")] = 0.02  # per-sequence loss scale = mean w² + loss_floor²
     init: str = "handcrafted"  # "handcrafted" (vsml.cloning.handcrafted circuit) or "random"
     support_only: bool = True  # train only the parameters that are non-zero at the start
     init_from: str | None = None  # LA name/path whose cells (matched by kind) initialise ours
     bias: bool = False  # the cloned LA runs with bias units (VSMLConfig.bias): SGD with biases
-    bias_share: float = 0.0  # share of fresh cells that see a bias unit's constant input (1, or z = 5 for tanh)
+    bias_share: Annotated[float, Range("[0,1)")] = 0.0  # share of fresh cells that see a bias unit's constant input (1, or z = 5 for tanh)
     train_kinds: tuple[str, ...] | None = None  # only these kinds are trained (None: all)
-    seed: int = 0
-    checkpoint_every: int = 200
-    eval_seq_len: int = 2000  # sequence length of the final per-cell report
-    val_seq_len: int = 200  # validation (fixed cells and streams) at every checkpoint; the best params are kept
+    seed: Annotated[int, Range(">=0")] = 0
+    checkpoint_every: Annotated[int, Range(">=1")] = 200
+    eval_seq_len: Annotated[int, Range(">=1")] = 2000  # sequence length of the final per-cell report
+    val_seq_len: Annotated[int, Range(">=1")] = 200  # validation (fixed cells and streams) at every checkpoint; the best params are kept
 
     def __post_init__(self):
+        check_ranges(self, "")
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         object.__setattr__(self, "stages", tuple(self.stages))
         for name in ("weight_range", "input_range", "bg_range"):
             object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
         if not self.name or any(ch in self.name for ch in "/\\ ."):
             raise ConfigError(f"name must be a plain file stem, got {self.name!r}")
-        if any(h < 1 for h in self.hidden):
-            raise ConfigError(f"hidden sizes must be >= 1, got {self.hidden}")
-        if not self.lr > 0 or not self.adam_lr > 0:
-            raise ConfigError("lr and adam_lr must be positive")
         if not self.stages:
             raise ConfigError("need at least one stage")
-        if self.batch < 1 or self.checkpoint_every < 1:
-            raise ConfigError("batch and checkpoint_every must be >= 1")
         if not 0 < self.weight_range[0] < self.weight_range[1]:
             raise ConfigError(f"weight_range must be 0 < low < high, got {self.weight_range}")
         if self.init not in ("handcrafted", "random"):
@@ -130,10 +131,6 @@ class CloneConfig:
             bad = [k for k in self.train_kinds if k not in self.kinds]
             if bad or not self.train_kinds:
                 raise ConfigError(f"train_kinds must be a non-empty subset of {self.kinds}, got {self.train_kinds}")
-        if not 0 < self.error_min <= 1:
-            raise ConfigError(f"error_min must be in (0, 1], got {self.error_min}")
-        if not 0.0 <= self.bias_share < 1.0:
-            raise ConfigError(f"bias_share must be in [0, 1), got {self.bias_share}")
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -429,6 +426,7 @@ def run_clone(
     out_dir: str | Path,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
     command: str | None = None,
     log=print,
@@ -444,22 +442,28 @@ def run_clone(
     parameters are validated (fixed cells and streams, ``val_seq_len`` steps); the saved LA is the
     best validated one (the start counts too).
 
-    Both folders are locked for the run (:class:`vsml.runs.RunLock`); SIGINT / SIGTERM stop after
-    the current step with a checkpoint and raise :class:`vsml.runs.StopRequested`.
+    The loop is :class:`vsml.training.TrainingLoop` (shared with meta-training): both folders are
+    locked for the run (:class:`vsml.runs.RunLock`); a fresh run refuses folders that hold this
+    clone's checkpoint or LA unless ``overwrite`` (which removes ``<name>.ckpt.npz``,
+    ``<name>.metrics.csv``, ``<name>.npz`` and ``<name>.json``); SIGINT / SIGTERM stop after the
+    current step with a checkpoint and raise :class:`vsml.runs.StopRequested`.
     """
-    from vsml.limits import check_tree
-
-    check_tree(cc)
     out_dir = Path(out_dir)
     ckpt_dir = Path(checkpoint_dir or out_dir)
+    ckpt = ckpt_dir / f"{cc.name}.ckpt.npz"
+    loop = TrainingLoop(ckpt_dir, "cloning", command=command or "vsml clone", log=log)
     with contextlib.ExitStack() as stack:
-        for folder in dict.fromkeys([ckpt_dir, out_dir]):
-            stack.enter_context(runs.RunLock(folder, command or "vsml clone").acquire(log=log))
-        return _run_clone(cc, out_dir, ckpt_dir / f"{cc.name}.ckpt.npz", resume=resume, progress=progress,
-                          command=command, log=log, stop_after=stop_after)
+        loop.lock(stack, out_dir)
+        la = [out_dir / f"{cc.name}.npz", out_dir / f"{cc.name}.json"]
+        loop.preflight(resume=resume, overwrite=overwrite, newest=ckpt if ckpt.exists() else None, checkpoints=str(ckpt),
+                       foreign=[str(p) for p in la if p.exists()],
+                       owned=[ckpt, ckpt_dir / f"{cc.name}.metrics.csv", *la])
+        return _run_clone(cc, out_dir, ckpt, loop, resume=resume, progress=progress, command=command, log=log,
+                          stop_after=stop_after)
 
 
-def _run_clone(cc: CloneConfig, out_dir: Path, ckpt: Path, *, resume, progress, command, log, stop_after):
+def _run_clone(cc: CloneConfig, out_dir: Path, ckpt: Path, loop: TrainingLoop, *, resume, progress, command, log,
+               stop_after):
     from vsml import pretrained
 
     root = jax.random.PRNGKey(cc.seed)
@@ -473,50 +477,54 @@ def _run_clone(cc: CloneConfig, out_dir: Path, ckpt: Path, *, resume, progress, 
     log(f"validation loss at the start: {start_val:.3e}")
     start, elapsed = 0, 0.0
     if resume:
-        if not ckpt.exists():
-            raise FileNotFoundError(f"--resume: no checkpoint {ckpt}")
         params, (opt_state, pools, best), start, elapsed = load_checkpoint(ckpt, params, (opt_state, pools, best))
         log(f"resuming {cc.name} at iteration {start}/{cc.total_iterations}")
-    elif ckpt.exists():
-        log(f"note: overwriting the old checkpoint {ckpt} (use --resume to continue it)")
     data_key = jax.random.fold_in(root, 1)
     t0 = time.time() - elapsed
     last = {}
     logger = RunLogger(ckpt.parent, f"clone {cc.name}", ("iteration", "seq_len", "loss", "validation_loss"),
                        progress=progress, metrics_name=f"{cc.name}.metrics", every=cc.checkpoint_every, log=log,
                        info=lambda r: f"T={r['seq_len']} loss={r['loss']:.2e}")
-    graceful = runs.GracefulStop(logger.message, "cloning")
-    logger.start(start, cc.total_iterations, resume=resume and start > 0)
-    try:
-        graceful.__enter__()
-        for it in range(start, cc.total_iterations):
-            stage = _stage_of(cc, it)
-            params, opt_state, pools, loss, diag = train_step(
-                cc, params, opt_state, pools, mask, jax.random.fold_in(data_key, it), stage.seq_len, stage.reset_prob
-            )
-            stop = (stop_after is not None and it + 1 >= stop_after) or graceful.signal is not None
-            checkpoint = (it + 1) % cc.checkpoint_every == 0 or it + 1 == cc.total_iterations or stop
-            if (it + 1) % 25 == 0 or checkpoint:
-                loss = float(loss)
-                if not math.isfinite(loss):
-                    raise FloatingPointError(f"cloning loss became {loss} at iteration {it}")
-                last = {k: float(v) for k, v in diag.items()} | {"loss": loss}
-                rec = {"iteration": it + 1, "seq_len": stage.seq_len, "loss": loss, "validation_loss": ""}
-                if checkpoint:
-                    val = validation_loss(cc, params, val_key)
-                    if float(val) < float(best[1]):
-                        best = (params, val)
-                    rec["validation_loss"] = float(val)
-                    save_checkpoint(ckpt, params, (opt_state, pools, best), it + 1, time.time() - t0)
-                logger.iteration(rec)
-            if stop and it + 1 < cc.total_iterations:
-                if graceful.signal is not None:
-                    raise runs.StopRequested(graceful.signal, it + 1, ckpt, "cloning")
-                logger.message(f"stopped after iteration {it + 1}; continue with --resume")
-                return None
-    finally:
-        graceful.__exit__(None, None, None)
-        logger.close()
+    step_out = {}
+
+    def step(it: int) -> None:
+        nonlocal params, opt_state, pools
+        stage = _stage_of(cc, it)
+        params, opt_state, pools, loss, diag = train_step(
+            cc, params, opt_state, pools, mask, jax.random.fold_in(data_key, it), stage.seq_len, stage.reset_prob
+        )
+        step_out.update(seq_len=stage.seq_len, loss=loss, diag=diag)
+
+    def record(iteration: int) -> dict:
+        """The metrics row of ``iteration`` (every 25 and at checkpoints: reading the loss waits for the step)."""
+        nonlocal last
+        loss = float(step_out["loss"])
+        if not math.isfinite(loss):
+            raise CloningError(f"cloning loss became {loss} at iteration {iteration - 1}")
+        last = {k: float(v) for k, v in step_out["diag"].items()} | {"loss": loss}
+        return {"iteration": iteration, "seq_len": step_out["seq_len"], "loss": loss, "validation_loss": ""}
+
+    def checkpoint(iteration: int) -> Path:
+        nonlocal best
+        step_out["row"] = rec = record(iteration)
+        val = validation_loss(cc, params, val_key)
+        if float(val) < float(best[1]):
+            best = (params, val)
+        rec["validation_loss"] = float(val)
+        loop.write(f"checkpoint {ckpt}", iteration, lambda: save_checkpoint(
+            ckpt, params, (opt_state, pools, best), iteration, time.time() - t0), lambda: ckpt if ckpt.exists() else None)
+        return ckpt
+
+    def after(iteration: int, saved: bool) -> None:
+        if saved or iteration % 25 == 0:
+            rec = step_out.pop("row") if saved else record(iteration)
+            loop.write(f"{cc.name}.metrics.csv", iteration, lambda: logger.iteration(rec),
+                       lambda: ckpt if ckpt.exists() else None)
+
+    if loop.run(logger, start, cc.total_iterations, resumed=resume and start > 0, step=step,
+                due=lambda i: i % cc.checkpoint_every == 0, checkpoint=checkpoint, after=after,
+                stop_after=stop_after) is not None:
+        return None
     wall = time.time() - t0
     params = best[0]
     log(f"validation loss of the kept parameters: {float(best[1]):.3e}")
@@ -535,7 +543,9 @@ def _run_clone(cc: CloneConfig, out_dir: Path, ckpt: Path, *, resume, progress, 
         "train_diagnostics": last,
         "jax_version": jax.__version__,
     }
-    return pretrained.save(out_dir / f"{cc.name}.npz", vsml_config(cc), params, meta)
+    return loop.write(f"{out_dir / cc.name}.npz", cc.total_iterations,
+                      lambda: pretrained.save(out_dir / f"{cc.name}.npz", vsml_config(cc), params, meta),
+                      lambda: ckpt if ckpt.exists() else None)
 
 
 def _to_plain(obj):

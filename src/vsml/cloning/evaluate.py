@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from vsml.errors import command
+
 
 def learners_for(la: str, hidden_units: int | None = None):
     """``{label: (learner, params)}`` for one LA: the clone and its SGD reference(s); ``hidden_units``
@@ -80,28 +82,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_command(args, argv=None, prog: str = "vsml clone-evaluate") -> int:
-    """Evaluate for parsed ``args``; errors are one line on stderr and exit status 2."""
+    """Evaluate for parsed ``args``; errors are one line on stderr and exit status 2 (:func:`vsml.errors.command`)."""
+    return command(prog)(lambda a: _run(a, argv, prog))(args)
+
+
+def _run(args, argv, prog: str) -> int:
     from vsml import runs
     from vsml.data.episodes import DatasetSpec, SamplerConfig, draw_episodes
-    from vsml.data.integrity import DataError
     from vsml.eval.evaluate import evaluate
     from vsml.eval.report import markdown_table, write_all
-    from vsml.pretrained import PretrainedError
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        out = runs.prepare_output(args.out, default="runs/clone_eval", owned=OWNED, overwrite=args.overwrite,
-                                  log=lambda m: print(m, file=sys.stderr))
-        datasets = args.dataset or ["mnist", "fashion_mnist"]
-        size = {} if args.resize is None else {"image_size": (args.resize, args.resize)}
-        eps = {d: draw_episodes(SamplerConfig(datasets=(DatasetSpec(d, "test"),), steps=args.steps, **size), args.seed,
-                                args.episodes) for d in datasets}
-        learners = {}
-        for la in args.la:
-            learners |= learners_for(la, args.hidden)
-    except (ValueError, DataError, PretrainedError, runs.OutputError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
+    out = runs.prepare_output(args.out, default="runs/clone_eval", owned=OWNED, overwrite=args.overwrite,
+                              log=lambda m: print(m, file=sys.stderr))
+    datasets = args.dataset or ["mnist", "fashion_mnist"]
+    size = {} if args.resize is None else {"image_size": (args.resize, args.resize)}
+    eps = {d: draw_episodes(SamplerConfig(datasets=(DatasetSpec(d, "test"),), steps=args.steps, **size), args.seed,
+                            args.episodes) for d in datasets}
+    learners = {}
+    for la in args.la:
+        learners |= learners_for(la, args.hidden)
     t0 = time.time()
     report = evaluate(learners, eps, seed=args.seed, chunk=args.chunk, progress=not args.no_progress)
     wall = time.time() - t0

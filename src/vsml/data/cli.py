@@ -1,7 +1,7 @@
 """`vsml data ...` sub-commands: ``download NAME...``, ``list``, ``info NAME_OR_PATH`` and ``forget PATH``.
 
 The main CLI calls :func:`register` on its subparsers and then ``args.func(args)``, which returns
-an exit code. :func:`main` runs the sub-command stand-alone (``main(["list"])``).
+an exit code (1: ``list`` found a problem; 2: an error, one line on stderr). :func:`main` runs the sub-command stand-alone (``main(["list"])``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import sys
 from vsml.data import registry
 from vsml.data.download import download
 from vsml.data.integrity import DataError, forget_fingerprint
+from vsml.errors import command
 
 
 def _human(n: int) -> str:
@@ -22,26 +23,23 @@ def _human(n: int) -> str:
     return str(n)
 
 
+@command("vsml data download")
 def _cmd_download(args) -> int:
     from rich.console import Console
-    from rich.markup import escape
 
     console = Console(stderr=True)
-    try:
-        for name in args.names:
-            registry.get_info(name)  # fail early on a typo, before any download
-        for name in args.names:
-            paths = download(name, data_dir=args.data_dir, base_url=args.base_url, force=args.force,
-                                progress=not args.quiet)
-            if not args.quiet:
-                what = "built in, nothing to download" if not paths else f"{len(paths)} file(s) verified"
-                console.print(f"{registry.get_info(name).name}: {what} in {registry.data_dir(args.data_dir)}")
-    except DataError as e:
-        console.print(f"[red]error:[/red] {escape(str(e))}", highlight=False)
-        return 1
+    for name in args.names:
+        registry.get_info(name)  # fail early on a typo, before any download
+    for name in args.names:
+        paths = download(name, data_dir=args.data_dir, base_url=args.base_url, force=args.force,
+                            progress=not args.quiet)
+        if not args.quiet:
+            what = "built in, nothing to download" if not paths else f"{len(paths)} file(s) verified"
+            console.print(f"{registry.get_info(name).name}: {what} in {registry.data_dir(args.data_dir)}")
     return 0
 
 
+@command("vsml data list")
 def _cmd_list(args) -> int:
     from rich.console import Console
     from rich.markup import escape
@@ -71,37 +69,35 @@ def _cmd_list(args) -> int:
     return 1 if problems else 0
 
 
+@command("vsml data info")
 def _cmd_info(args) -> int:
     """Describe a dataset or a file of your own: shape, classes, splits and their sizes."""
     import numpy as np
 
-    try:
-        info = registry.get_info(args.name)
-        print(info.description if info.path == info.name else f"{info.name}: {info.description}")
-        if info.path is not None:
-            print(f"  path: {info.path}\n  sha256: {info.fingerprint}")
-        shape = list(info.image_shape)
-        print(f"  example shape: {shape} ({'features' if len(shape) == 1 else 'H, W, C'}); classes: {info.num_classes}")
-        if info.class_names:
-            shown = ", ".join(f"{i}={n}" for i, n in enumerate(info.class_names[:20]))
-            print(f"  labels: {shown}{', ...' if len(info.class_names) > 20 else ''}")
-        stats = "computed from each split" if info.mean is None else f"mean {info.mean}, std {info.std}"
-        print(f"  normalisation: {stats}")
-        for split in info.splits:
-            try:
-                d = registry.load(args.name, split, data_dir=args.data_dir, verify=not args.no_verify)
-            except DataError as e:
-                print(f"  {split}: not available ({str(e).splitlines()[0]})")
-                continue
-            counts = np.bincount(d.labels, minlength=d.num_classes)
-            print(f"  {split}: {len(d)} examples, dtype {d.images.dtype}, {int((counts > 0).sum())} classes present, "
-                  f"{int(counts[counts > 0].min())}..{int(counts.max())} per class")
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    info = registry.get_info(args.name)
+    print(info.description if info.path == info.name else f"{info.name}: {info.description}")
+    if info.path is not None:
+        print(f"  path: {info.path}\n  sha256: {info.fingerprint}")
+    shape = list(info.image_shape)
+    print(f"  example shape: {shape} ({'features' if len(shape) == 1 else 'H, W, C'}); classes: {info.num_classes}")
+    if info.class_names:
+        shown = ", ".join(f"{i}={n}" for i, n in enumerate(info.class_names[:20]))
+        print(f"  labels: {shown}{', ...' if len(info.class_names) > 20 else ''}")
+    stats = "computed from each split" if info.mean is None else f"mean {info.mean}, std {info.std}"
+    print(f"  normalisation: {stats}")
+    for split in info.splits:
+        try:
+            d = registry.load(args.name, split, data_dir=args.data_dir, verify=not args.no_verify)
+        except DataError as e:
+            print(f"  {split}: not available ({str(e).splitlines()[0]})")
+            continue
+        counts = np.bincount(d.labels, minlength=d.num_classes)
+        print(f"  {split}: {len(d)} examples, dtype {d.images.dtype}, {int((counts > 0).sum())} classes present, "
+              f"{int(counts[counts > 0].min())}..{int(counts.max())} per class")
     return 0
 
 
+@command("vsml data forget")
 def _cmd_forget(args) -> int:
     for path in args.paths:
         shown = path.rsplit("?", 1)[0]

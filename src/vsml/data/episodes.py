@@ -37,12 +37,13 @@ import dataclasses
 import math
 import zlib
 from functools import partial
-from typing import Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vsml.config import Range, check_ranges
 from vsml.data import registry, transforms
 from vsml.data.integrity import DataError
 
@@ -54,12 +55,11 @@ class DatasetSpec:
 
     name: str
     split: str = "train"
-    weight: float = 1.0
-    classes: tuple[int, ...] | None = None
+    weight: Annotated[float, Range(">0")] = 1.0
+    classes: Annotated[tuple[int, ...] | None, Range(">=0")] = None
 
     def __post_init__(self):
-        if not (self.weight > 0 and math.isfinite(self.weight)):
-            raise DataError(f"dataset '{self.name}': weight must be positive, got {self.weight}")
+        check_ranges(self, f"dataset '{self.name}'")
         if self.classes is not None:
             object.__setattr__(self, "classes", tuple(int(c) for c in self.classes))
             if len(self.classes) < 2:
@@ -70,13 +70,12 @@ class DatasetSpec:
 class FewShotConfig:
     """N-way K-shot episodes: ``ways * shots`` labelled examples, then ``queries`` query examples."""
 
-    ways: int = 5
-    shots: int = 1
-    queries: int = 1
+    ways: Annotated[int, Range(">=2")] = 5
+    shots: Annotated[int, Range(">=1")] = 1
+    queries: Annotated[int, Range(">=0")] = 1
 
     def __post_init__(self):
-        if self.ways < 2 or self.shots < 1 or self.queries < 0:
-            raise DataError(f"few-shot needs ways >= 2, shots >= 1, queries >= 0; got {self}")
+        check_ranges(self, "fewshot")
 
     @property
     def steps(self) -> int:
@@ -107,22 +106,22 @@ class SamplerConfig:
     """
 
     datasets: tuple[DatasetSpec | str, ...] = (DatasetSpec("mnist"),)
-    steps: int | None = None
-    batch_size: int = 1
-    image_size: tuple[int, int] | None = None
-    pad_to: tuple[int, int] | None = None
+    steps: Annotated[int | None, Range(">=1")] = None
+    batch_size: Annotated[int, Range(">=1")] = 1
+    image_size: Annotated[tuple[int, int] | None, Range(">=1")] = None
+    pad_to: Annotated[tuple[int, int] | None, Range(">=1")] = None
     grayscale: bool = True
     normalize: bool = True
     flatten: bool = False
-    num_classes: int | None = None
-    output_classes: int | None = None
+    num_classes: Annotated[int | None, Range(">=2")] = None
+    output_classes: Annotated[int | None, Range(">=2")] = None
     permute_classes: bool = False
     balanced: bool = False
     projection: Mode = "none"
-    projection_dim: int | None = None
+    projection_dim: Annotated[int | None, Range(">=1")] = None
     permutation: Mode = "none"
-    input_scale: tuple[float, float] | None = None  # per episode, inputs times a factor log-uniform in [lo, hi]
-    seed: int = 0
+    input_scale: Annotated[tuple[float, float] | None, Range(">0")] = None  # per episode, inputs times a factor log-uniform in [lo, hi]
+    seed: Annotated[int, Range(">=0")] = 0
     fewshot: FewShotConfig | None = None
     data_dir: str | None = None
     verify: bool = True

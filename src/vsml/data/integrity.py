@@ -23,8 +23,10 @@ import threading
 import time
 from pathlib import Path
 
+from vsml.errors import VSMLError
 
-class DataError(ValueError):
+
+class DataError(VSMLError, ValueError):
     """A dataset is unknown, missing, corrupt, or asked for with invalid options."""
 
 

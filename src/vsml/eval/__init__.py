@@ -7,7 +7,8 @@
 - :mod:`vsml.eval.plots` — PNG figures (Agg)
 - :mod:`vsml.eval.introspect` — fast association, state norms
 - :mod:`vsml.eval.showcase` — :func:`run_showcase` on the built-in digits
-- :mod:`vsml.eval.cli` — ``vsml evaluate`` / ``vsml introspect``
+- :mod:`vsml.eval.cli` — ``vsml evaluate`` / ``vsml introspect`` (argparse wiring; their work:
+  :mod:`vsml.eval.commands`)
 """
 
 from vsml.data.episodes import Episodes, draw_episodes

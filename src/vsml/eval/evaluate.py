@@ -21,13 +21,13 @@ import jax
 import numpy as np
 
 from vsml.data.episodes import Episodes
+from vsml.errors import VSMLError
 from vsml.eval.metrics import Estimate, curve_ci, summarize
 from vsml.learners.base import InputError, OnlineLearner, run_episodes
+from vsml.pytree import PyTree
 
-PyTree = Any
 
-
-class EvalError(ValueError):
+class EvalError(VSMLError, ValueError):
     """Bad evaluation request (unknown dataset, inconsistent shapes, bad options)."""
 
 

@@ -21,15 +21,16 @@ import argparse
 import json
 import math
 import re
-import sys
 from pathlib import Path
+
+from vsml.errors import VSMLError, command
 
 #: option -> axis label; ``shots`` is read from the few-shot sampler option
 AXES = {"image_size": "input size (pixels per side)", "num_classes": "classes per episode",
         "steps": "steps per episode", "shots": "labelled examples per class (shots)"}
 
 
-class FigureError(ValueError):
+class FigureError(VSMLError, ValueError):
     """A results file that does not hold what the figure needs (one line, naming the fix)."""
 
 
@@ -173,18 +174,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--title", default=None)
 
 
+@command(lambda args: f"vsml plot {args.kind}")
 def _cmd(args) -> int:
     from vsml import runs
 
-    try:
-        runs.check_output_file(args.out, overwrite=args.overwrite, option="-o")
-        if args.kind == "bars":
-            path = plot_bars(args.results, args.metric, args.out, args.title)
-        else:
-            path = plot_sweep(args.results, args.x, args.metric, args.out, args.dataset, args.title or "")
-    except (FigureError, runs.OutputError) as e:
-        print(f"vsml plot {args.kind}: error: {e}", file=sys.stderr)
-        return 2
+    runs.check_output_file(args.out, overwrite=args.overwrite, option="-o")
+    if args.kind == "bars":
+        path = plot_bars(args.results, args.metric, args.out, args.title)
+    else:
+        path = plot_sweep(args.results, args.x, args.metric, args.out, args.dataset, args.title or "")
     print(f"wrote {path}")
     return 0
 

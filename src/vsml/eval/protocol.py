@@ -30,9 +30,12 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 
+from vsml.config import ConfigError, Range, check_ranges
+from vsml.errors import command
 from vsml.eval.metrics import Estimate, mean_ci
 
 #: (figure of :func:`vsml.eval.metrics.episode_summaries`, minimum paired difference in points, label)
@@ -45,26 +48,24 @@ class ProtocolConfig:
     """Settings of the protocol (defaults: the targets' protocol)."""
 
     datasets: tuple[str, ...] = DEFAULT_DATASETS  # "name:classes"
-    sizes: tuple[int, ...] = (14, 28)
-    episodes: int = 20
-    steps: int = 2000
-    long_steps: int = 10_000  # 0: skip the long-lifetime check
-    long_episodes: int = 4
-    long_size: int = 14
-    seed: int = 0
-    chunk: int | None = None
+    sizes: Annotated[tuple[int, ...], Range(">=1")] = (14, 28)
+    episodes: Annotated[int, Range(">=2")] = 20  # a paired interval needs two
+    steps: Annotated[int, Range(">=100")] = 2000
+    long_steps: Annotated[int, Range(">=0")] = 10_000  # 0: skip the long-lifetime check, else >= 2000
+    long_episodes: Annotated[int, Range(">=1")] = 4  # >= 2 when long_steps > 0
+    long_size: Annotated[int, Range(">=1")] = 14
+    seed: Annotated[int, Range(">=0")] = 0
+    chunk: Annotated[int | None, Range(">=1")] = None
     data_dir: str | None = None
     oracle_cache: str | None = None  # folder of the oracle grid's curves per set of episodes (None: no cache)
 
     def __post_init__(self):
-        if self.episodes < 2:
-            raise ValueError(f"episodes must be >= 2 (a paired interval needs two), got {self.episodes}")
-        if self.steps < 100:
-            raise ValueError(f"steps must be >= 100, got {self.steps}")
+        check_ranges(self, "protocol")
         if self.long_steps and self.long_steps < 2000:
-            raise ValueError(f"long_steps must be 0 or >= 2000 (windows 1,000-2,000 and the last 1,000), got {self.long_steps}")
+            raise ConfigError(f"protocol.long_steps must be 0 or >= 2000 (windows 1,000-2,000 and the last 1,000), "
+                              f"got {self.long_steps}")
         if self.long_steps and self.long_episodes < 2:
-            raise ValueError(f"long_episodes must be >= 2, got {self.long_episodes}")
+            raise ConfigError(f"protocol.long_episodes must be >= 2 when long_steps > 0, got {self.long_episodes}")
         for spec in self.datasets:
             parse_dataset(spec)
 
@@ -83,9 +84,9 @@ def parse_dataset(spec: str) -> tuple[str, int]:
     try:
         n = int(classes or 10)
     except ValueError:
-        raise ValueError(f"dataset spec {spec!r}: expected NAME or NAME:CLASSES") from None
+        raise ConfigError(f"dataset spec {spec!r}: expected NAME or NAME:CLASSES") from None
     if not name or n < 2:
-        raise ValueError(f"dataset spec {spec!r}: expected NAME or NAME:CLASSES with CLASSES >= 2")
+        raise ConfigError(f"dataset spec {spec!r}: expected NAME or NAME:CLASSES with CLASSES >= 2")
     return name, n
 
 
@@ -198,8 +199,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace this command's files in a non-empty --out folder")
     parser.add_argument("-d", "--dataset", action="append", default=None, help="NAME[:CLASSES] (repeatable; default: %s)" % ", ".join(DEFAULT_DATASETS))
     parser.add_argument("--size", type=ranged(int, ">=1"), action="append", default=None, help="square input size (repeatable; default 14 and 28)")
-    parser.add_argument("-n", "--episodes", type=ranged(int, ">=1"), default=20)
-    parser.add_argument("-T", "--steps", type=ranged(int, ">=1"), default=2000)
+    parser.add_argument("-n", "--episodes", type=ranged(int, ">=2"), default=20)
+    parser.add_argument("-T", "--steps", type=ranged(int, ">=100"), default=2000)
     parser.add_argument("--long-steps", type=ranged(int, ">=0"), default=10_000, help="lifetime of the long check (0: skip)")
     parser.add_argument("--long-episodes", type=ranged(int, ">=1"), default=4)
     parser.add_argument("--seed", type=ranged(int, ">=0"), default=0)
@@ -212,39 +213,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_command(args, argv=None, prog: str = "vsml protocol") -> int:
-    """Run the protocol for parsed ``args``; errors are one line on stderr and exit status 2."""
+    """Run the protocol for parsed ``args``; errors are one line on stderr and exit status 2 (:func:`vsml.errors.command`)."""
+    return command(prog)(lambda a: _run_command(a, argv, prog))(args)
+
+
+def _run_command(args, argv, prog: str) -> int:
     from vsml import runs
     from vsml.artifacts import atomic_write_bytes
-    from vsml.config import ConfigError
-    from vsml.contract import ContractError
-    from vsml.data.integrity import DataError
-    from vsml.eval.cli import _CliError, load_checkpoints
-    from vsml.eval.evaluate import EvalError
+    from vsml.eval.commands import load_checkpoints
     from vsml.eval.plots import plot_learning_curves
-    from vsml.learners.base import InputError
 
-    try:
-        config = ProtocolConfig(datasets=tuple(args.dataset or DEFAULT_DATASETS), sizes=tuple(args.size or (14, 28)),
-                                episodes=args.episodes, steps=args.steps, long_steps=args.long_steps,
-                                long_episodes=args.long_episodes, seed=args.seed, chunk=args.chunk, data_dir=args.data_dir,
-                                oracle_cache=None if args.oracle_cache in (None, "", "none") else args.oracle_cache)
-        learners = load_checkpoints(args.checkpoint)
-        out = runs.prepare_output(args.out, default="runs/protocol", owned=OWNED, overwrite=args.overwrite,
-                                  log=lambda m: print(m, file=sys.stderr))
-        command = f"{prog} " + " ".join(argv if argv is not None else sys.argv[1:])
+    config = ProtocolConfig(datasets=tuple(args.dataset or DEFAULT_DATASETS), sizes=tuple(args.size or (14, 28)),
+                            episodes=args.episodes, steps=args.steps, long_steps=args.long_steps,
+                            long_episodes=args.long_episodes, seed=args.seed, chunk=args.chunk, data_dir=args.data_dir,
+                            oracle_cache=None if args.oracle_cache in (None, "", "none") else args.oracle_cache)
+    learners = load_checkpoints(args.checkpoint)
+    out = runs.prepare_output(args.out, default="runs/protocol", owned=OWNED, overwrite=args.overwrite,
+                              log=lambda m: print(m, file=sys.stderr))
+    line = f"{prog} " + " ".join(argv if argv is not None else sys.argv[1:])
 
-        def write(result):
-            result["command"] = command
-            atomic_write_bytes(out / "table.md", table_markdown(result).encode())
-            plain = {k: v for k, v in result.items() if not k.startswith("_")}
-            atomic_write_bytes(out / "results.json", (json.dumps(plain, indent=1) + "\n").encode())
-            if result.get("_curves") is not None and result["_curves"].results:
-                plot_learning_curves(result["_curves"], out / "curves.png")
+    def write(result):
+        result["command"] = line
+        atomic_write_bytes(out / "table.md", table_markdown(result).encode())
+        plain = {k: v for k, v in result.items() if not k.startswith("_")}
+        atomic_write_bytes(out / "results.json", (json.dumps(plain, indent=1) + "\n").encode())
+        if result.get("_curves") is not None and result["_curves"].results:
+            plot_learning_curves(result["_curves"], out / "curves.png")
 
-        result = run(learners, config, progress=not args.no_progress, on_part=write)
-    except (ValueError, _CliError, ConfigError, ContractError, DataError, EvalError, InputError, runs.OutputError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        return 2
+    result = run(learners, config, progress=not args.no_progress, on_part=write)
     write(result)
     print(table_markdown(result))
     print(f"written: {out / 'table.md'}, {out / 'results.json'}")

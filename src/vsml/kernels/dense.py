@@ -42,6 +42,7 @@ import numpy as np
 from jax.ad_checkpoint import checkpoint_name
 from jax.sharding import PartitionSpec
 
+from vsml.errors import VSMLError
 from vsml.kernels import _ffi
 
 KINDS = ("auto", "fused", "xla")
@@ -56,7 +57,7 @@ VMAP_METHOD = "broadcast_all"
 ENV_VAR = "VSML_KERNEL"
 
 
-class KernelUnavailableError(RuntimeError):
+class KernelUnavailableError(VSMLError, RuntimeError):
     """``kernel: fused`` was requested but the fused CPU kernel cannot run here."""
 
 

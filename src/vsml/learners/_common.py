@@ -21,6 +21,14 @@ def dense_init(key: jax.Array, fan_in: int, fan_out: int) -> dict:
     return {"w": trunc_normal(key, (fan_in, fan_out), 1.0 / math.sqrt(fan_in)), "b": jnp.zeros((fan_out,), jnp.float32)}
 
 
+def same_padding(kernel: int) -> tuple[int, int]:
+    """Zero rows (and columns) added ``(before, after)`` an input for SAME convolution with a
+    ``kernel``×``kernel`` window: ``(k−1)//2`` and ``k//2`` (at stride 1 exactly ``jax.lax``'s
+    "SAME" padding, the extra one after for even k). At stride s the output has ``ceil(size / s)``
+    positions per axis. Used by the VSML conv layers and the backprop baseline's conv layer alike."""
+    return (kernel - 1) // 2, kernel // 2
+
+
 def flat_dim(task: TaskSpec) -> int:
     return int(math.prod(task.input_shape))
 

@@ -23,14 +23,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from vsml.learners._common import dense_init, flat_dim, trunc_normal
+from vsml.config import Range, check_ranges
+from vsml.learners._common import dense_init, flat_dim, same_padding, trunc_normal
 from vsml.learners.base import InputError, OnlineLearner, TaskSpec, cross_entropy, run_episodes
 
 DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3}
@@ -41,20 +42,21 @@ class Backprop(OnlineLearner):
     """Online SGD/Adam on an MLP. ``lr=None`` means the default (SGD 0.01, Adam 1e-3)."""
 
     optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: float | None = None
-    layers: int = 1
-    hidden: int = 160
+    lr: Annotated[float | None, Range(">0")] = None
+    layers: Annotated[int, Range("[1,2]")] = 1
+    hidden: Annotated[int, Range(">=1")] = 160
     activation: Literal["tanh", "relu"] = "tanh"
-    momentum: float = 0.0  # SGD only
-    b1: float = 0.9  # Adam only
-    b2: float = 0.999
-    eps: float = 1e-8
+    momentum: Annotated[float, Range("[0,1)")] = 0.0  # SGD only
+    b1: Annotated[float, Range("[0,1)")] = 0.9  # Adam only
+    b2: Annotated[float, Range("[0,1)")] = 0.999
+    eps: Annotated[float, Range(">0")] = 1e-8
     meta_lr: bool = False
-    conv_channels: int = 0  # > 0: a convolution before the dense layers
-    conv_kernel: int = 3
-    conv_stride: int = 2
+    conv_channels: Annotated[int, Range(">=0")] = 0  # > 0: a convolution before the dense layers
+    conv_kernel: Annotated[int, Range(">=1")] = 3
+    conv_stride: Annotated[int, Range(">=1")] = 2
 
     def __post_init__(self):
+        check_ranges(self, "")
         if self.optimizer not in DEFAULT_LR:
             raise ValueError(f"optimizer must be one of {sorted(DEFAULT_LR)}, got {self.optimizer!r}")
         if self.lr is None:
@@ -62,19 +64,8 @@ class Backprop(OnlineLearner):
         if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         object.__setattr__(self, "lr", float(self.lr))
-        if self.layers not in (1, 2):
-            raise ValueError(f"layers must be 1 or 2, got {self.layers}")
-        if self.hidden < 1:
-            raise ValueError(f"hidden must be >= 1, got {self.hidden}")
         if self.activation not in ("tanh", "relu"):
             raise ValueError(f"activation must be 'tanh' or 'relu', got {self.activation!r}")
-        if not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
-        if self.conv_channels < 0:
-            raise ValueError(f"conv_channels must be >= 0, got {self.conv_channels}")
-        for name in ("conv_kernel", "conv_stride"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
     # -- network -----------------------------------------------------------------------------
     def _transform(self) -> optax.GradientTransformation:
@@ -96,7 +87,7 @@ class Backprop(OnlineLearner):
             raise InputError(f"Backprop(conv_channels={self.conv_channels}) needs [H, W] or [H, W, C] inputs, got "
                              f"input shape {task.input_shape} (do not flatten the episodes)")
         h, w, c = shape
-        s = self.conv_stride  # the padding adds k - 1 rows and columns: out = (h + k - 1 - k) // s + 1
+        s = self.conv_stride  # SAME padding (same_padding) adds k - 1 rows and columns: out = (h + k - 1 - k) // s + 1
         return c, ((h - 1) // s + 1) * ((w - 1) // s + 1) * self.conv_channels
 
     def forward(self, net: list[dict], x: jax.Array) -> jax.Array:
@@ -106,8 +97,8 @@ class Backprop(OnlineLearner):
         if self.conv_channels:
             conv, net = net[0], net[1:]
             img = h if h.ndim == 4 else h[..., None]
-            k = self.conv_kernel
-            h = jax.lax.conv_general_dilated(img, conv["w"], (self.conv_stride,) * 2, [((k - 1) // 2, k // 2)] * 2,
+            pad = [same_padding(self.conv_kernel)] * 2
+            h = jax.lax.conv_general_dilated(img, conv["w"], (self.conv_stride,) * 2, pad,
                                              dimension_numbers=("NHWC", "HWIO", "NHWC"))
             h = act(h + conv["b"])
         h = h.reshape(h.shape[0], -1)

@@ -20,16 +20,17 @@ from __future__ import annotations
 
 import dataclasses
 from functools import partial
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-PyTree = Any
+from vsml.errors import VSMLError
+from vsml.pytree import PyTree
 
 
-class InputError(ValueError):
+class InputError(VSMLError, ValueError):
     """User-supplied arrays have the wrong shape, dtype or values."""
 
 

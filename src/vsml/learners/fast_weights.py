@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
 
+from vsml.config import Range, check_ranges
 from vsml.learners._common import (
-    check_positive,
     check_fixed_size,
     dense_init,
     error_signal,
@@ -51,14 +52,14 @@ from vsml.learners.base import OnlineLearner, TaskSpec
 
 @dataclasses.dataclass(frozen=True)
 class FWM(OnlineLearner):
-    hidden: int = 64
-    mem_size: int = 16
-    reads: int = 1
-    input_size: int = 784
-    num_outputs: int = 10
+    hidden: Annotated[int, Range(">=1")] = 64
+    mem_size: Annotated[int, Range(">=1")] = 16
+    reads: Annotated[int, Range(">=1")] = 1
+    input_size: Annotated[int, Range(">=1")] = 784
+    num_outputs: Annotated[int, Range(">=2")] = 10
 
     def __post_init__(self):
-        check_positive(self, "hidden", "mem_size", "reads", "input_size", "num_outputs")
+        check_ranges(self, "")
 
     def check_task(self, task: TaskSpec) -> None:
         check_fixed_size("fwm", task, self.input_size, self.num_outputs)
@@ -118,14 +119,14 @@ class FWM(OnlineLearner):
 
 @dataclasses.dataclass(frozen=True)
 class DeltaFWP(OnlineLearner):
-    key_size: int = 64
+    key_size: Annotated[int, Range(">=1")] = 64
     tie_query: bool = True
-    gain_init: float = 5.0
-    input_size: int = 784
-    num_outputs: int = 10
+    gain_init: Annotated[float, Range("any")] = 5.0
+    input_size: Annotated[int, Range(">=1")] = 784
+    num_outputs: Annotated[int, Range(">=2")] = 10
 
     def __post_init__(self):
-        check_positive(self, "key_size", "input_size", "num_outputs")
+        check_ranges(self, "")
 
     def check_task(self, task: TaskSpec) -> None:
         check_fixed_size("delta_fwp", task, self.input_size, self.num_outputs)

@@ -22,24 +22,25 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
 
+from vsml.config import Range, check_ranges
 from vsml.learners._common import check_fixed_size, flatten_pad
 from vsml.learners.base import OnlineLearner, TaskSpec
 
 
 @dataclasses.dataclass(frozen=True)
 class Hebbian(OnlineLearner):
-    input_size: int = 784
-    num_outputs: int = 10
-    eta_init: float = 0.2
-    coeff_init: float = 1.0
+    input_size: Annotated[int, Range(">=1")] = 784
+    num_outputs: Annotated[int, Range(">=2")] = 10
+    eta_init: Annotated[float, Range("any")] = 0.2
+    coeff_init: Annotated[float, Range("any")] = 1.0
 
     def __post_init__(self):
-        if self.input_size < 1 or self.num_outputs < 2:
-            raise ValueError(f"need input_size >= 1 and num_outputs >= 2, got {self.input_size}, {self.num_outputs}")
+        check_ranges(self, "")
         if not 0.0 < self.eta_init < 1.0:
             raise ValueError(f"eta_init must be in (0, 1), got {self.eta_init}")
 

@@ -15,22 +15,24 @@ Meta-parameters: ``{'lstm': {'wx', 'wh', 'b'}, 'out': {'w', 'b'}}``.
 from __future__ import annotations
 
 import dataclasses
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
 
-from vsml.learners._common import check_positive, check_fixed_size, dense_init, error_signal, flatten_pad, lstm_init, lstm_step, pad_last
+from vsml.config import Range, check_ranges
+from vsml.learners._common import check_fixed_size, dense_init, error_signal, flatten_pad, lstm_init, lstm_step, pad_last
 from vsml.learners.base import OnlineLearner, TaskSpec
 
 
 @dataclasses.dataclass(frozen=True)
 class MetaRNN(OnlineLearner):
-    hidden: int = 128
-    input_size: int = 784
-    num_outputs: int = 10
+    hidden: Annotated[int, Range(">=1")] = 128
+    input_size: Annotated[int, Range(">=1")] = 784
+    num_outputs: Annotated[int, Range(">=2")] = 10
 
     def __post_init__(self):
-        check_positive(self, "hidden", "input_size", "num_outputs")
+        check_ranges(self, "")
 
     def check_task(self, task: TaskSpec) -> None:
         check_fixed_size("meta_rnn", task, self.input_size, self.num_outputs)

@@ -1,54 +1,59 @@
-"""Name -> learner constructor, built from a plain config mapping (YAML / CLI overrides).
+"""Name -> learner, built from a plain config mapping (YAML / CLI overrides).
 
     learner = make_learner("adam", {"lr": 3e-4, "layers": 2})
     learner = make_learner("meta_rnn")
     names()  # ['adam', 'delta_fwp', 'fwm', 'hebbian', 'meta_rnn', 'sgd', 'vsml']
+    register("toy", ToyLearner)   # a frozen dataclass OnlineLearner: its fields are the options
 
-Unknown names and unknown/ill-typed options raise :class:`~vsml.config.ConfigError` naming the
-offending key. ``'vsml'`` is imported lazily from :mod:`vsml.learners.vsml` (``VSML(VSMLConfig)``).
-New learners can be added with :func:`register`.
+Unknown names and unknown/ill-typed/out-of-range options raise :class:`~vsml.config.ConfigError`
+naming the offending key. The built-in learners are listed explicitly below (importing a learner's
+module registers nothing); :func:`register` adds yours.
 """
 
 from __future__ import annotations
 
-import difflib
-import importlib
+import dataclasses
 from typing import Any, Callable
 
-from vsml.config import ConfigError, from_dict, parse_yaml
+from vsml.config import ConfigError, from_dict, parse_yaml, to_dict
+from vsml.learners.backprop import Backprop
+from vsml.errors import did_you_mean
 from vsml.learners.base import OnlineLearner
+from vsml.learners.fast_weights import FWM, DeltaFWP
+from vsml.learners.hebbian import Hebbian
+from vsml.learners.meta_rnn import MetaRNN
+from vsml.learners.vsml import VSML, VSMLConfig, vsml_config_from_record
 
 Factory = Callable[[dict], OnlineLearner]
 
 
-def _dataclass_factory(module: str, cls_name: str, **fixed) -> Factory:
+def dataclass_factory(cls: type, **fixed) -> Factory:
+    """A factory building the dataclass learner ``cls`` from its options (``fixed`` ones set by the name)."""
+
     def make(config: dict) -> OnlineLearner:
-        cls = getattr(importlib.import_module(module), cls_name)
         clash = sorted(set(config) & set(fixed))
         if clash:
             raise ConfigError(f"option(s) {clash} are fixed by the learner name ({fixed})")
         return from_dict(cls, {**config, **fixed}, path="")
 
-    make.__doc__ = f"{module}.{cls_name}"
-    make.config_class = lambda: getattr(importlib.import_module(module), cls_name)  # type: ignore[attr-defined]
+    make.__doc__ = f"{cls.__module__}.{cls.__name__}"
+    make.config_class = lambda: cls  # type: ignore[attr-defined]
     return make
 
 
 def _make_vsml(config: dict) -> OnlineLearner:
-    try:
-        mod = importlib.import_module("vsml.learners.vsml")
-    except ImportError as e:
-        raise ConfigError(f"learner 'vsml' is not available: cannot import vsml.learners.vsml ({e})") from None
-    return mod.VSML(from_dict(mod.VSMLConfig, dict(config)))
+    return VSML(from_dict(VSMLConfig, dict(config)))
 
+
+_make_vsml.config_class = lambda: VSMLConfig  # type: ignore[attr-defined]
 
 _REGISTRY: dict[str, Factory] = {
-    "sgd": _dataclass_factory("vsml.learners.backprop", "Backprop", optimizer="sgd"),
-    "adam": _dataclass_factory("vsml.learners.backprop", "Backprop", optimizer="adam"),
-    "meta_rnn": _dataclass_factory("vsml.learners.meta_rnn", "MetaRNN"),
-    "hebbian": _dataclass_factory("vsml.learners.hebbian", "Hebbian"),
-    "fwm": _dataclass_factory("vsml.learners.fast_weights", "FWM"),
-    "delta_fwp": _dataclass_factory("vsml.learners.fast_weights", "DeltaFWP"),
+    "sgd": dataclass_factory(Backprop, optimizer="sgd"),
+    "adam": dataclass_factory(Backprop, optimizer="adam"),
+    "meta_rnn": dataclass_factory(MetaRNN),
+    "hebbian": dataclass_factory(Hebbian),
+    "fwm": dataclass_factory(FWM),
+    "delta_fwp": dataclass_factory(DeltaFWP),
     "vsml": _make_vsml,
 }
 
@@ -62,7 +67,7 @@ def names() -> list[str]:
 
 
 def available() -> list[str]:
-    """Registered names whose module can be imported now (e.g. 'vsml' only once it exists)."""
+    """Registered names that build with their default options."""
     out = []
     for name in names():
         try:
@@ -73,18 +78,31 @@ def available() -> list[str]:
     return out
 
 
-def register(name: str, factory: Factory, *, overwrite: bool = False) -> None:
-    """Add a learner constructor ``factory(config: dict) -> OnlineLearner`` under ``name``."""
+def register(name: str, factory: Factory | type, *, overwrite: bool = False) -> None:
+    """Add a learner under ``name``: a frozen dataclass implementing
+    :class:`~vsml.learners.base.OnlineLearner` (its fields are the options, checked like every
+    config: types, unknown keys, declared ranges), or a constructor ``factory(options: dict) -> OnlineLearner``."""
     if name in _REGISTRY and not overwrite:
-        raise ValueError(f"learner '{name}' is already registered")
+        raise ValueError(f"learner '{name}' is already registered (pass overwrite=True to replace it)")
+    if isinstance(factory, type):
+        if not (dataclasses.is_dataclass(factory) and issubclass(factory, OnlineLearner)):
+            raise TypeError(f"learner '{name}': {factory.__name__} must be a dataclass subclassing OnlineLearner")
+        factory = dataclass_factory(factory)
+    elif not callable(factory):
+        raise TypeError(f"learner '{name}': expected a dataclass learner or a factory function, got {factory!r}")
     _REGISTRY[name] = factory
+
+
+def unregister(name: str) -> None:
+    """Remove learner ``name`` (a ``KeyError`` when it is not registered)."""
+    del _REGISTRY[name]
 
 
 def make_learner(name: str, config: dict | None = None) -> OnlineLearner:
     """Build the learner registered as ``name`` from a config mapping (may be ``None``)."""
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
+        close = did_you_mean(name, _REGISTRY)
+        hint = f" Did you mean '{close}'?" if close else ""
         raise ConfigError(f"unknown learner '{name}'.{hint} Known learners: {', '.join(names())}.")
     if config is None:
         config = {}
@@ -106,11 +124,7 @@ def learner_from_record(record: dict) -> OnlineLearner:
     if name == "vsml":
         options.pop("kernel", None)  # how, not what, it computes: this machine's setting applies
         try:
-            mod = importlib.import_module("vsml.learners.vsml")
-        except ImportError as e:
-            raise ConfigError(f"learner 'vsml' is not available: cannot import vsml.learners.vsml ({e})") from None
-        try:
-            return mod.VSML(mod.vsml_config_from_record(options))
+            return VSML(vsml_config_from_record(options))
         except ConfigError as e:
             raise ConfigError(f"learner 'vsml': {e}") from None
     return make_learner(name, options)
@@ -121,8 +135,6 @@ def learner_record(name: str, learner: OnlineLearner, options: dict) -> dict:
     ``VSMLConfig`` field (so that later defaults never change what it computes) but ``kernel``
     (which implementation runs: a property of the machine, not of the LA), else ``options``."""
     if name == "vsml":
-        from vsml.config import to_dict
-
         opts = to_dict(learner.config)
         opts.pop("kernel", None)
         return {"name": name, "options": opts}

@@ -34,14 +34,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
-from typing import Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from vsml import kernels
-from vsml.config import ConfigError, from_dict
+from vsml.config import ConfigError, Range, check_ranges, from_dict
+from vsml.learners._common import same_padding
 from vsml.learners.base import InputError, OnlineLearner, TaskSpec
 
 #: Channel of the last layer's forward message read out as the prediction.
@@ -62,12 +63,13 @@ class LayerSpec:
     unit per class) is implicit."""
 
     kind: Literal["dense", "conv"] = "dense"
-    units: int = 0
-    channels: int = 0
-    kernel: int = 3
-    stride: int = 1
+    units: Annotated[int, Range(">=0")] = 0
+    channels: Annotated[int, Range(">=0")] = 0
+    kernel: Annotated[int, Range(">=1")] = 3
+    stride: Annotated[int, Range(">=1")] = 1
 
     def __post_init__(self):
+        check_ranges(self, "layer")
         if self.kind == "dense" and self.units < 1:
             raise ConfigError(f"dense layer needs units >= 1, got {self.units}")
         if self.kind == "conv" and (self.channels < 1 or self.kernel < 1 or self.stride < 1):
@@ -93,9 +95,9 @@ class VSMLConfig:
     """Options of the VSML RNN. The semantic options (last block) default to the authors' choices;
     docs/vsml.md tables them next to the alternatives."""
 
-    state_size: int = 16  # N
-    message_size: int = 8  # M
-    micro_ticks: int = 2
+    state_size: Annotated[int, Range(">=1")] = 16  # N
+    message_size: Annotated[int, Range(">=2")] = 8  # M
+    micro_ticks: Annotated[int, Range(">=1")] = 2
     hidden_layers: tuple[LayerSpec, ...] = ()
     reduce: Literal["mean", "sum"] = "mean"
     layer_norm: bool = False  # LayerNorm on every outgoing message
@@ -103,12 +105,12 @@ class VSMLConfig:
     backward_pass: bool = False  # second sweep in reverse order with the fresh error
     separate_backward_rnn: bool = False  # own sub-RNN(s) for that sweep (needs backward_pass)
     label_feeding: bool = False  # feed one-hot y_{t-1} next to the error
-    init_c_fraction: float = 0.5  # fraction of c drawn at random per episode ("weights")
-    merge_fraction: float = 0.5  # fraction of h and c averaged over the batch before each step
-    output_bound: float = 100.0  # ŷ = bound·tanh(ŷ/bound); 0 disables
+    init_c_fraction: Annotated[float, Range("[0,1]")] = 0.5  # fraction of c drawn at random per episode ("weights")
+    merge_fraction: Annotated[float, Range("[0,1]")] = 0.5  # fraction of h and c averaged over the batch before each step
+    output_bound: Annotated[float, Range(">=0")] = 100.0  # ŷ = bound·tanh(ŷ/bound); 0 disables
     kernel: Literal["auto", "fused", "xla"] = "auto"  # dense-layer tick: fused C++ kernel or XLA (vsml.kernels)
     bias: bool = False  # one constant input unit per layer (dense layers only; docs/vsml.md "Biases")
-    hidden_bias_input: float = 5.0  # prediction channel of that unit above the first layer (tanh(5) = 0.9999)
+    hidden_bias_input: Annotated[float, Range("any")] = 5.0  # prediction channel of that unit above the first layer (tanh(5) = 0.9999)
     # semantic choices: default = the authors' code; the other value = this library's older semantics
     layer_norm_placement: Literal["cell", "reduced"] = "cell"  # LN each cell's message, then reduce / reduce, then LN
     backward_inputs: Literal["replay", "zeros"] = "replay"  # what the two sweeps of backward_pass see (docs/vsml.md)
@@ -119,20 +121,12 @@ class VSMLConfig:
     fraction_rounding: Literal["floor", "round"] = "floor"  # units = ⌊N·fraction⌋ / round(N·fraction)
 
     def __post_init__(self):
-        if self.state_size < 1 or self.message_size < 2:
-            raise ConfigError("state_size must be >= 1 and message_size >= 2 (input/label channels)")
-        if self.micro_ticks < 1:
-            raise ConfigError(f"micro_ticks must be >= 1, got {self.micro_ticks}")
+        check_ranges(self, "")
         for name, allowed in _CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {list(allowed)}, got {getattr(self, name)!r}")
         if self.separate_backward_rnn and not self.backward_pass:
             raise ConfigError("separate_backward_rnn needs backward_pass: true")
-        for name in ("init_c_fraction", "merge_fraction"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.output_bound < 0:
-            raise ConfigError("output_bound must be >= 0")
         if self.kernel == "fused":
             if (reason := kernels.dense.unavailable_reason()) is not None:
                 raise ConfigError(f"kernel: fused requested, but the fused CPU kernel cannot run: {reason}")
@@ -274,7 +268,7 @@ def layer_geometry(config: VSMLConfig, input_shape: tuple[int, ...], num_classes
                     f"conv layer {idx}: kernel {spec.kernel}×{spec.kernel} is larger than its input {h}×{w} "
                     "(conv_padding: valid)"
                 )
-            pad = ((spec.kernel - 1) // 2, spec.kernel // 2) if config.conv_padding == "same" else (0, 0)
+            pad = same_padding(spec.kernel) if config.conv_padding == "same" else (0, 0)
             g = ConvGeom(h, w, cin, spec.kernel, spec.stride, spec.channels, *pad)
             shape = (g.ho, g.wo, g.cout)
         else:

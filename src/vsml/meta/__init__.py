@@ -1,23 +1,27 @@
-"""Meta-training of learning algorithms: the meta-objective, meta-optimizers as values (gradient,
-ES, persistent ES and truncated BPTT over long lifetimes), curricula, sharding, and the :class:`~vsml.meta.trainer.MetaTrainer`
-(see docs/meta_training.md)."""
+"""Meta-training of learning algorithms: the :class:`MetaTrainer` and its config, the meta-objective,
+and meta-optimizers as values (gradient, ES, persistent ES and truncated BPTT over long lifetimes)
+chosen by name (see docs/meta_training.md).
 
-from vsml.meta.curriculum import Curriculum, CurriculumState, Stage
-from vsml.meta.es import FITNESS_SHAPING, AntitheticES, ESConfig, antithetic_gradient, centered_ranks, z_scores
+Exported here is what a user calls: the trainer and its config, the estimators and their configs,
+the registry of meta-optimizers (:func:`register` a new one), and the protocol a new estimator
+implements (:class:`MetaOptimizer`, :class:`MetaState`, :class:`StepMetrics`, :class:`MetaProblem`).
+Numerical helpers stay in their modules (``vsml.meta.es.centered_ranks``, ``vsml.meta.optimizer.guarded_update``, ...).
+"""
+
+from vsml.meta.curriculum import Stage
+from vsml.meta.es import AntitheticES, ESConfig
 from vsml.meta.gradient import GradientConfig, GradientDescent
-from vsml.meta.objective import MetaProblem, ObjectiveConfig, score
+from vsml.meta.objective import MetaProblem, ObjectiveConfig
+from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics
 from vsml.meta.persistent import LifetimeConfig
-from vsml.meta.pes import PersistentES, PESConfig, pes_estimate
+from vsml.meta.pes import PESConfig, PersistentES
+from vsml.meta.registry import make_meta_optimizer, names, register
 from vsml.meta.tbptt import TBPTTConfig, TruncatedBPTT
-from vsml.meta.optimizer import (METHODS, MetaOptimizer, MetaState, StepMetrics, guarded_update, make_meta_optimizer,
-                                 make_optimizer, register_meta_optimizer)
-from vsml.meta.trainer import MetaConfig, MetaTrainer, MetaTrainingError, TrainResult, load_meta_config
+from vsml.meta.trainer import MetaConfig, MetaOptimizerSpec, MetaTrainer, MetaTrainingError, TrainResult, load_meta_config
 
 __all__ = [
-    "AntitheticES", "LifetimeConfig", "PESConfig", "PersistentES", "TBPTTConfig", "TruncatedBPTT", "pes_estimate",
-    "Curriculum", "CurriculumState", "ESConfig", "FITNESS_SHAPING", "GradientConfig", "GradientDescent",
-    "METHODS", "MetaConfig", "MetaOptimizer", "MetaProblem", "MetaState", "MetaTrainer", "MetaTrainingError",
-    "ObjectiveConfig", "Stage", "StepMetrics", "TrainResult", "antithetic_gradient", "centered_ranks",
-    "guarded_update", "load_meta_config", "make_meta_optimizer", "make_optimizer", "register_meta_optimizer",
-    "score", "z_scores",
+    "AntitheticES", "ESConfig", "GradientConfig", "GradientDescent", "LifetimeConfig", "MetaConfig", "MetaOptimizer",
+    "MetaOptimizerSpec", "MetaProblem", "MetaState", "MetaTrainer", "MetaTrainingError", "ObjectiveConfig", "PESConfig",
+    "PersistentES", "Stage", "StepMetrics", "TBPTTConfig", "TrainResult", "TruncatedBPTT", "load_meta_config",
+    "make_meta_optimizer", "names", "register",
 ]

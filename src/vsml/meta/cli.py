@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 
+from vsml.errors import command
 from vsml.limits import ranged
 
 
@@ -33,6 +34,9 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-change", action="append", default=[], metavar="KEY",
                    help="with --resume: let this dotted config key (or section) differ from the checkpoint's, "
                         "to continue a run with a changed recipe on purpose (repeatable; recorded in the checkpoints)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in an out folder that holds an earlier run: removes that run's files (checkpoints, "
+                        "logs, learner, best) and keeps everything else (default: refuse)")
     p.add_argument("--out", default=None, help="output folder (default: config 'out', else runs/meta/<name>)")
     p.add_argument("--no-progress", action="store_true", help="plain log lines instead of a progress bar")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
@@ -64,64 +68,50 @@ def _stop_after(seconds: float) -> threading.Timer:
     return timer
 
 
+def _leave(code: int, line: str, error: BaseException) -> None:
+    """End every process of a multi-process run at once (a peer may be waiting in a collective for
+    this one); a lost peer ends even a single process with :data:`~vsml.meta.distributed.EXIT_PEER_LOST`."""
+    from vsml.meta import distributed as dist
+    from vsml.runs import StopRequested
+
+    if isinstance(error, dist.PeerLostError):
+        dist.hard_exit(code, line)
+    if dist.is_multiprocess() and not isinstance(error, (StopRequested, KeyboardInterrupt)):  # those stop together
+        # an outcome every process reached together: process 0 (the coordinator) leaves last
+        dist.hard_exit(code, line, linger=3.0 if isinstance(error, dist.DistributedError) else 0.0)
+
+
+@command("vsml meta-train", on_exit=_leave)
 def cmd_meta_train(args) -> int:
     """Exit codes: 0 done, 2 an error (message on stderr), 130 / 143 stopped by SIGINT / SIGTERM
     with a checkpoint, 75 a process of a multi-process run is missing or was lost."""
-    from vsml.checkpoint import CheckpointError
     from vsml.config import ConfigError, to_dict
-    from vsml.data.integrity import DataError
-    from vsml.learners.base import InputError
-    from vsml.meta import distributed as dist
-    from vsml.meta.trainer import MetaTrainer, MetaTrainingError, load_meta_config
-    from vsml.runs import OutputError, RunLockError, StopRequested
+    from vsml.meta.trainer import MetaTrainer, load_meta_config
+    from vsml.runs import OutputError
 
-    prog = "vsml meta-train"
-    trainer = None
+    if getattr(args, "allow_change", None) and not args.resume:
+        raise ConfigError("--allow-change lets a resumed run's config differ from its checkpoint's; it needs --resume")
+    overrides = list(args.overrides)
+    if args.no_progress:
+        overrides.append("log.progress=false")
+    if args.out:
+        overrides.append(f"out={args.out}")
+    cfg = load_meta_config(args.config, overrides)
+    if args.print_config:
+        import yaml
+
+        print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        return 0
+    trainer = MetaTrainer(cfg, command=_command(args), lock_wait=getattr(args, "wait_lock", 0.0))
+    timer = _stop_after(args.time_limit) if getattr(args, "time_limit", None) else None
     try:
-        if getattr(args, "allow_change", None) and not args.resume:
-            raise ConfigError("--allow-change lets a resumed run's config differ from its checkpoint's; it needs --resume")
-        overrides = list(args.overrides)
-        if args.no_progress:
-            overrides.append("log.progress=false")
-        if args.out:
-            overrides.append(f"out={args.out}")
-        cfg = load_meta_config(args.config, overrides)
-        if args.print_config:
-            import yaml
-
-            print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-            return 0
-        trainer = MetaTrainer(cfg, command=_command(args), lock_wait=getattr(args, "wait_lock", 0.0))
-        timer = _stop_after(args.time_limit) if getattr(args, "time_limit", None) else None
-        try:
-            result = trainer.run(resume=args.resume, allow_changes=tuple(getattr(args, "allow_change", ())))
-        finally:
-            if timer is not None:
-                timer.cancel()
-    except StopRequested as e:
-        print(f"{prog}: {e}; continue with: {trainer.resume_command if trainer else '--resume'}", file=sys.stderr)
-        return e.exit_code
-    except dist.PeerLostError as e:
-        dist.hard_exit(dist.EXIT_PEER_LOST, f"{prog}: error: {e}")
-    except (ConfigError, CheckpointError, MetaTrainingError, DataError, InputError, dist.DistributedError,
-            RunLockError, OutputError) as e:
-        msg = f"{prog}: error: {e}"
-        if dist.is_multiprocess():  # leave at once: a peer may be waiting in a collective for this process
-            # an outcome every process reached together: process 0 (the coordinator) leaves last
-            dist.hard_exit(2, msg, linger=3.0 if isinstance(e, dist.DistributedError) else 0.0)
-        print(msg, file=sys.stderr)
-        return 2
-    except OSError as e:
-        hint = f"; continue with: {trainer.resume_command}" if trainer is not None else ""
-        msg = f"{prog}: error: {e}{hint}"
-        if dist.is_multiprocess():
-            dist.hard_exit(2, msg)
-        print(msg, file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted before the first step; nothing to resume yet unless a checkpoint exists "
-              "(then continue with --resume)", file=sys.stderr)
-        return 130
+        result = trainer.run(resume=args.resume, overwrite=getattr(args, "overwrite", False),
+                             allow_changes=tuple(getattr(args, "allow_change", ())))
+    except OSError as e:  # not a checked write: say how to continue all the same
+        raise OutputError(f"{e}; continue with: {trainer.resume_command}") from None
+    finally:
+        if timer is not None:
+            timer.cancel()
     if trainer.main:
         print(f"done: {result.iteration} iterations; learner saved in {result.out_dir}/learner.npz")
     return 0

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import NamedTuple
+from typing import Annotated, NamedTuple
 
-from vsml.config import ConfigError, from_dict, to_dict
+from vsml.config import ConfigError, Range, check_ranges, from_dict, to_dict
 from vsml.data.episodes import DatasetSpec, SamplerConfig
 
 
@@ -30,27 +30,20 @@ class Stage:
     """One curriculum stage: task overrides plus its end condition."""
 
     name: str = ""
-    classes: int | None = None  # classes per episode (SamplerConfig.num_classes)
-    steps: int | None = None  # episode length
+    classes: Annotated[int | None, Range(">=2")] = None  # classes per episode (SamplerConfig.num_classes)
+    steps: Annotated[int | None, Range(">=1")] = None  # episode length
     datasets: tuple[DatasetSpec, ...] | None = None  # mixture (weights in each DatasetSpec)
     projection: str | None = None  # "none" | "episode" | "fixed"
     permutation: str | None = None
-    image_size: tuple[int, int] | None = None
+    image_size: Annotated[tuple[int, int] | None, Range(">=1")] = None
     sampler: dict | None = None  # any other SamplerConfig overrides
-    iterations: int | None = None  # advance after this many iterations in the stage
-    loss_below: float | None = None  # ... or when the meta-loss EMA drops below this
-    min_iterations: int = 0
-    lr: float | None = None  # meta learning rate in this stage (None: the method's own, e.g. gradient.lr)
+    iterations: Annotated[int | None, Range(">=1")] = None  # advance after this many iterations in the stage
+    loss_below: Annotated[float | None, Range("any")] = None  # ... or when the meta-loss EMA drops below this
+    min_iterations: Annotated[int, Range(">=0")] = 0
+    lr: Annotated[float | None, Range(">0")] = None  # meta learning rate in this stage (None: the method's own, e.g. gradient.lr)
 
     def __post_init__(self):
-        if self.iterations is not None and self.iterations < 1:
-            raise ConfigError("curriculum stage: iterations must be >= 1")
-        if self.classes is not None and self.classes < 2:
-            raise ConfigError("curriculum stage: classes must be >= 2")
-        if self.steps is not None and self.steps < 1:
-            raise ConfigError("curriculum stage: steps must be >= 1")
-        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError(f"curriculum stage: lr must be > 0, got {self.lr}")
+        check_ranges(self, "curriculum stage")
 
 
 class CurriculumState(NamedTuple):

@@ -36,7 +36,7 @@ import socket
 import sys
 import threading
 import time
-from typing import Literal
+from typing import Annotated, Literal
 
 import jax
 import jax.numpy as jnp
@@ -44,7 +44,8 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from vsml.config import ConfigError
+from vsml.config import ConfigError, Range, check_ranges
+from vsml.errors import VSMLError
 
 AXIS = "batch"
 _initialized = False
@@ -54,12 +55,14 @@ _agree_round = 0
 EXIT_PEER_LOST = 75
 
 
-class DistributedError(RuntimeError):
+class DistributedError(VSMLError, RuntimeError):
     """The distributed runtime could not be set up, or its processes disagree."""
 
 
 class PeerLostError(DistributedError):
     """A process of a multi-process run did not join, or was lost mid-run."""
+
+    exit_code = EXIT_PEER_LOST
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,16 +75,13 @@ class DistributedConfig:
     """
 
     mode: Literal["auto", "on", "off"] = "auto"
-    startup_timeout: float = 300.0
-    peer_timeout: float = 60.0
+    startup_timeout: Annotated[float, Range(">=1")] = 300.0
+    peer_timeout: Annotated[float, Range(">=1")] = 60.0
 
     def __post_init__(self):
         if self.mode not in ("auto", "on", "off"):
             raise ConfigError(f"distributed.mode must be auto, on or off, got {self.mode!r}")
-        for name in ("startup_timeout", "peer_timeout"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and v >= 1 and v == v and v != float("inf")):
-                raise ConfigError(f"distributed.{name}: {v!r} is out of range; allowed: a number of seconds >= 1")
+        check_ranges(self, "distributed")
 
 
 def distributed_config(setting) -> DistributedConfig:

@@ -28,15 +28,15 @@ from __future__ import annotations
 
 import dataclasses
 from functools import partial
-from typing import Literal
+from typing import Annotated, Literal
 
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from vsml.config import ConfigError
+from vsml.config import ConfigError, Range, check_ranges
 from vsml.meta.distributed import chunked_map, shard_batch
-from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, check_trainable, guarded_update, register_meta_optimizer
+from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, check_trainable, guarded_update
 
 
 def centered_ranks(x: jax.Array) -> jax.Array:
@@ -60,30 +60,25 @@ Shaping = Literal["none", "centered_ranks", "z_score"]
 class ESConfig:
     """Antithetic ES: ``population`` members (even), noise scale ``sigma``, Adam ``lr``."""
 
-    population: int = 1024
-    sigma: float = 0.05
-    lr: float = 0.025
-    eps: float = 1e-8  # Adam's epsilon
+    population: Annotated[int, Range(">=2")] = 1024
+    sigma: Annotated[float, Range(">0")] = 0.05
+    lr: Annotated[float, Range(">0")] = 0.025
+    eps: Annotated[float, Range(">0")] = 1e-8  # Adam's epsilon
     trainable: tuple[str, ...] = ()  # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
-    clip: float = 0.0
+    clip: Annotated[float, Range(">=0")] = 0.0
     fitness_shaping: Shaping | bool = "none"  # a FITNESS_SHAPING name (true/false: centered_ranks/none)
     episodes: Literal["member", "pair"] = "member"
-    chunk: int | None = 4  # members evaluated at once per device (memory / cache); null: all
+    chunk: Annotated[int | None, Range(">=1")] = 4  # members evaluated at once per device (memory / cache); null: all
 
     def __post_init__(self):
+        check_ranges(self, "es")
         object.__setattr__(self, "trainable", check_trainable(self.trainable, "es"))
         if isinstance(self.fitness_shaping, bool):
             object.__setattr__(self, "fitness_shaping", "centered_ranks" if self.fitness_shaping else "none")
         if self.fitness_shaping not in FITNESS_SHAPING:
             raise ConfigError(f"es.fitness_shaping must be one of {sorted(FITNESS_SHAPING)}, got {self.fitness_shaping!r}")
-        if self.population < 2 or self.population % 2:
-            raise ConfigError(f"es.population must be even and >= 2, got {self.population}")
-        if not (self.sigma > 0 and self.lr > 0):
-            raise ConfigError(f"es.sigma and es.lr must be > 0, got {self.sigma}, {self.lr}")
-        if not self.clip >= 0:
-            raise ConfigError(f"es.clip must be >= 0, got {self.clip}")
-        if self.chunk is not None and self.chunk < 1:
-            raise ConfigError(f"es.chunk must be >= 1 or null, got {self.chunk}")
+        if self.population % 2:
+            raise ConfigError(f"es.population must be even (antithetic pairs), got {self.population}")
         if self.episodes not in ("member", "pair"):
             raise ConfigError(f"es.episodes must be 'member' or 'pair', got {self.episodes!r}")
 
@@ -153,6 +148,3 @@ class AntitheticES(MetaOptimizer):
         params, opt_state, gnorm, ok = guarded_update(self.update_rule(lr), state.params, state.opt_state, unravel(g), loss,
                                                       mask=mask)
         return MetaState(params, opt_state, state.inner), StepMetrics(loss, acc, gnorm, ok)
-
-
-register_meta_optimizer("es", AntitheticES)

@@ -13,40 +13,32 @@ from __future__ import annotations
 
 import dataclasses
 from functools import partial
+from typing import Annotated
 
 import jax
 
-from vsml.config import ConfigError
+from vsml.config import ConfigError, Range, check_ranges
 from vsml.meta.distributed import chunked_map, shard_batch
-from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, check_trainable, guarded_update, register_meta_optimizer
+from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, check_trainable, guarded_update
 
 
 @dataclasses.dataclass(frozen=True)
 class GradientConfig:
     """Adam on the meta-gradient; ``clip``: global-norm clip (0 disables)."""
 
-    lr: float = 1e-3
-    clip: float = 25.0
-    meta_batch: int = 128
+    lr: Annotated[float, Range(">0")] = 1e-3
+    clip: Annotated[float, Range(">=0")] = 25.0
+    meta_batch: Annotated[int, Range(">=1")] = 128
     remat: bool = True
-    b1: float = 0.9
-    b2: float = 0.999
-    eps: float = 1e-8  # Adam's epsilon (a much smaller one shortens chance plateaus: Kirsch et al. 2022)
+    b1: Annotated[float, Range("[0,1)")] = 0.9
+    b2: Annotated[float, Range("[0,1)")] = 0.999
+    eps: Annotated[float, Range(">0")] = 1e-8  # Adam's epsilon (a much smaller one shortens chance plateaus: Kirsch et al. 2022)
     trainable: tuple[str, ...] = ()  # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
-    chunk: int | None = None  # episodes differentiated at once per device; gradients averaged (memory)
+    chunk: Annotated[int | None, Range(">=1")] = None  # episodes differentiated at once per device; gradients averaged (memory)
 
     def __post_init__(self):
+        check_ranges(self, "gradient")
         object.__setattr__(self, "trainable", check_trainable(self.trainable, "gradient"))
-        if not self.lr > 0:
-            raise ConfigError(f"gradient.lr must be > 0, got {self.lr}")
-        if self.meta_batch < 1:
-            raise ConfigError(f"gradient.meta_batch must be >= 1, got {self.meta_batch}")
-        if not self.clip >= 0:
-            raise ConfigError(f"gradient.clip must be >= 0, got {self.clip}")
-        if not (0 <= self.b1 < 1 and 0 <= self.b2 < 1):
-            raise ConfigError(f"gradient.b1 and gradient.b2 must be in [0, 1), got {self.b1}, {self.b2}")
-        if self.chunk is not None and self.chunk < 1:
-            raise ConfigError(f"gradient.chunk must be >= 1 or null, got {self.chunk}")
         if self.chunk is not None and self.meta_batch % self.chunk:
             raise ConfigError("gradient.meta_batch must be a multiple of gradient.chunk")
 
@@ -86,6 +78,3 @@ class GradientDescent(MetaOptimizer):
         params, opt_state, gnorm, finite = guarded_update(self.update_rule(lr), params, state.opt_state, grads, loss,
                                                           mask=self.mask(params))
         return MetaState(params, opt_state, state.inner), StepMetrics(loss, acc, gnorm, finite)
-
-
-register_meta_optimizer("gradient", GradientDescent)

@@ -39,12 +39,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import jax
 import jax.numpy as jnp
 
-from vsml.config import ConfigError
+from vsml.config import ConfigError, Range, check_ranges
 from vsml.learners.base import EpisodeResult, OnlineLearner, TaskSpec, episode
 from vsml.meta.distributed import sharded_vmap
 
@@ -54,27 +54,21 @@ class ObjectiveConfig:
     """Which steps' losses the meta-objective averages (see module docstring)."""
 
     kind: Literal["online", "last"] = "online"
-    last_steps: int = 1
-    truncation: int | None = None
+    last_steps: Annotated[int, Range(">=1")] = 1
+    truncation: Annotated[int | None, Range(">=1")] = None
     normalize: bool = False  # divide each episode's loss by log(num_classes) (its chance level)
-    bands: tuple[int, ...] = ()  # step-band boundaries: each band's mean loss counts equally (see module docstring)
-    band_share: float = 1.0  # share of the band-balanced mean in the objective; the rest is the plain mean
+    bands: Annotated[tuple[int, ...], Range(">=1")] = ()  # step-band boundaries: each band's mean loss counts equally (see module docstring)
+    band_share: Annotated[float, Range("[0,1]")] = 1.0  # share of the band-balanced mean in the objective; the rest is the plain mean
 
     def __post_init__(self):
         if self.kind not in ("online", "last"):
             raise ConfigError(f"objective.kind must be 'online' or 'last', got {self.kind!r}")
-        if self.last_steps < 1:
-            raise ConfigError(f"objective.last_steps must be >= 1, got {self.last_steps}")
-        if self.truncation is not None and self.truncation < 1:
-            raise ConfigError(f"objective.truncation must be >= 1 (or null for the exact gradient), got {self.truncation}")
+        check_ranges(self, "objective")
         bands = tuple(self.bands)
         if any(not isinstance(b, int) or isinstance(b, bool) or b < 1 for b in bands) or list(bands) != sorted(set(bands)):
             raise ConfigError(f"objective.bands must be strictly increasing integers >= 1 (step boundaries), got {list(bands)}")
         if bands and self.kind != "online":
             raise ConfigError("objective.bands weights the steps of the online loss; it needs objective.kind: online")
-        if not (isinstance(self.band_share, (int, float)) and not isinstance(self.band_share, bool)
-                and 0.0 <= self.band_share <= 1.0):
-            raise ConfigError(f"objective.band_share must be a number in [0, 1], got {self.band_share!r}")
         if self.band_share != 1.0 and not bands:
             raise ConfigError("objective.band_share mixes the band-balanced and the plain mean; it needs objective.bands")
         object.__setattr__(self, "bands", bands)

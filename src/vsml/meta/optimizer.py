@@ -20,21 +20,20 @@ state is the same for every rate), so a curriculum whose stages change only the 
 compiled step (:class:`~vsml.meta.trainer.MetaTrainer` always passes it). ``lr=None``: the
 config's ``lr``, a constant of the program.
 :class:`~vsml.meta.trainer.MetaTrainer` holds one meta-optimizer and never asks which kind it is;
-:func:`make_meta_optimizer` maps a config's ``method`` to one (see :data:`METHODS`).
+:func:`vsml.meta.registry.make_meta_optimizer` maps a config's ``meta_optimizer: {name, options}`` to one.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
 from vsml.config import ConfigError
-
-PyTree = Any
+from vsml.pytree import PyTree
 
 
 class StepMetrics(NamedTuple):
@@ -57,7 +56,7 @@ class MetaState(NamedTuple):
 class MetaOptimizer:
     """Base class: subclasses are frozen dataclasses holding their config (hashable, static under jit)."""
 
-    #: config section of :class:`~vsml.meta.trainer.MetaConfig` that configures this estimator
+    #: the estimator's name in messages (e.g. ``gradient.trainable``)
     section: str = ""
 
     def init(self, params, key, problem) -> MetaState:
@@ -155,20 +154,3 @@ def guarded_update(optimizer, params, opt_state, grads, loss, mask=None):
     new_params = optax.apply_updates(params, updates)
     keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, old)  # noqa: E731
     return keep(new_params, params), keep(new_opt, opt_state), gnorm, finite
-
-
-#: ``method`` name -> meta-optimizer class (its ``section`` names its config). Extend with
-#: :func:`register_meta_optimizer`.
-METHODS: dict[str, type[MetaOptimizer]] = {}
-
-
-def register_meta_optimizer(method: str, cls: type[MetaOptimizer]) -> None:
-    """Make ``cls`` available as ``method: <method>`` in meta-training configs."""
-    METHODS[method] = cls
-
-
-def make_meta_optimizer(method: str, section_config) -> MetaOptimizer:
-    """The meta-optimizer registered as ``method``, configured by its config section."""
-    if method not in METHODS:
-        raise KeyError(f"unknown meta-optimizer {method!r}; known: {', '.join(sorted(METHODS))}")
-    return METHODS[method](section_config)

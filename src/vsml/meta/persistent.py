@@ -18,28 +18,26 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, NamedTuple
+from typing import Annotated, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from vsml.config import ConfigError
+from vsml.config import ConfigError, Range, check_ranges
 from vsml.meta.objective import step_weights
-
-PyTree = Any
+from vsml.pytree import PyTree
 
 
 @dataclasses.dataclass(frozen=True)
 class LifetimeConfig:
     """Inner-loop lifetimes: ``truncation`` steps per meta-step, lengths log-uniform in [min_length, max_length]."""
 
-    truncation: int = 100
-    min_length: int = 1000
-    max_length: int = 10000
+    truncation: Annotated[int, Range(">=1")] = 100
+    min_length: Annotated[int, Range(">=1")] = 1000
+    max_length: Annotated[int, Range(">=1")] = 10000
 
     def __post_init__(self):
-        if self.truncation < 1:
-            raise ConfigError(f"lifetime.truncation must be >= 1, got {self.truncation}")
+        check_ranges(self, "lifetime")
         if not self.truncation <= self.min_length <= self.max_length:
             raise ConfigError("lifetime lengths must satisfy truncation <= min_length <= max_length, got "
                               f"{self.truncation}, {self.min_length}, {self.max_length}")

@@ -31,20 +31,19 @@ from __future__ import annotations
 
 import dataclasses
 from functools import partial
-from typing import Any, Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from vsml.config import ConfigError
+from vsml.config import ConfigError, Range, check_ranges
 from vsml.learners.base import run_steps
 from vsml.meta import persistent as ps
 from vsml.meta.distributed import chunked_map, shard_batch, shard_leading
 from vsml.meta.objective import loss_scale
-from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, check_trainable, guarded_update, register_meta_optimizer
-
-PyTree = Any
+from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, check_trainable, guarded_update
+from vsml.pytree import PyTree
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,26 +54,21 @@ class PESConfig:
     a sparse start (a cloned LA, whose other parameters are exactly zero) keeps its zeros and is
     not pushed off its working circuit by noise on parameters it does not use."""
 
-    population: int = 64
-    sigma: float = 0.05
-    lr: float = 0.01
-    eps: float = 1e-8  # Adam's epsilon
+    population: Annotated[int, Range(">=2")] = 64
+    sigma: Annotated[float, Range(">0")] = 0.05
+    lr: Annotated[float, Range(">0")] = 0.01
+    eps: Annotated[float, Range(">0")] = 1e-8  # Adam's epsilon
     trainable: tuple[str, ...] = ()  # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
-    clip: float = 0.0
+    clip: Annotated[float, Range(">=0")] = 0.0
     lifetime: ps.LifetimeConfig = ps.LifetimeConfig()
-    chunk: int | None = 8  # members unrolled at once per device (memory / cache); null: all
+    chunk: Annotated[int | None, Range(">=1")] = 8  # members unrolled at once per device (memory / cache); null: all
     noise: Literal["all", "support"] = "all"
 
     def __post_init__(self):
+        check_ranges(self, "pes")
         object.__setattr__(self, "trainable", check_trainable(self.trainable, "pes"))
-        if self.population < 2 or self.population % 2:
-            raise ConfigError(f"pes.population must be even and >= 2, got {self.population}")
-        if not (self.sigma > 0 and self.lr > 0):
-            raise ConfigError(f"pes.sigma and pes.lr must be > 0, got {self.sigma}, {self.lr}")
-        if not self.clip >= 0:
-            raise ConfigError(f"pes.clip must be >= 0, got {self.clip}")
-        if self.chunk is not None and self.chunk < 1:
-            raise ConfigError(f"pes.chunk must be >= 1 or null, got {self.chunk}")
+        if self.population % 2:
+            raise ConfigError(f"pes.population must be even (antithetic pairs), got {self.population}")
         if self.noise not in ("all", "support"):
             raise ConfigError(f"pes.noise must be 'all' or 'support', got {self.noise!r}")
 
@@ -198,6 +192,3 @@ class PersistentES(MetaOptimizer):
                                                           mask=self.mask(state.params))
         inners = tuple(shard_leading(i, fam.mesh) for i, fam in zip(inners, problem.families()))
         return MetaState(params, opt_state, inners), StepMetrics(loss, acc, gnorm, finite)
-
-
-register_meta_optimizer("pes", PersistentES)

@@ -17,43 +17,37 @@ from __future__ import annotations
 
 import dataclasses
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Annotated, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from vsml.config import ConfigError
+from vsml.config import Range, check_ranges
 from vsml.learners.base import run_steps
 from vsml.meta import persistent as ps
 from vsml.meta.distributed import shard_batch, shard_leading, sharded_vmap
 from vsml.meta.objective import loss_scale
-from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, check_trainable, guarded_update, register_meta_optimizer
-
-PyTree = Any
+from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, check_trainable, guarded_update
+from vsml.pytree import PyTree
 
 
 @dataclasses.dataclass(frozen=True)
 class TBPTTConfig:
     """Truncated BPTT: ``particles`` lifetimes per meta-step, clipped Adam."""
 
-    particles: int = 16
-    lr: float = 1e-3
-    clip: float = 25.0
-    b1: float = 0.9
-    b2: float = 0.999
-    eps: float = 1e-8  # Adam's epsilon (a much smaller one shortens chance plateaus: Kirsch et al. 2022)
+    particles: Annotated[int, Range(">=1")] = 16
+    lr: Annotated[float, Range(">0")] = 1e-3
+    clip: Annotated[float, Range(">=0")] = 25.0
+    b1: Annotated[float, Range("[0,1)")] = 0.9
+    b2: Annotated[float, Range("[0,1)")] = 0.999
+    eps: Annotated[float, Range(">0")] = 1e-8  # Adam's epsilon (a much smaller one shortens chance plateaus: Kirsch et al. 2022)
     trainable: tuple[str, ...] = ()  # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
     remat: bool = True
     lifetime: ps.LifetimeConfig = ps.LifetimeConfig()
 
     def __post_init__(self):
+        check_ranges(self, "tbptt")
         object.__setattr__(self, "trainable", check_trainable(self.trainable, "tbptt"))
-        if self.particles < 1:
-            raise ConfigError(f"tbptt.particles must be >= 1, got {self.particles}")
-        if not self.lr > 0 or not self.clip >= 0:
-            raise ConfigError(f"tbptt.lr must be > 0 and tbptt.clip >= 0, got {self.lr}, {self.clip}")
-        if not (0 <= self.b1 < 1 and 0 <= self.b2 < 1):
-            raise ConfigError(f"tbptt.b1 and tbptt.b2 must be in [0, 1), got {self.b1}, {self.b2}")
 
 
 class TBPTTInner(NamedTuple):
@@ -133,6 +127,3 @@ class TruncatedBPTT(MetaOptimizer):
                                                           mask=self.mask(state.params))
         inners = tuple(shard_leading(i, fam.mesh) for i, (_, _, fam) in zip(inners, prepared))
         return MetaState(params, opt_state, inners), StepMetrics(loss, acc, gnorm, finite)
-
-
-register_meta_optimizer("tbptt", TruncatedBPTT)

@@ -5,9 +5,9 @@ curricula, sharding over all devices/processes, atomic resumable checkpoints, CS
     trainer = MetaTrainer(cfg)
     result = trainer.run(resume=False)       # -> TrainResult(params, iteration, history, out_dir)
 
-The trainer holds one meta-optimizer value (:mod:`vsml.meta.optimizer`; ``method`` in the config
-picks it from :data:`~vsml.meta.optimizer.METHODS`) and calls its ``init``/``step``/``restart``;
-it never branches on the kind of estimator.
+The trainer holds one meta-optimizer value (:mod:`vsml.meta.optimizer`; the config's
+``meta_optimizer: {name, options}`` picks it from :mod:`vsml.meta.registry`) and calls its
+``init``/``step``/``restart``; it never branches on the kind of estimator.
 
 Determinism: iteration ``i`` uses the key ``fold_in(PRNGKey(seed), i)`` for its episodes, noise
 and initial states, so a run resumed from a checkpoint continues bit-identically (same device
@@ -28,7 +28,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Literal, NamedTuple
+from typing import Annotated, Callable, Literal, NamedTuple
 
 import jax
 import numpy as np
@@ -36,30 +36,32 @@ import yaml
 
 from vsml import artifacts, runs
 from vsml.checkpoint import CheckpointError, CheckpointManager, learner_artifact, load_learner, stored_learner_record
-from vsml.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from vsml.config import ConfigError, Range, apply_overrides, check_ranges, from_dict, load_yaml, to_dict
 from vsml.data.episodes import DatasetSpec, EpisodeSampler, SamplerConfig, draw_episodes
+from vsml.errors import VSMLError
 from vsml.eval.evaluate import episode_keys, run_learner
 from vsml.learners.base import TaskSpec
 from vsml.learners.registry import learner_from_record, learner_record, make_learner
 from vsml.meta import distributed as dist
 from vsml.meta.curriculum import Curriculum, CurriculumState, Stage
-from vsml.meta.es import ESConfig
-from vsml.meta.gradient import GradientConfig
 from vsml.meta.objective import MetaProblem, ObjectiveConfig
-from vsml.meta.optimizer import METHODS, MetaOptimizer, MetaState, make_meta_optimizer
-from vsml.meta.pes import PESConfig
+from vsml.meta.optimizer import MetaOptimizer, MetaState
+from vsml.meta.registry import make_meta_optimizer, meta_optimizer_config
 from vsml.meta.selection import dataset_roles, keep_best_default
-from vsml.meta.tbptt import TBPTTConfig
 from vsml.runlog import RunLogger
+from vsml.training import TrainingLoop
 
 #: Files a fresh run may find (and replace) in its out folder: those of a run that died before its first checkpoint.
 RESTARTABLE = ("config.yaml", "metrics.csv", "eval.csv", "tb", "checkpoints", "best.npz", "best.json")
+
+#: What a run writes into its out folder (``--overwrite`` removes these and keeps everything else).
+OWNED = (*RESTARTABLE, "learner.npz", "learner.json")
 
 #: Config sections that may differ between a run and the checkpoint it resumes.
 RESUME_MUTABLE = ("name", "out", "iterations", "eval", "checkpoint", "log", "max_nonfinite", "distributed")
 
 
-class MetaTrainingError(RuntimeError):
+class MetaTrainingError(VSMLError, RuntimeError):
     """Meta-training cannot continue (non-finite streak, bad init, ...)."""
 
 
@@ -73,17 +75,65 @@ class LearnerSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class MetaOptimizerSpec:
+    """A registered meta-optimizer: ``name`` and its options (see :mod:`vsml.meta.registry`). The
+    options are stored complete (every field of the estimator's config), so a later default change
+    never alters a stored run."""
+
+    name: str = "gradient"
+    options: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        object.__setattr__(self, "options", to_dict(self.config()))
+
+    def config(self):
+        """The estimator's typed config."""
+        return meta_optimizer_config(self.name, self.options)
+
+
+#: The meta-optimizer sections of the older config form (``method: tbptt`` + a ``tbptt:`` section),
+#: still read: :func:`meta_config_from_dict` maps them to ``meta_optimizer: {name, options}``.
+LEGACY_SECTIONS = ("gradient", "es", "pes", "tbptt")
+
+
+def _legacy_meta_optimizer(data: dict) -> dict:
+    """``method`` + per-estimator sections (the older form) -> ``meta_optimizer: {name, options}``;
+    the sections of estimators the run does not use are dropped (they never had an effect)."""
+    if not isinstance(data, dict) or not any(k in data for k in ("method", *LEGACY_SECTIONS)):
+        return data
+    data = dict(data)
+    method = data.pop("method", None)
+    sections = {k: data.pop(k) for k in LEGACY_SECTIONS if k in data}
+    spec = data.get("meta_optimizer")
+    if spec is not None:
+        if not isinstance(spec, dict):
+            raise ConfigError(f"meta_optimizer: expected a mapping {{name, options}}, got {spec!r}")
+        name = spec.get("name", "gradient")
+        if method is not None and method != name:
+            raise ConfigError(f"method: {method!r} contradicts meta_optimizer.name {name!r}; give only meta_optimizer")
+    else:
+        name = "gradient" if method is None else method
+        spec = {"name": name}
+    section = sections.get(name) if isinstance(name, str) else None
+    if section is not None:  # checked under its old name, so errors point at what was written
+        typed = meta_optimizer_config(name, {**dict(spec.get("options") or {}), **section}, path=name)
+        spec = {**spec, "options": to_dict(typed)}
+    data["meta_optimizer"] = spec
+    return data
+
+
+@dataclasses.dataclass(frozen=True)
 class EvalConfig:
     """Periodic meta-test: online accuracy on held-out episodes (``every`` 0 disables)."""
 
-    every: int = 0
-    episodes: int = 16
-    steps: int | None = None  # default: the last curriculum stage's length
-    classes: int | None = None  # default: the last stage's
+    every: Annotated[int, Range(">=0")] = 0
+    episodes: Annotated[int, Range(">=1")] = 16
+    steps: Annotated[int | None, Range(">=1")] = None  # default: the last curriculum stage's length
+    classes: Annotated[int | None, Range(">=2")] = None  # default: the last stage's
     datasets: tuple[DatasetSpec, ...] = ()  # default: the training datasets' "test" splits
-    first: int = 50  # also report accuracy over the first / last this many steps
-    last: int = 100
-    seed: int = 12345
+    first: Annotated[int, Range(">=1")] = 50  # also report accuracy over the first / last this many steps
+    last: Annotated[int, Range(">=1")] = 100
+    seed: Annotated[int, Range(">=0")] = 12345
     sampler: dict | None = None  # other SamplerConfig overrides for meta-test (e.g. projection: none)
     keep_best: bool | None = None  # keep best.npz (best meta-test so far by ``score``); None: on with validation data (vsml.meta.selection)
     score: str = "online"  # what keep_best compares, averaged over eval datasets: online | first | balanced
@@ -92,14 +142,7 @@ class EvalConfig:
     SCORES = ("online", "first", "balanced")  # balanced: mean of the first / online / last accuracies
 
     def __post_init__(self):
-        if self.every < 0:
-            raise ConfigError(f"eval.every must be >= 0 (0 disables), got {self.every}")
-        if self.episodes < 1 or self.first < 1 or self.last < 1:
-            raise ConfigError(f"eval.episodes, eval.first and eval.last must be >= 1, got {self.episodes}, {self.first}, {self.last}")
-        if self.steps is not None and self.steps < 1:
-            raise ConfigError(f"eval.steps must be >= 1 or null, got {self.steps}")
-        if self.classes is not None and self.classes < 2:
-            raise ConfigError(f"eval.classes must be >= 2 or null, got {self.classes}")
+        check_ranges(self, "eval")
         if self.score not in self.SCORES:
             raise ConfigError(f"eval.score must be one of {', '.join(self.SCORES)}, got {self.score!r}")
 
@@ -114,17 +157,16 @@ class EvalConfig:
 
 @dataclasses.dataclass(frozen=True)
 class CheckpointConfig:
-    every: int = 100
-    keep: int = 3
+    every: Annotated[int, Range(">=1")] = 100
+    keep: Annotated[int, Range(">=1")] = 3
 
     def __post_init__(self):
-        if self.every < 1 or self.keep < 1:
-            raise ConfigError(f"checkpoint.every and checkpoint.keep must be >= 1, got {self.every}, {self.keep}")
+        check_ranges(self, "checkpoint")
 
 
 @dataclasses.dataclass(frozen=True)
 class LogConfig:
-    every: int = 10
+    every: Annotated[int, Range(">=1")] = 10
     progress: bool = True
     csv: bool = True
     tensorboard: bool = True
@@ -132,8 +174,7 @@ class LogConfig:
     wandb_project: str = "vsml"
 
     def __post_init__(self):
-        if self.every < 1:
-            raise ConfigError(f"log.every must be >= 1, got {self.every}")
+        check_ranges(self, "log")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,34 +183,25 @@ class MetaConfig:
 
     name: str = "meta"
     out: str | None = None  # default runs/meta/<name>
-    seed: int = 0
-    iterations: int = 1000
-    method: str = "gradient"  # a meta-optimizer of vsml.meta.optimizer.METHODS
+    seed: Annotated[int, Range(">=0")] = 0
+    iterations: Annotated[int, Range(">=0")] = 1000
     learner: LearnerSpec = LearnerSpec()
     init: str | None = None  # start from a checkpoint / run folder / LA file / shipped LA name
-    init_layers: tuple[int, ...] | None = None  # per-layer sub-RNNs: layer k starts from init's sub-RNN init_layers[k]
+    init_layers: Annotated[tuple[int, ...] | None, Range(">=0")] = None  # per-layer sub-RNNs: layer k starts from init's sub-RNN init_layers[k]
     data: SamplerConfig = SamplerConfig(datasets=(DatasetSpec("digits"),), flatten=True, steps=100)
     families: tuple[dict, ...] = ()  # task families: SamplerConfig overrides each; every meta-step trains on all
     curriculum: tuple[Stage, ...] = ()
-    curriculum_ema: float = 0.9
+    curriculum_ema: Annotated[float, Range("[0,1)")] = 0.9
     objective: ObjectiveConfig = ObjectiveConfig()
-    gradient: GradientConfig = GradientConfig()
-    es: ESConfig = ESConfig()
-    pes: PESConfig = PESConfig()
-    tbptt: TBPTTConfig = TBPTTConfig()
+    meta_optimizer: MetaOptimizerSpec = MetaOptimizerSpec()  # {name: gradient | es | pes | tbptt | yours, options}
     eval: EvalConfig = EvalConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     log: LogConfig = LogConfig()
-    max_nonfinite: int = 10
+    max_nonfinite: Annotated[int, Range(">=1")] = 10
     distributed: Literal["auto", "on", "off"] | dist.DistributedConfig = "auto"  # or {mode, startup_timeout, peer_timeout}
 
     def __post_init__(self):
-        if self.iterations < 0:
-            raise ConfigError(f"iterations must be >= 0, got {self.iterations}")
-        if self.max_nonfinite < 1:
-            raise ConfigError(f"max_nonfinite must be >= 1, got {self.max_nonfinite}")
-        if self.method not in METHODS:
-            raise ConfigError(f"method must be one of {sorted(METHODS)}, got {self.method!r}")
+        check_ranges(self, "")
         if self.init_layers is not None:
             if not self.init:
                 raise ConfigError("init_layers needs `init` (the LA whose per-layer sub-RNNs it maps)")
@@ -183,8 +215,10 @@ class MetaConfig:
 
 
 def meta_config_from_dict(data: dict) -> MetaConfig:
+    """A :class:`MetaConfig` from a mapping (YAML, a stored run's config); the older
+    ``method`` + ``gradient:``/``es:``/``pes:``/``tbptt:`` form is read too."""
     try:
-        return from_dict(MetaConfig, data)
+        return from_dict(MetaConfig, _legacy_meta_optimizer(data))
     except ConfigError:
         raise
     except ValueError as e:  # DataError etc. from nested configs
@@ -252,11 +286,11 @@ class MetaTrainer:
         #: the command line that started this run (lock record, resume hints)
         self.command = command or f"vsml meta-train CONFIG --out {self.out_dir}"
         self.lock_wait = lock_wait
-        from vsml.limits import check_tree
-
-        check_tree(config)  # configs built in Python skip from_dict's range checks
         dist.initialize(config.distributed)
         self.main = dist.is_main()
+        #: run folder, lock, preflight, graceful stop, atomic writes, resume (shared with cloning)
+        self.loop = TrainingLoop(self.out_dir, "meta-training", command=self.command, log=self.log, main=self.main,
+                                 lock_wait=lock_wait)
         spec = {"name": config.learner.name, "options": dict(config.learner.options)}
         try:
             if config.learner.from_init:
@@ -273,23 +307,24 @@ class MetaTrainer:
             raise ConfigError(f"learner: {e}") from None
         # what checkpoints store: every VSMLConfig field, so later default changes never alter it
         self.learner_spec = learner_record(spec["name"], self.learner, spec["options"])
-        section = getattr(config, METHODS[config.method].section)
-        self.meta_optimizer = make_meta_optimizer(config.method, section)
+        method = config.meta_optimizer.name
+        section = config.meta_optimizer.config()
+        self.meta_optimizer = make_meta_optimizer(method, section)
         self.curriculum = Curriculum(tuple(config.curriculum), config.curriculum_ema)
         self.mesh = dist.make_mesh()
-        #: per stage: its learning rate (the stage's ``lr``, else the method's)
-        self.stage_lrs = tuple(float(section.lr if st.lr is None else st.lr) for st in self.curriculum.stages)
+        #: per stage: its learning rate (the stage's ``lr``, else the estimator's; None without one)
+        self.stage_lrs = tuple(st.lr if st.lr is not None else getattr(section, "lr", None) for st in self.curriculum.stages)
         # One meta-optimizer value for every stage: its step takes the rate as a traced argument, so
         # stages that differ only in `lr` share one compiled step (and `init` / `restart`). An
         # estimator whose step takes no `lr` gets a copy per stage rate (same state layout).
-        self._lr_arg = _takes_lr(self.meta_optimizer)
+        self._lr_arg = _takes_lr(self.meta_optimizer) and None not in self.stage_lrs
         self._stage_optimizers = tuple(
             self.meta_optimizer if self._lr_arg or st.lr is None
-            else make_meta_optimizer(config.method, dataclasses.replace(section, lr=st.lr))
+            else make_meta_optimizer(method, dataclasses.replace(section, lr=st.lr))
             for st in self.curriculum.stages)
         self._stage_lr_arrays: dict[int, jax.Array] = {}
         dist.check_divisible(self.meta_optimizer.parallel_size,
-                             f"the parallel axis of method {config.method!r} ({self.meta_optimizer.parallel_size})")
+                             f"the parallel axis of meta-optimizer {method!r} ({self.meta_optimizer.parallel_size})")
         self._problems: dict[int, MetaProblem] = {}
 
     # ---- pieces ------------------------------------------------------------------------------
@@ -471,7 +506,7 @@ class MetaTrainer:
 
     @property
     def resume_command(self) -> str:
-        return self.command if "--resume" in self.command.split() else f"{self.command} --resume"
+        return self.loop.resume_command
 
     def _load_latest(self, mgr: CheckpointManager):
         """The newest checkpoint, loaded; a corrupt one names the newest good one and how to resume from it."""
@@ -497,16 +532,13 @@ class MetaTrainer:
             raise CheckpointError(f"{e}; {hint}") from None
 
     def _resume_point(self, mgr: CheckpointManager, cfg_dict: dict, allow: tuple[str, ...] = ()):
-        if mgr.latest() is None:
-            raise CheckpointError(f"--resume: no checkpoint in {mgr.folder}")
         latest, art = self._load_latest(mgr)
         meta = art.meta
         try:  # read the stored config with this version's schema (new keys take their defaults)
             stored = to_dict(meta_config_from_dict(meta.get("config", {})))
         except ConfigError as e:
             raise CheckpointError(f"checkpoint {latest}: its config is not valid for this vsml version ({e})") from None
-        unused = {cls.section for name, cls in METHODS.items() if name != self.config.method}  # other estimators' sections
-        changed = [k for k in _diff(stored, cfg_dict) if k.split(".")[0] not in (*RESUME_MUTABLE, *unused)]
+        changed = [k for k in _diff(stored, cfg_dict) if k.split(".")[0] not in RESUME_MUTABLE]
         if meta.get("learner"):  # compare what the learners compute, not how their options were spelled
             self._check_resumed_learner(latest, meta["learner"])
             changed = [k for k in changed if not k.startswith("learner.options.")]
@@ -541,26 +573,20 @@ class MetaTrainer:
         except (kernels.KernelUnavailableError, ValueError) as e:
             return f"unavailable ({e})"
 
-    def _start(self, stack: contextlib.ExitStack, mgr: CheckpointManager, cfg_dict: dict, resume: bool):
-        """Lock the run folder (the main process), find the resume point, and check that every
-        process agrees on config, code and checkpoint. Returns ``(latest, artifact)`` or ``(None, None)``."""
+    def _start(self, stack: contextlib.ExitStack, mgr: CheckpointManager, cfg_dict: dict, resume: bool, overwrite: bool):
+        """Lock the run folder (the main process), check it (:meth:`TrainingLoop.preflight`: a fresh
+        run may only find the files of a run that died before its first checkpoint), find the resume
+        point, and check that every process agrees on config, code and checkpoint. Returns
+        ``(latest, artifact, restored state)`` or ``(None, None, None)``."""
         latest = art = error = restored = None
         try:
-            if self.main:
-                stack.enter_context(runs.RunLock(self.out_dir, self.command).acquire(log=self.log, wait=self.lock_wait))
-                runs.remove_stale_temps(self.out_dir, mgr.folder)  # left by a writer killed mid-write
+            self.loop.lock(stack, temps=[mgr.folder])
+            self.loop.preflight(resume=resume, overwrite=overwrite, newest=mgr.latest(), checkpoints=f"in {mgr.folder}",
+                                foreign=[n for n in runs.visible_entries(self.out_dir) if n not in RESTARTABLE],
+                                owned=[self.out_dir / n for n in OWNED])
             if resume:
                 latest, art = self._resume_point(mgr, cfg_dict, self._allow)
                 restored = self._restore(latest, art)
-            elif mgr.latest() is not None:
-                raise CheckpointError(f"{self.out_dir} already holds checkpoints (newest {mgr.latest().name}); pass --resume "
-                                      "to continue or choose another out folder (nothing was overwritten)")
-            else:  # a fresh run: only the files of a run that died before its first checkpoint may be there
-                other = [n for n in runs.visible_entries(self.out_dir) if n not in RESTARTABLE]
-                if other:
-                    raise runs.OutputError(
-                        f"out folder {self.out_dir} holds other files ({', '.join(other[:6])}); a new run there would mix "
-                        "two experiments: choose an empty folder (nothing was written)")
         except (CheckpointError, runs.RunLockError, runs.OutputError, ConfigError, MetaTrainingError) as e:
             if not dist.is_multiprocess():
                 raise
@@ -605,7 +631,7 @@ class MetaTrainer:
             facts.append(f"it holds {len(stored) // per_family} task families' lifetimes, this run has {families}")
         if stored and want and len(stored) == len(want) and np.shape(stored[0])[:1] != np.shape(want[0])[:1]:
             n_have, n_want = np.shape(stored[0])[:1], np.shape(want[0])[:1]
-            section = getattr(self.optimizer(0), "section", self.config.method)
+            section = getattr(self.optimizer(0), "section", self.config.meta_optimizer.name)
             facts.append(f"it holds {n_have[0] if n_have else 'no'} lifetime(s) per family where this run's {section} "
                          f"settings give {n_want[0] if n_want else 'none'}")
             if was_p and was_p > 1 and n_have and n_want and n_have[0] * was_p == n_want[0]:
@@ -618,42 +644,35 @@ class MetaTrainer:
                 "and estimator settings it was written with, to continue its lifetimes exactly)")
 
     def _write(self, what: str, iteration: int, mgr: CheckpointManager, fn):
-        """Run a write; an OS error (disk full, read-only, ...) becomes an :class:`~vsml.runs.OutputError`
-        saying that nothing earlier is lost and how to continue."""
-        try:
-            return fn()
-        except OSError as e:
-            newest = mgr.latest()
-            raise runs.OutputError(
-                f"cannot write {what} (iteration {iteration}): {e.strerror or e}{f' ({e.filename})' if e.filename else ''}. "
-                f"Nothing earlier is lost: the newest checkpoint is {newest or 'none'}. Fix the cause (free space, "
-                f"permissions) and continue with: {self.resume_command}") from None
+        """Run a write (:meth:`TrainingLoop.write`: an OS error says that nothing earlier is lost and how to continue)."""
+        return self.loop.write(what, iteration, fn, mgr.latest)
 
-    def run(self, resume: bool = False, *, on_iteration: Callable[[int], None] | None = None,
-            allow_changes: tuple[str, ...] = ()) -> TrainResult:
-        """Meta-train until ``config.iterations``. ``resume``: continue from the newest checkpoint.
+    def run(self, resume: bool = False, *, overwrite: bool = False,
+            on_iteration: Callable[[int], None] | None = None, allow_changes: tuple[str, ...] = ()) -> TrainResult:
+        """Meta-train until ``config.iterations``. ``resume``: continue from the newest checkpoint;
+        ``overwrite``: start afresh in a used out folder, removing the files a run writes (:data:`OWNED`).
 
         ``allow_changes``: dotted config keys (or section prefixes, e.g. ``"objective"``) that may
         differ from the checkpoint's config on ``resume`` (a recipe changed mid-run on purpose); every
         other difference is refused. Each change is logged and recorded with its iteration in the
         checkpoints' ``config_changes`` list.
 
-        The output folder is locked for the run (:class:`vsml.runs.RunLock`). SIGINT / SIGTERM
-        stop after the current iteration with a checkpoint and raise
-        :class:`vsml.runs.StopRequested` (a second signal ends the process at once).
-        ``on_iteration(i)`` is called after iteration ``i`` (1-based) is complete and checkpointed
-        (progress hooks, tests that interrupt a run).
+        The loop is :class:`vsml.training.TrainingLoop` (shared with cloning): the output folder is
+        locked for the run (:class:`vsml.runs.RunLock`); SIGINT / SIGTERM stop after the current
+        iteration with a checkpoint and raise :class:`vsml.runs.StopRequested` (a second signal
+        ends the process at once). ``on_iteration(i)`` is called after iteration ``i`` (1-based) is
+        complete and checkpointed (progress hooks, tests that interrupt a run).
         """
         self._allow, self._changes = tuple(allow_changes), {}
         with contextlib.ExitStack() as stack:
-            return self._run(stack, resume, on_iteration)
+            return self._run(stack, resume, overwrite, on_iteration)
 
-    def _run(self, stack, resume, on_iteration) -> TrainResult:
+    def _run(self, stack, resume, overwrite, on_iteration) -> TrainResult:
         cfg, out = self.config, self.out_dir
         mgr = CheckpointManager(out / "checkpoints", keep=cfg.checkpoint.keep)
         start, pos, streak, elapsed = 0, self.curriculum.init(), 0, 0.0
         cfg_dict = to_dict(cfg)
-        latest, art, restored = self._start(stack, mgr, cfg_dict, resume)
+        latest, art, restored = self._start(stack, mgr, cfg_dict, resume, overwrite)
         if resume:
             meta = art.meta
             start, streak, elapsed = int(meta["iteration"]), int(meta.get("nonfinite_streak", 0)), float(meta.get("elapsed", 0.0))
@@ -690,7 +709,7 @@ class MetaTrainer:
             self.log(note)
 
         def meta_record():
-            return {"config": cfg_dict, "learner": self.learner_spec, "seed": cfg.seed, "method": cfg.method,
+            return {"config": cfg_dict, "learner": self.learner_spec, "seed": cfg.seed, "method": cfg.meta_optimizer.name,
                     "curriculum": list(pos), "nonfinite_streak": streak, "elapsed": elapsed + time.time() - t0,
                     "processes": jax.process_count(), "devices": jax.device_count(), "config_changes": changes}
 
@@ -713,52 +732,58 @@ class MetaTrainer:
                 logger.message(f"it {iteration:6d}  best meta-test so far ({score:.4f}): {best_path}")
             return best
 
-        try:
-            with runs.GracefulStop(logger.message, "meta-training") as stop, dist.peer_guard("meta-training"):
-                logger.start(start, cfg.iterations, resume=resume and start > 0)
-                if cfg.eval.every and cfg.eval.at_start and start == 0:  # the starting learner is a candidate too
-                    best_score = meta_test(0, best_score)
-                for it in range(start, cfg.iterations):
-                    stage = pos.stage
-                    state, m = self.step(state, it, stage)
-                    loss, acc, gnorm, finite = (float(np.asarray(dist.to_host(v))) for v in m)
-                    rec = {"iteration": it + 1, "stage": stage, "loss": loss, "accuracy": acc, "grad_norm": gnorm,
-                           "finite": int(finite), "elapsed": elapsed + time.time() - t0}
-                    history.append(rec)
-                    if finite:
-                        streak = 0
-                    else:
-                        streak += 1
-                        logger.message(f"iteration {it + 1}: non-finite meta-loss/gradient ({loss}, norm {gnorm}); step skipped "
-                                       f"({streak} in a row)")
-                        if streak >= cfg.max_nonfinite:
-                            raise MetaTrainingError(
-                                f"{streak} non-finite meta-steps in a row (iteration {it + 1}); stopping. Lower the learning "
-                                "rate (gradient.lr / es.lr), tighten gradient.clip, enable learner layer_norm, or resume "
-                                "from an earlier checkpoint")
-                    pos = self.curriculum.observe(pos, it, loss)
-                    if pos.stage != stage:
-                        logger.message(f"iteration {it + 1}: curriculum stage {stage} -> {pos.stage}")
-                        state = self.optimizer(pos.stage).restart(state, self.key(it + 1, salt=1), self.problem(pos.stage))
-                    self._write("metrics.csv", it + 1, mgr, lambda: logger.iteration(rec))
-                    signum = dist.process_max(stop.signal or 0, self.mesh)  # every process stops at the same step
-                    ckpt = mgr.folder / f"ckpt_{it + 1:08d}.npz"
-                    if (it + 1) % cfg.checkpoint.every == 0 or it + 1 == cfg.iterations or signum:
-                        host_state = dist.to_host(state)  # every process: gathering sharded inner state is a collective
-                        if self.main:
-                            self._write(f"checkpoint {ckpt}", it + 1, mgr,
-                                        lambda: mgr.save(it + 1, host_state._asdict(), meta_record()))
-                    if cfg.eval.every and ((it + 1) % cfg.eval.every == 0 or it + 1 == cfg.iterations):
-                        best_score = meta_test(it + 1, best_score)
-                    if on_iteration is not None:
-                        on_iteration(it + 1)
-                    if signum and it + 1 < cfg.iterations:
-                        raise runs.StopRequested(signum, it + 1, ckpt, "meta-training")
-        finally:
-            logger.close()
+        def step(it: int) -> None:
+            nonlocal state, pos, streak
+            stage = pos.stage
+            state, m = self.step(state, it, stage)
+            loss, acc, gnorm, finite = (float(np.asarray(dist.to_host(v))) for v in m)
+            rec = {"iteration": it + 1, "stage": stage, "loss": loss, "accuracy": acc, "grad_norm": gnorm,
+                   "finite": int(finite), "elapsed": elapsed + time.time() - t0}
+            history.append(rec)
+            if finite:
+                streak = 0
+            else:
+                streak += 1
+                logger.message(f"iteration {it + 1}: non-finite meta-loss/gradient ({loss}, norm {gnorm}); step skipped "
+                               f"({streak} in a row)")
+                if streak >= cfg.max_nonfinite:
+                    raise MetaTrainingError(
+                        f"{streak} non-finite meta-steps in a row (iteration {it + 1}); stopping. Lower the learning "
+                        "rate (gradient.lr / es.lr), tighten gradient.clip, enable learner layer_norm, or resume "
+                        "from an earlier checkpoint")
+            pos = self.curriculum.observe(pos, it, loss)
+            if pos.stage != stage:
+                logger.message(f"iteration {it + 1}: curriculum stage {stage} -> {pos.stage}")
+                state = self.optimizer(pos.stage).restart(state, self.key(it + 1, salt=1), self.problem(pos.stage))
+            self._write("metrics.csv", it + 1, mgr, lambda: logger.iteration(rec))
+
+        def checkpoint(iteration: int) -> Path:
+            ckpt = mgr.folder / f"ckpt_{iteration:08d}.npz"
+            host_state = dist.to_host(state)  # every process: gathering sharded inner state is a collective
+            if self.main:
+                self._write(f"checkpoint {ckpt}", iteration, mgr,
+                            lambda: mgr.save(iteration, host_state._asdict(), meta_record()))
+            return ckpt
+
+        def after(iteration: int, saved: bool) -> None:
+            nonlocal best_score
+            if cfg.eval.every and (iteration % cfg.eval.every == 0 or iteration == cfg.iterations):
+                best_score = meta_test(iteration, best_score)
+            if on_iteration is not None:
+                on_iteration(iteration)
+
+        def before() -> None:
+            nonlocal best_score
+            if cfg.eval.every and cfg.eval.at_start and start == 0:  # the starting learner is a candidate too
+                best_score = meta_test(0, best_score)
+
+        self.loop.run(logger, start, cfg.iterations, resumed=resume and start > 0, step=step,
+                      due=lambda i: i % cfg.checkpoint.every == 0, checkpoint=checkpoint, after=after, before=before,
+                      agree=lambda signum: dist.process_max(signum, self.mesh),  # every process stops at the same step
+                      guard=dist.peer_guard("meta-training"))
         host_params = dist.to_host(state.params)
         if self.main and (cfg.iterations > start or start == 0):  # iterations=0: the starting learner (e.g. a mapped init)
-            info = {"command": self.command, "seed": cfg.seed, "iterations": cfg.iterations, "method": cfg.method,
+            info = {"command": self.command, "seed": cfg.seed, "iterations": cfg.iterations, "method": cfg.meta_optimizer.name,
                     "data": to_dict(cfg.data), "wall_clock_s": round(elapsed + time.time() - t0, 1), "run": str(out)}
             record = {**meta_record(), "iteration": cfg.iterations, "info": info}
             contract = self.input_contract()
