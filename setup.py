@@ -58,15 +58,26 @@ def _parallel_compile(compiler, jobs: int):
         yield
         return
 
-    def compile(sources, output_dir=None, macros=None, include_dirs=None, debug=0, extra_preargs=None,
-                extra_postargs=None, depends=None):
+    def compile(
+        sources,
+        output_dir=None,
+        macros=None,
+        include_dirs=None,
+        debug=0,
+        extra_preargs=None,
+        extra_postargs=None,
+        depends=None,
+    ):
         macros, objects, extra_postargs, pp_opts, build = compiler._setup_compile(
-            output_dir, macros, include_dirs, sources, depends, extra_postargs)
+            output_dir, macros, include_dirs, sources, depends, extra_postargs
+        )
         cc_args = compiler._get_cc_args(pp_opts, debug, extra_preargs)
         todo = [(obj, *build[obj]) for obj in objects if obj in build]
         with ThreadPoolExecutor(jobs) as pool:
-            for f in [pool.submit(compiler._compile, obj, src, ext, cc_args, extra_postargs, pp_opts)
-                      for obj, src, ext in todo]:
+            for f in [
+                pool.submit(compiler._compile, obj, src, ext, cc_args, extra_postargs, pp_opts)
+                for obj, src, ext in todo
+            ]:
                 f.result()
         return objects
 
@@ -103,8 +114,7 @@ class OptionalBuildExt(build_ext):
             with _parallel_compile(self.compiler, self.parallel):
                 super().build_extension(ext)
         except Exception as e:  # noqa: BLE001 - CompileError, LinkError, missing compiler, ...
-            _note(f"could not build the fused CPU kernel ({type(e).__name__}: {e}); "
-                  "the pure-JAX kernels will be used")
+            _note(f"could not build the fused CPU kernel ({type(e).__name__}: {e}); the pure-JAX kernels will be used")
             self._skipped.add(ext.name)
 
     def copy_extensions_to_source(self):
@@ -128,8 +138,14 @@ ext = Extension(
     sources=SOURCES,
     depends=["csrc/dense_impl.h", "csrc/dense_kernel.h"],
     language="c++",
-    extra_compile_args=["-std=c++17", "-O3", "-ffp-contract=fast", "-fno-math-errno", "-fvisibility=hidden",
-                        "-fno-strict-aliasing"],
+    extra_compile_args=[
+        "-std=c++17",
+        "-O3",
+        "-ffp-contract=fast",
+        "-fno-math-errno",
+        "-fvisibility=hidden",
+        "-fno-strict-aliasing",
+    ],
     extra_link_args=["-pthread"],
 )
 

@@ -46,10 +46,15 @@ def main(argv=None) -> int:
                 y = _ffi.eval_approx(kind, x).astype(np.float64)
                 err = np.abs(y - ref)
                 rel = err[ref != 0] / np.abs(ref[ref != 0])
-                out[f"{isa}/{kind}"] = {"max_abs": float(err.max()), "max_rel": float(rel.max()),
-                                        "max_rel_eps": float(rel.max() / 2.0**-23)}
-                print(f"{isa:8s} {kind:8s} max abs error {err.max():.2e}, max rel error {rel.max():.2e} "
-                      f"({rel.max() / 2.0**-23:.2f} eps)")
+                out[f"{isa}/{kind}"] = {
+                    "max_abs": float(err.max()),
+                    "max_rel": float(rel.max()),
+                    "max_rel_eps": float(rel.max() / 2.0**-23),
+                }
+                print(
+                    f"{isa:8s} {kind:8s} max abs error {err.max():.2e}, max rel error {rel.max():.2e} "
+                    f"({rel.max() / 2.0**-23:.2f} eps)"
+                )
     finally:
         _ffi.force_isa(None)
     if args.json:

@@ -34,9 +34,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = ["log.progress=false", "log.tensorboard=false"]
-EVENTS = {"/jax/core/compile/backend_compile_duration": "backend",
-          "/jax/core/compile/jaxpr_trace_duration": "trace",
-          "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower"}
+EVENTS = {
+    "/jax/core/compile/backend_compile_duration": "backend",
+    "/jax/core/compile/jaxpr_trace_duration": "trace",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower",
+}
 
 
 def child(config: str, stage_iterations: int, overrides: list[str]) -> dict:
@@ -57,7 +59,9 @@ def child(config: str, stage_iterations: int, overrides: list[str]) -> dict:
         if event in EVENTS:
             name = str(kw.get("fun_name", "?"))
             c0 = started.pop((event, name), None)
-            events.append((EVENTS[event], name, float(duration), time.process_time() - c0 if c0 is not None else float("nan")))
+            events.append(
+                (EVENTS[event], name, float(duration), time.process_time() - c0 if c0 is not None else float("nan"))
+            )
 
     jax.monitoring.register_scalar_listener(begin)
     jax.monitoring.register_event_duration_secs_listener(listen)
@@ -78,12 +82,21 @@ def child(config: str, stage_iterations: int, overrides: list[str]) -> dict:
             by_name[name]["compiles"] += 1
             by_name[name]["backend_s"] += d
             by_name[name]["backend_cpu_s"] += c
-    return {"config": config, "overrides": overrides, "stages": len(stages) or 1, "iterations": iterations,
-            "stage_per_iteration": [h["stage"] for h in result.history],
-            "compiles": sum(v["compiles"] for v in by_name.values()), "backend_compile_s": totals["backend"],
-            "backend_compile_cpu_s": totals["backend_cpu"],
-            "trace_s": totals["trace"], "lower_s": totals["lower"], "wall_s": wall, "cpu_s": cpu,
-            "by_program": dict(sorted(by_name.items(), key=lambda kv: -kv[1]["backend_s"]))}
+    return {
+        "config": config,
+        "overrides": overrides,
+        "stages": len(stages) or 1,
+        "iterations": iterations,
+        "stage_per_iteration": [h["stage"] for h in result.history],
+        "compiles": sum(v["compiles"] for v in by_name.values()),
+        "backend_compile_s": totals["backend"],
+        "backend_compile_cpu_s": totals["backend_cpu"],
+        "trace_s": totals["trace"],
+        "lower_s": totals["lower"],
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "by_program": dict(sorted(by_name.items(), key=lambda kv: -kv[1]["backend_s"])),
+    }
 
 
 def run_child(args: list[str], env: dict | None = None) -> dict:
@@ -102,8 +115,12 @@ def main(argv=None) -> int:
     ap.add_argument("--stage-iterations", type=int, default=2, help="iterations of every curriculum stage")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     ap.add_argument("--rounds", type=int, default=1, help="processes per build, builds alternating")
-    ap.add_argument("--baseline", default=None, metavar="DIR",
-                    help="also run another build: DIR holds its vsml package (put first on PYTHONPATH)")
+    ap.add_argument(
+        "--baseline",
+        default=None,
+        metavar="DIR",
+        help="also run another build: DIR holds its vsml package (put first on PYTHONPATH)",
+    )
     ap.add_argument("--json", default=None)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -117,28 +134,52 @@ def main(argv=None) -> int:
 
     builds = {"current": {}}
     if args.baseline:
-        builds["baseline"] = {"PYTHONPATH": os.pathsep.join([str(Path(args.baseline).resolve()),
-                                                             os.environ.get("PYTHONPATH", "")])}
-    results: dict = {"machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                                 "cpus": os.cpu_count(), "affinity": sorted(os.sched_getaffinity(0)),
-                                 "jax": jax.__version__, "host_isa": _ffi.host_isa()},
-                     "config": args.config, "stage_iterations": args.stage_iterations, "overrides": args.set,
-                     "rounds": args.rounds, "load_average_at_start": os.getloadavg()[0], "runs": {b: [] for b in builds}}
-    child_args = ["--child", args.config, "--stage-iterations", str(args.stage_iterations), *[f"--set={s}" for s in args.set]]
+        builds["baseline"] = {
+            "PYTHONPATH": os.pathsep.join([str(Path(args.baseline).resolve()), os.environ.get("PYTHONPATH", "")])
+        }
+    results: dict = {
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "affinity": sorted(os.sched_getaffinity(0)),
+            "jax": jax.__version__,
+            "host_isa": _ffi.host_isa(),
+        },
+        "config": args.config,
+        "stage_iterations": args.stage_iterations,
+        "overrides": args.set,
+        "rounds": args.rounds,
+        "load_average_at_start": os.getloadavg()[0],
+        "runs": {b: [] for b in builds},
+    }
+    child_args = [
+        "--child",
+        args.config,
+        "--stage-iterations",
+        str(args.stage_iterations),
+        *[f"--set={s}" for s in args.set],
+    ]
     for _ in range(args.rounds):
         for name, env in builds.items():
             results["runs"][name].append(run_child(child_args, env))
     results["load_average_at_end"] = os.getloadavg()[0]
-    print(f"compiles per run — {args.config}, {args.stage_iterations} iteration(s) per stage; "
-          f"{results['machine']['processor']}, {results['machine']['host_isa']}, jax {jax.__version__}; "
-          f"load average {results['load_average_at_start']:.2f} at start, {results['load_average_at_end']:.2f} at end")
+    print(
+        f"compiles per run — {args.config}, {args.stage_iterations} iteration(s) per stage; "
+        f"{results['machine']['processor']}, {results['machine']['host_isa']}, jax {jax.__version__}; "
+        f"load average {results['load_average_at_start']:.2f} at start, {results['load_average_at_end']:.2f} at end"
+    )
     for name, runs in results["runs"].items():
         for r in runs:
             steps = r["by_program"].get("jit(step)", {"compiles": 0, "backend_s": 0.0, "backend_cpu_s": 0.0})
-            print(f"  {name:8s} {r['compiles']:3d} compiles, {r['backend_compile_s']:6.1f} s backend "
-                  f"({r['backend_compile_cpu_s']:.1f} s CPU) + {r['trace_s']:.1f} s tracing + {r['lower_s']:.1f} s lowering; "
-                  f"meta-step: {steps['compiles']} compile(s), {steps['backend_s']:.1f} s ({steps['backend_cpu_s']:.1f} s CPU); "
-                  f"run {r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s CPU")
+            print(
+                f"  {name:8s} {r['compiles']:3d} compiles, {r['backend_compile_s']:6.1f} s backend "
+                f"({r['backend_compile_cpu_s']:.1f} s CPU) + {r['trace_s']:.1f} s tracing + {r['lower_s']:.1f} s "
+                f"lowering; "
+                f"meta-step: {steps['compiles']} compile(s), {steps['backend_s']:.1f} s ({steps['backend_cpu_s']:.1f} "
+                f"s CPU); "
+                f"run {r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s CPU"
+            )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

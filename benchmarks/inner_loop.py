@@ -63,8 +63,8 @@ def child(measure: str, impl: str, steps: int, repeats: int) -> dict:
     import jax.numpy as jnp
 
     from vsml.learners.base import TaskSpec, episode
-    from vsml.learners.vsml_reference import ReferenceVSML
     from vsml.learners.vsml import VSML, VSMLConfig, lstm_gates
+    from vsml.learners.vsml_reference import ReferenceVSML
 
     key = jax.random.PRNGKey(0)
     if measure == "matmul":
@@ -108,8 +108,12 @@ def child(measure: str, impl: str, steps: int, repeats: int) -> dict:
 
         sec, cpu = _best_time(lambda: run(jnp.zeros_like(c0), c0), repeats)
         work = CELLS * TICKS * steps
-        return {"seconds": sec, "cell_ticks_per_s": work / sec, "cell_ticks_per_cpu_s": work / cpu,
-                "peak_rss_mb": _peak_mb()}
+        return {
+            "seconds": sec,
+            "cell_ticks_per_s": work / sec,
+            "cell_ticks_per_cpu_s": work / cpu,
+            "peak_rss_mb": _peak_mb(),
+        }
 
     if impl == "reference":
         learner = ReferenceVSML(VSMLConfig(kernel="xla"))
@@ -143,8 +147,22 @@ BASELINE_DIR: str | None = None  # --baseline: a directory holding another build
 def run_child(measure: str, impl: str, steps: int, repeats: int) -> dict:
     env = None
     if impl == "fused_baseline":  # the same measurement with the other build's package first on the path
-        impl, env = "fused", {**os.environ, "PYTHONPATH": os.pathsep.join([BASELINE_DIR, os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, __file__, "--child", measure, "--impl", impl, "--steps", str(steps), "--repeats", str(repeats)]
+        impl, env = (
+            "fused",
+            {**os.environ, "PYTHONPATH": os.pathsep.join([BASELINE_DIR, os.environ.get("PYTHONPATH", "")])},
+        )
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        measure,
+        "--impl",
+        impl,
+        "--steps",
+        str(steps),
+        "--repeats",
+        str(repeats),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
         raise RuntimeError(f"benchmark child {measure}/{impl} failed:\n{out.stderr[-3000:]}")
@@ -169,8 +187,12 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=2, help="runs of each (measure, path), alternating; best counts")
     ap.add_argument("--reference", action="store_true", help="also time the per-cell reference implementation")
-    ap.add_argument("--baseline", metavar="DIR", help="also time the fused kernel of another build (DIR holds its vsml "
-                    "package; first on PYTHONPATH for that path, reported as fused_baseline)")
+    ap.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also time the fused kernel of another build (DIR holds its vsml "
+        "package; first on PYTHONPATH for that path, reported as fused_baseline)",
+    )
     ap.add_argument("--json", help="write every figure to this JSON file")
     ap.add_argument("--quick", action="store_true", help="fewer steps/repeats/rounds (smoke test)")
     ap.add_argument("--measures", default=",".join(MEASURES), help=f"comma-separated subset of {', '.join(MEASURES)}")
@@ -199,11 +221,26 @@ def main(argv=None) -> int:
     if unknown := set(measures) - set(MEASURES):
         ap.error(f"unknown measures {sorted(unknown)}; known: {', '.join(MEASURES)}")
     results: dict = {
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count(), "jax": jax.__version__, "device": str(jax.devices()[0]),
-                    "kernel_isa": _ffi.kernel_isa(N), "kernel_build": _ffi.build_info()},
-        "config": {"A": A, "B": B, "N": N, "M": M, "micro_ticks": TICKS, "forward_steps": args.steps, "grad_steps": 100,
-                   "rounds": args.rounds, "repeats": args.repeats},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "jax": jax.__version__,
+            "device": str(jax.devices()[0]),
+            "kernel_isa": _ffi.kernel_isa(N),
+            "kernel_build": _ffi.build_info(),
+        },
+        "config": {
+            "A": A,
+            "B": B,
+            "N": N,
+            "M": M,
+            "micro_ticks": TICKS,
+            "forward_steps": args.steps,
+            "grad_steps": 100,
+            "rounds": args.rounds,
+            "repeats": args.repeats,
+        },
         "useful_flops_per_cell_tick": FLOPS_PER_CELL_TICK,
         "load_average_at_start": os.getloadavg()[0],
     }
@@ -224,31 +261,47 @@ def main(argv=None) -> int:
         if measure in TARGETS:
             entry["target_speedup"] = TARGETS[measure]
             entry["target_met"] = entry["speedup"] >= TARGETS[measure] and (
-                measure != "value_and_grad_100_remat" or f["peak_rss_mb"] <= PEAK_MB_TARGET)
+                measure != "value_and_grad_100_remat" or f["peak_rss_mb"] <= PEAK_MB_TARGET
+            )
         results[measure] = entry
     results["load_average_at_end"] = os.getloadavg()[0]
 
-    print(f"VSML inner loop, dense {A}→{B}, N={N}, M={M}, {TICKS} micro ticks — {results['machine']['processor']}, "
-          f"{results['machine']['cpus']} CPUs, jax {jax.__version__}, kernel {results['machine']['kernel_isa']}")
-    print(f"load average {results['load_average_at_start']:.2f} at start, {results['load_average_at_end']:.2f} at end; "
-          f"best of {args.rounds} rounds per path")
-    print(f"machine references: 2048³ float32 matmul {matmul:.1f} GFLOP/s; bare LSTM-cell tick (XLA) "
-          f"{bare['cell_ticks_per_s'] / 1e6:.2f} M cell-ticks/s")
-    hdr = (f"{'measure':26s} {'fused M ct/s':>12s} {'xla M ct/s':>10s} {'×xla':>6s} {'target':>7s} {'fused MB':>8s} "
-           f"{'xla MB':>7s} {'fused GFLOP/s':>13s} {'of matmul':>9s}")
+    print(
+        f"VSML inner loop, dense {A}→{B}, N={N}, M={M}, {TICKS} micro ticks — {results['machine']['processor']}, "
+        f"{results['machine']['cpus']} CPUs, jax {jax.__version__}, kernel {results['machine']['kernel_isa']}"
+    )
+    print(
+        f"load average {results['load_average_at_start']:.2f} at start, {results['load_average_at_end']:.2f} at end; "
+        f"best of {args.rounds} rounds per path"
+    )
+    print(
+        f"machine references: 2048³ float32 matmul {matmul:.1f} GFLOP/s; bare LSTM-cell tick (XLA) "
+        f"{bare['cell_ticks_per_s'] / 1e6:.2f} M cell-ticks/s"
+    )
+    hdr = (
+        f"{'measure':26s} {'fused M ct/s':>12s} {'xla M ct/s':>10s} {'×xla':>6s} {'target':>7s} {'fused MB':>8s} "
+        f"{'xla MB':>7s} {'fused GFLOP/s':>13s} {'of matmul':>9s}"
+    )
     print(hdr)
     print("-" * len(hdr))
     for measure in measures:
         e = results[measure]
         f, x = e["fused"], e["xla"]
         target = f"≥{e['target_speedup']:.1f}" + ("✓" if e["target_met"] else "✗") if "target_speedup" in e else ""
-        print(f"{measure:26s} {f['cell_ticks_per_s'] / 1e6:12.2f} {x['cell_ticks_per_s'] / 1e6:10.2f} {e['speedup']:6.2f} "
-              f"{target:>7s} {f.get('peak_rss_mb', 0):8.0f} {x.get('peak_rss_mb', 0):7.0f} {e['fused_useful_gflops']:13.1f} "
-              f"{100 * e['fused_fraction_of_matmul']:8.1f}%")
+        print(
+            f"{measure:26s} {f['cell_ticks_per_s'] / 1e6:12.2f} {x['cell_ticks_per_s'] / 1e6:10.2f} "
+            f"{e['speedup']:6.2f} "
+            f"{target:>7s} {f.get('peak_rss_mb', 0):8.0f} {x.get('peak_rss_mb', 0):7.0f} "
+            f"{e['fused_useful_gflops']:13.1f} "
+            f"{100 * e['fused_fraction_of_matmul']:8.1f}%"
+        )
         if "fused_baseline" in e:
             fb = e["fused_baseline"]
-            print(f"{'':26s} baseline build: fused {fb['cell_ticks_per_s'] / 1e6:.2f} M ct/s, {fb.get('peak_rss_mb', 0):.0f} MB; "
-                  f"this build / baseline {e['fused_over_baseline']:.2f}")
+            print(
+                f"{'':26s} baseline build: fused {fb['cell_ticks_per_s'] / 1e6:.2f} M ct/s, "
+                f"{fb.get('peak_rss_mb', 0):.0f} MB; "
+                f"this build / baseline {e['fused_over_baseline']:.2f}"
+            )
         if "reference" in e:
             print(f"{'':26s} reference {e['reference']['cell_ticks_per_s'] / 1e6:.2f} M ct/s")
     if args.json:

@@ -63,9 +63,17 @@ def measure(path: str, repeats: int) -> dict:
             jax.block_until_ready(m)
             times.append(time.perf_counter() - t)
         sampler = EpisodeSampler(trainer.sampler_configs(s)[0])
-        stages.append({"stage": s, "iterations": n, "steps": sampler.steps,
-                       "classes": sampler.num_classes, "input_shape": list(sampler.input_shape),
-                       "compile_s": compile_s, "s_per_iteration": min(times)})
+        stages.append(
+            {
+                "stage": s,
+                "iterations": n,
+                "steps": sampler.steps,
+                "classes": sampler.num_classes,
+                "input_shape": list(sampler.input_shape),
+                "compile_s": compile_s,
+                "s_per_iteration": min(times),
+            }
+        )
     eval_s = 0.0
     n_evals = 0
     if cfg.eval.every:
@@ -74,8 +82,15 @@ def measure(path: str, repeats: int) -> dict:
         eval_s = time.perf_counter() - t
         n_evals = cfg.iterations // cfg.eval.every + (cfg.iterations % cfg.eval.every != 0)
     total = sum(st["iterations"] * st["s_per_iteration"] + st["compile_s"] for st in stages) + n_evals * eval_s
-    return {"config": os.path.relpath(path, ROOT), "method": cfg.meta_optimizer.name, "iterations": cfg.iterations,
-            "stages": stages, "eval_s": eval_s, "evaluations": n_evals, "estimated_wall_s": total}
+    return {
+        "config": os.path.relpath(path, ROOT),
+        "method": cfg.meta_optimizer.name,
+        "iterations": cfg.iterations,
+        "stages": stages,
+        "eval_s": eval_s,
+        "evaluations": n_evals,
+        "estimated_wall_s": total,
+    }
 
 
 def main(argv=None) -> int:
@@ -89,14 +104,23 @@ def main(argv=None) -> int:
     for path in paths:
         r = measure(path, args.repeats)
         results.append(r)
-        st = ", ".join(f"{s['steps']}-step {s['classes']}-way {s['s_per_iteration']:.2f} s/it x {s['iterations']}"
-                       for s in r["stages"])
-        print(f"{r['config']}: ~{r['estimated_wall_s'] / 60:.0f} min ({st}; {r['evaluations']} evals x "
-              f"{r['eval_s']:.0f} s)", flush=True)
+        st = ", ".join(
+            f"{s['steps']}-step {s['classes']}-way {s['s_per_iteration']:.2f} s/it x {s['iterations']}"
+            for s in r["stages"]
+        )
+        print(
+            f"{r['config']}: ~{r['estimated_wall_s'] / 60:.0f} min ({st}; {r['evaluations']} evals x "
+            f"{r['eval_s']:.0f} s)",
+            flush=True,
+        )
     if args.json:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-        Path(args.json).write_text(json.dumps({"machine": platform.platform(), "cpus": os.cpu_count(),
-                                               "load_avg_at_end": load, "results": results}, indent=1))
+        Path(args.json).write_text(
+            json.dumps(
+                {"machine": platform.platform(), "cpus": os.cpu_count(), "load_avg_at_end": load, "results": results},
+                indent=1,
+            )
+        )
     return 0
 
 

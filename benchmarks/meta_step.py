@@ -69,9 +69,17 @@ def child(name: str, repeats: int, overrides: list[str]) -> dict:
             state, m = trainer.step(state, r + 2, stage)
             jax.block_until_ready(m)
             best = min(best, time.perf_counter() - t)
-    return {"config": path, "method": cfg.meta_optimizer.name, "stage": stage, "overrides": overrides,
-            "kernel": kernels.resolve_kernel("auto"), "warmup_steps_s": first, "s_per_iteration": best,
-            "iterations_per_hour": 3600.0 / best, "loss": float(m.loss)}
+    return {
+        "config": path,
+        "method": cfg.meta_optimizer.name,
+        "stage": stage,
+        "overrides": overrides,
+        "kernel": kernels.resolve_kernel("auto"),
+        "warmup_steps_s": first,
+        "s_per_iteration": best,
+        "iterations_per_hour": 3600.0 / best,
+        "loss": float(m.loss),
+    }
 
 
 def run_child(args: list[str], env: dict | None = None) -> dict:
@@ -88,11 +96,20 @@ def main(argv=None) -> int:
     ap.add_argument("--kernels", default="xla,fused", help="paths to time (values of VSML_KERNEL)")
     ap.add_argument("--rounds", type=int, default=1, help="processes per (config, path), paths alternating")
     ap.add_argument("--repeats", type=int, default=2, help="timed meta-steps per process (after the compiling one)")
-    ap.add_argument("--set", action="append", default=[], metavar="CONFIG:KEY=VALUE",
-                    help="config override for one config, e.g. tbptt:tbptt.particles=1 (repeatable)")
-    ap.add_argument("--baseline", default=None, metavar="DIR",
-                    help="also time the fused kernel of another build: DIR holds its vsml package (put first on "
-                         "PYTHONPATH for that path, reported as 'fused_baseline')")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="CONFIG:KEY=VALUE",
+        help="config override for one config, e.g. tbptt:tbptt.particles=1 (repeatable)",
+    )
+    ap.add_argument(
+        "--baseline",
+        default=None,
+        metavar="DIR",
+        help="also time the fused kernel of another build: DIR holds its vsml package (put first on "
+        "PYTHONPATH for that path, reported as 'fused_baseline')",
+    )
     ap.add_argument("--json", default=None)
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--matmul", action="store_true", help=argparse.SUPPRESS)
@@ -130,10 +147,18 @@ def main(argv=None) -> int:
         print(f"fused kernel unavailable ({kernels.unavailable_reason()})", file=sys.stderr)
         return 1
     results: dict = {
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count(), "affinity": sorted(os.sched_getaffinity(0)), "jax": jax.__version__,
-                    "host_isa": _ffi.host_isa(), "kernel_isa": _ffi.kernel_isa(16) if kernels.available() else ""},
-        "rounds": args.rounds, "repeats": args.repeats, "load_average_at_start": os.getloadavg()[0],
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "affinity": sorted(os.sched_getaffinity(0)),
+            "jax": jax.__version__,
+            "host_isa": _ffi.host_isa(),
+            "kernel_isa": _ffi.kernel_isa(16) if kernels.available() else "",
+        },
+        "rounds": args.rounds,
+        "repeats": args.repeats,
+        "load_average_at_start": os.getloadavg()[0],
     }
     t0 = time.perf_counter()
     results["matmul_2048_gflops"] = run_child(["--matmul"])["gflops"]
@@ -143,9 +168,13 @@ def main(argv=None) -> int:
             for k in kinds:
                 env = {"VSML_KERNEL": k.removesuffix("_baseline")}
                 if k == "fused_baseline":
-                    env["PYTHONPATH"] = os.pathsep.join([str(Path(args.baseline).resolve()), os.environ.get("PYTHONPATH", "")])
-                r = run_child(["--child", name, "--repeats", str(args.repeats),
-                               *[f"--set={name}:{o}" for o in overrides[name]]], env=env)
+                    env["PYTHONPATH"] = os.pathsep.join(
+                        [str(Path(args.baseline).resolve()), os.environ.get("PYTHONPATH", "")]
+                    )
+                r = run_child(
+                    ["--child", name, "--repeats", str(args.repeats), *[f"--set={name}:{o}" for o in overrides[name]]],
+                    env=env,
+                )
                 if r["kernel"] != env["VSML_KERNEL"]:
                     raise RuntimeError(f"{name}: asked for the {k} path, the child resolved {r['kernel']}")
                 if k not in best or r["s_per_iteration"] < best[k]["s_per_iteration"]:
@@ -154,22 +183,30 @@ def main(argv=None) -> int:
         if "fused" in best and "xla" in best:
             entry["fused_over_xla"] = best["fused"]["iterations_per_hour"] / best["xla"]["iterations_per_hour"]
         if "fused" in best and "fused_baseline" in best:
-            entry["fused_over_baseline"] = (best["fused"]["iterations_per_hour"]
-                                            / best["fused_baseline"]["iterations_per_hour"])
+            entry["fused_over_baseline"] = (
+                best["fused"]["iterations_per_hour"] / best["fused_baseline"]["iterations_per_hour"]
+            )
         results[name] = entry
     results["load_average_at_end"] = os.getloadavg()[0]
     results["wall_s"] = time.perf_counter() - t0
 
-    print(f"meta-iterations per hour — {results['machine']['processor']}, {results['machine']['host_isa']}, "
-          f"kernel {results['machine']['kernel_isa']}, CPUs {results['machine']['affinity']}, jax {jax.__version__}")
-    print(f"load average {results['load_average_at_start']:.2f} at start, {results['load_average_at_end']:.2f} at end; "
-          f"2048³ matmul {results['matmul_2048_gflops']:.1f} GFLOP/s; best of {args.rounds} round(s) × {args.repeats} steps")
+    print(
+        f"meta-iterations per hour — {results['machine']['processor']}, {results['machine']['host_isa']}, "
+        f"kernel {results['machine']['kernel_isa']}, CPUs {results['machine']['affinity']}, jax {jax.__version__}"
+    )
+    print(
+        f"load average {results['load_average_at_start']:.2f} at start, {results['load_average_at_end']:.2f} at end; "
+        f"2048³ matmul {results['matmul_2048_gflops']:.1f} GFLOP/s; best of {args.rounds} round(s) × {args.repeats} "
+        f"steps"
+    )
     for name in names:
         e = results[name]
         row = [f"{name:6s} {CONFIGS[name][0]:34s}"]
         for k in kinds:
-            row.append(f"{k} {e[k]['iterations_per_hour']:8.1f}/h ({e[k]['s_per_iteration']:.2f} s, "
-                       f"warm-up {sum(e[k]['warmup_steps_s']):.0f} s)")
+            row.append(
+                f"{k} {e[k]['iterations_per_hour']:8.1f}/h ({e[k]['s_per_iteration']:.2f} s, "
+                f"warm-up {sum(e[k]['warmup_steps_s']):.0f} s)"
+            )
         if "fused_over_xla" in e:
             row.append(f"fused/xla {e['fused_over_xla']:.2f}")
         if "fused_over_baseline" in e:

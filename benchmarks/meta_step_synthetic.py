@@ -20,7 +20,8 @@ kernel (``VSMLConfig(kernel="fused")``, :mod:`vsml.kernels`) and the XLA kernels
 and the ratio fused / XLA is printed per measurement (ES: forward passes only, one batched kernel
 call per step for all members of a chunk; gradient: value-and-grad with per-step remat).
 
-    python benchmarks/meta_step_synthetic.py [--steps 500] [--population 8,32] [--meta-batch 2] [--repeats 2] [--kernels xla,fused] [--json out.json]
+    python benchmarks/meta_step_synthetic.py [--steps 500] [--population 8,32] [--meta-batch 2] [--repeats 2]
+    [--kernels xla,fused] [--json out.json]
 """
 
 from __future__ import annotations
@@ -104,10 +105,14 @@ def main(argv=None) -> int:
             results[f"gradient_value_and_grad/{k}"] = r
     bare = bare_cell_rate(args.repeats)
     speed = AUTHORS_BARE_CELL / bare  # > 1: the machine is slower now than when the authors' figures were taken
-    print(f"meta-step benchmark: dense {A}→{B}, N={N}, M={M}, {TICKS} ticks, {args.steps}-step episodes, "
-          f"{jax.device_count()} {jax.devices()[0].platform} device(s), {platform.processor() or platform.machine()}")
-    print(f"  machine-speed reference: bare LSTM-cell tick {bare / 1e6:.2f} M cell-ticks/s "
-          f"(authors' figures taken at {AUTHORS_BARE_CELL / 1e6:.1f} M; normalisation factor {speed:.2f})")
+    print(
+        f"meta-step benchmark: dense {A}→{B}, N={N}, M={M}, {TICKS} ticks, {args.steps}-step episodes, "
+        f"{jax.device_count()} {jax.devices()[0].platform} device(s), {platform.processor() or platform.machine()}"
+    )
+    print(
+        f"  machine-speed reference: bare LSTM-cell tick {bare / 1e6:.2f} M cell-ticks/s "
+        f"(authors' figures taken at {AUTHORS_BARE_CELL / 1e6:.1f} M; normalisation factor {speed:.2f})"
+    )
     for name, r in results.items():
         base, kind = name.split("/")
         authors = AUTHORS["es_forward" if base.startswith("es_forward") else base]
@@ -117,15 +122,28 @@ def main(argv=None) -> int:
         if kind != "xla" and f"{base}/xla" in results:
             r["ratio_vs_xla"] = r["cell_ticks_per_s"] / results[f"{base}/xla"]["cell_ticks_per_s"]
         vs_xla = f", {r['ratio_vs_xla']:.2f}× the XLA path" if "ratio_vs_xla" in r else ""
-        print(f"  {name:32s} {r['episodes']:3d} episodes in {r['seconds']:.2f} s  ({r['seconds_per_episode']:.2f} s/episode, "
-              f"first call {r['first_call_seconds']:.1f} s): {r['cell_ticks_per_s'] / 1e6:.2f} M cell-ticks/s = "
-              f"{r['ratio_vs_authors']:.2f}× authors ({authors / 1e6:.2f} M), "
-              f"{r['ratio_vs_authors_speed_normalised']:.2f}× speed-normalised{vs_xla}")
+        print(
+            f"  {name:32s} {r['episodes']:3d} episodes in {r['seconds']:.2f} s  ({r['seconds_per_episode']:.2f} "
+            f"s/episode, "
+            f"first call {r['first_call_seconds']:.1f} s): {r['cell_ticks_per_s'] / 1e6:.2f} M cell-ticks/s = "
+            f"{r['ratio_vs_authors']:.2f}× authors ({authors / 1e6:.2f} M), "
+            f"{r['ratio_vs_authors_speed_normalised']:.2f}× speed-normalised{vs_xla}"
+        )
     if args.json:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         with open(args.json, "w") as f:
-            json.dump({"steps": args.steps, "devices": jax.device_count(), "load_avg_at_end": load,
-                       "bare_cell_cell_ticks_per_s": bare, "speed_normalisation": speed, "results": results}, f, indent=2)
+            json.dump(
+                {
+                    "steps": args.steps,
+                    "devices": jax.device_count(),
+                    "load_avg_at_end": load,
+                    "bare_cell_cell_ticks_per_s": bare,
+                    "speed_normalisation": speed,
+                    "results": results,
+                },
+                f,
+                indent=2,
+            )
     return 0
 
 

@@ -46,20 +46,23 @@ def main(argv=None) -> int:
         sampler = EpisodeSampler(SamplerConfig(datasets=("mnist",), steps=args.steps, flatten=True))
         projected = EpisodeSampler(SamplerConfig(datasets=("mnist",), steps=args.steps, projection="episode"))
     except DataError as e:
-        print(f"cannot load MNIST from {data_dir()} (set VSML_DATA_DIR, or run `vsml data download mnist`):\n{e}",
-              file=sys.stderr)
+        print(
+            f"cannot load MNIST from {data_dir()} (set VSML_DATA_DIR, or run `vsml data download mnist`):\n{e}",
+            file=sys.stderr,
+        )
         return 2
     E = args.episodes
     keys = jax.random.split(jax.random.PRNGKey(0), args.repeats + 1)
-    out = {"episodes": E, "steps": args.steps, "batch": 1, "device": str(jax.devices()[0]),
-           "jax": jax.__version__}
+    out = {"episodes": E, "steps": args.steps, "batch": 1, "device": str(jax.devices()[0]), "jax": jax.__version__}
     first, med = _time(lambda i: sampler.sample(keys[i], E), args.repeats)
     out |= {"sample_first_s": first, "sample_s": med}
     first, med = _time(lambda i: projected.sample(keys[i], E), args.repeats)
     out |= {"sample_projected_first_s": first, "sample_projected_s": med}
-    print(f"sampling {E} x {args.steps} x 1 MNIST episodes in jit: {out['sample_s'] * 1e3:.1f} ms "
-          f"(first call incl. compile {out['sample_first_s']:.2f} s); with a per-episode random projection "
-          f"784x784: {out['sample_projected_s'] * 1e3:.1f} ms")
+    print(
+        f"sampling {E} x {args.steps} x 1 MNIST episodes in jit: {out['sample_s'] * 1e3:.1f} ms "
+        f"(first call incl. compile {out['sample_first_s']:.2f} s); with a per-episode random projection "
+        f"784x784: {out['sample_projected_s'] * 1e3:.1f} ms"
+    )
     try:
         from vsml.learners.base import run_episodes
         from vsml.learners.vsml import VSML, VSMLConfig
@@ -72,15 +75,28 @@ def main(argv=None) -> int:
         xs, ys = sampler.sample(keys[0], E)
         xs, ys = xs[:n], ys[:n]
         ep_keys = jax.random.split(jax.random.PRNGKey(2), n)
-        first, med = _time(lambda i: run_episodes(learner, params, ep_keys, xs, ys, sampler.num_classes).correct,
-                           max(1, args.repeats // 3))
+        first, med = _time(
+            lambda i: run_episodes(learner, params, ep_keys, xs, ys, sampler.num_classes).correct,
+            max(1, args.repeats // 3),
+        )
         scaled = med * E / n
-        out |= {"vsml_episodes_run": n, "vsml_s_measured": med, "vsml_first_s": first, "vsml_s_scaled": scaled,
-                "ratio": out["sample_s"] / scaled, "ratio_projected": out["sample_projected_s"] / scaled}
-        print(f"VSML inner loop (784->10, N=16, M=8, 2 ticks) over {n} episodes: {med:.2f} s; scaled linearly "
-              f"to {E} episodes: {scaled:.1f} s")
-        print(f"sampling / inner loop = {100 * out['ratio']:.3f} % (with projection {100 * out['ratio_projected']:.3f} %); "
-              f"target < 5 %")
+        out |= {
+            "vsml_episodes_run": n,
+            "vsml_s_measured": med,
+            "vsml_first_s": first,
+            "vsml_s_scaled": scaled,
+            "ratio": out["sample_s"] / scaled,
+            "ratio_projected": out["sample_projected_s"] / scaled,
+        }
+        print(
+            f"VSML inner loop (784->10, N=16, M=8, 2 ticks) over {n} episodes: {med:.2f} s; scaled linearly "
+            f"to {E} episodes: {scaled:.1f} s"
+        )
+        print(
+            f"sampling / inner loop = {100 * out['ratio']:.3f} % (with projection {100 * out['ratio_projected']:.3f} "
+            f"%); "
+            f"target < 5 %"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)

@@ -62,8 +62,12 @@ def stream(csv: str, rows: int | None = None, seed: int = 0) -> dict:
         warnings.simplefilter("ignore")
         test_la = float((model.predict_label(test.images) == test.labels).mean())
         test_sgd = float(sgd.score(scaler.transform(test.images), test.labels))
-    return {"rows": len(y), "classes": list(train.class_names) or classes.tolist(),
-            "vsml general": (correct_la, test_la), "SGDClassifier.partial_fit": (correct_sgd, test_sgd)}
+    return {
+        "rows": len(y),
+        "classes": list(train.class_names) or classes.tolist(),
+        "vsml general": (correct_la, test_la),
+        "SGDClassifier.partial_fit": (correct_sgd, test_sgd),
+    }
 
 
 def plot(result: dict, out: Path) -> Path:
@@ -99,7 +103,9 @@ def main(argv=None) -> dict:
     result = stream(csv, args.rows, args.seed)
     for name in ("vsml general", "SGDClassifier.partial_fit"):
         correct, test_acc = result[name]
-        print(f"{name:26s} online accuracy {correct.mean():.3f} over {result['rows']} rows, test accuracy {test_acc:.3f}")
+        print(
+            f"{name:26s} online accuracy {correct.mean():.3f} over {result['rows']} rows, test accuracy {test_acc:.3f}"
+        )
     print(f"plot: {plot(result, args.out)}")
     return result
 

@@ -54,14 +54,24 @@ def main() -> dict[str, tuple]:
         shapes = {}
         for kind, path in paths.items():
             train, test = load(path, "train"), load(path, "test")  # a fixed, stratified 80/20 partition
-            print(f"{kind:6s} {path}: train {train.images.shape}, test {test.images.shape}, "
-                  f"classes {train.num_classes} {list(train.class_names) or ''}")
-            config = SamplerConfig(datasets=(DatasetSpec(path, "train"),), steps=50, batch_size=1,
-                                   projection="episode" if kind == "csv" else "none", flatten=True)
+            print(
+                f"{kind:6s} {path}: train {train.images.shape}, test {test.images.shape}, "
+                f"classes {train.num_classes} {list(train.class_names) or ''}"
+            )
+            config = SamplerConfig(
+                datasets=(DatasetSpec(path, "train"),),
+                steps=50,
+                batch_size=1,
+                projection="episode" if kind == "csv" else "none",
+                flatten=True,
+            )
             sampler = EpisodeSampler(config)
             xs, ys = sampler.sample(jax.random.PRNGKey(0), 4)  # 4 episodes of 50 steps
-            print(f"       episodes: xs {tuple(xs.shape)}, ys {tuple(ys.shape)}, labels {sorted(set(np.asarray(ys).ravel().tolist()))}, "
-                  f"input mean {float(xs.mean()):+.2f} std {float(xs.std()):.2f}")
+            print(
+                f"       episodes: xs {tuple(xs.shape)}, ys {tuple(ys.shape)}, labels "
+                f"{sorted(set(np.asarray(ys).ravel().tolist()))}, "
+                f"input mean {float(xs.mean()):+.2f} std {float(xs.std()):.2f}"
+            )
             shapes[kind] = (tuple(xs.shape), tuple(ys.shape))
         return shapes
 

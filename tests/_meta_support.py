@@ -11,6 +11,7 @@ def child_xla_flags() -> dict:
     on = TEST_XLA_FLAGS in os.environ.get("XLA_FLAGS", "")
     return {"XLA_FLAGS": TEST_XLA_FLAGS} if on else {}
 
+
 TINY_VSML = {"state_size": 4, "message_size": 2, "label_feeding": True}
 
 

@@ -25,8 +25,8 @@ import re
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
+from _meta_support import TINY_VSML as TINY
 from jax.flatten_util import ravel_pytree
 
 from vsml.data.episodes import EpisodeSampler, SamplerConfig
@@ -35,7 +35,6 @@ from vsml.learners.vsml import VSML, VSMLConfig
 from vsml.meta import distributed as dist
 from vsml.meta.objective import MetaProblem, ObjectiveConfig
 
-from _meta_support import TINY_VSML as TINY
 EPISODES = 4
 CALL = re.compile(r"= \(f32\[([\d,]+)\][^\n]*custom_call_target=\"(vsml_dense_\w+)\"")
 
@@ -63,14 +62,18 @@ def programs(kernel: str, mesh):
     def members(flat, noise, keys):
         def loss(f):
             thetas = f[None] + noise
-            losses, _ = dist.chunked_map(lambda a: cell.episode_loss(unravel(a[0]), a[1], remat=False),
-                                         (thetas, keys), mesh, 1)
+            losses, _ = dist.chunked_map(
+                lambda a: cell.episode_loss(unravel(a[0]), a[1], remat=False), (thetas, keys), mesh, 1
+            )
             return (losses * weights).sum(), losses
+
         return jax.value_and_grad(loss, has_aux=True)(flat)
 
     rep = lambda t: dist.replicate(t, mesh)  # noqa: E731
-    return {"episodes": (jax.jit(episodes), (rep(jax.device_get(p_core)), rep(keys))),
-            "members": (jax.jit(members), (rep(np.asarray(flat)), rep(noise), rep(keys)))}
+    return {
+        "episodes": (jax.jit(episodes), (rep(jax.device_get(p_core)), rep(keys))),
+        "members": (jax.jit(members), (rep(np.asarray(flat)), rep(noise), rep(keys))),
+    }
 
 
 def run(kernel: str, mesh) -> tuple[dict, dict]:
@@ -79,8 +82,10 @@ def run(kernel: str, mesh) -> tuple[dict, dict]:
     for name, (fn, args) in programs(kernel, mesh).items():
         compiled = fn.lower(*args).compile()
         text = compiled.as_text()
-        calls[name] = {"calls": [[target, [int(d) for d in shape.split(",")]] for shape, target in CALL.findall(text)],
-                       "all_gather": "all-gather" in text}
+        calls[name] = {
+            "calls": [[target, [int(d) for d in shape.split(",")]] for shape, target in CALL.findall(text)],
+            "all_gather": "all-gather" in text,
+        }
         res = dist.to_host(compiled(*args))
         for i, leaf in enumerate(jax.tree_util.tree_leaves(res)):
             out[f"{name}/{i}"] = np.asarray(leaf)
@@ -96,8 +101,15 @@ def main(out: str) -> int:
     me = jax.process_index()
     np.savez(f"{out}.{me}.npz", **results)
     with open(f"{out}.{me}.json", "w") as f:
-        json.dump({"devices": jax.device_count(), "processes": jax.process_count(),
-                   "auto": kernels.resolve_kernel("auto"), "programs": calls}, f)
+        json.dump(
+            {
+                "devices": jax.device_count(),
+                "processes": jax.process_count(),
+                "auto": kernels.resolve_kernel("auto"),
+                "programs": calls,
+            },
+            f,
+        )
     return 0
 
 

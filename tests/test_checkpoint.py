@@ -74,14 +74,24 @@ def test_earlier_formats_load_and_convert(tmp_path):
     # vsml 0.1 shipped-LA layout: rnn.<i>.<field> arrays + a format-1 sidecar
     old = tmp_path / "old_la.npz"
     np.savez(old, **{f"rnn.0.{k}": np.asarray(v) for k, v in params["rnn"][0].items()})
-    old.with_suffix(".json").write_text(json.dumps({"format": 1, "vsml_config": {"state_size": 4, "message_size": 2},
-                                                    "meta": {"seed": 3}}))
+    old.with_suffix(".json").write_text(
+        json.dumps({"format": 1, "vsml_config": {"state_size": 4, "message_size": 2}, "meta": {"seed": 3}})
+    )
     # vsml 0.1 meta-training checkpoint layout
     ck = tmp_path / "ckpt_00000001.npz"
-    meta = {"format": "vsml-meta-checkpoint", "version": 1, "iteration": 1, "params_shapes": [list(x.shape) for x in leaves],
-            "opt_shapes": [], "learner": {"name": "vsml", "options": {"state_size": 4, "message_size": 2}}}
-    np.savez(ck, **{f"p/{i}": np.asarray(x) for i, x in enumerate(leaves)},
-             __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+    meta = {
+        "format": "vsml-meta-checkpoint",
+        "version": 1,
+        "iteration": 1,
+        "params_shapes": [list(x.shape) for x in leaves],
+        "opt_shapes": [],
+        "learner": {"name": "vsml", "options": {"state_size": 4, "message_size": 2}},
+    }
+    np.savez(
+        ck,
+        **{f"p/{i}": np.asarray(x) for i, x in enumerate(leaves)},
+        __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+    )
     for path in (old, ck):
         got_learner, got = load_learner(path)
         assert got_learner == learner
@@ -110,7 +120,12 @@ def test_load_learner_from_run_folder_and_file(tmp_path):
         for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(params)):
             np.testing.assert_array_equal(a, b)
     # a record written before the semantic options existed keeps the semantics it was made with
-    artifacts.save(tmp_path / "old" / "learner.npz", "learner", {"params": params}, {"learner": {"name": "vsml", "options": options}})
+    artifacts.save(
+        tmp_path / "old" / "learner.npz",
+        "learner",
+        {"params": params},
+        {"learner": {"name": "vsml", "options": options}},
+    )
     old_learner, _ = load_learner(tmp_path / "old")
     assert old_learner == make_learner("vsml", {**options, **LEGACY_SEMANTICS}) != learner
     with pytest.raises(CheckpointError):

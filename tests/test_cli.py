@@ -11,8 +11,11 @@ def test_run_main_job_writes_results(tmp_path, capsys, monkeypatch):
     from vsml.eval import plots
 
     labels, save = [], plots.save_figure
-    monkeypatch.setattr(plots, "save_figure",
-                        lambda fig, path: labels.extend(ln.get_label() for ax in fig.axes for ln in ax.lines) or save(fig, path))
+    monkeypatch.setattr(
+        plots,
+        "save_figure",
+        lambda fig, path: labels.extend(ln.get_label() for ax in fig.axes for ln in ax.lines) or save(fig, path),
+    )
     # general: the headline LA, on the native 8x8 digits (the resized-episodes path of LAs with an
     # input contract: tests/test_eval.py::test_showcase_runs)
     rc = main(["run", "--episodes", "2", "--steps", "20", "--out", str(tmp_path), "--no-progress", "--la", "general"])
@@ -24,11 +27,18 @@ def test_run_main_job_writes_results(tmp_path, capsys, monkeypatch):
     assert {p["reference"] for p in results["paired"]} == {"oracle"}
     assert (tmp_path / "curves.png").stat().st_size > 0
     oracle = next(r for r in results["results"] if r["learner"] == "oracle best backprop")
-    assert labels == ["vsml:general", f"oracle best backprop ({oracle['oracle_choice']['online_acc']})"]  # the plot shows it
+    assert labels == [
+        "vsml:general",
+        f"oracle best backprop ({oracle['oracle_choice']['online_acc']})",
+    ]  # the plot shows it
     out = capsys.readouterr().out
-    assert "online acc" in out and "best of these 22 configurations on these same episodes" in out and "paired difference" in out
+    assert (
+        "online acc" in out
+        and "best of these 22 configurations on these same episodes" in out
+        and "paired difference" in out
+    )
     general = next(r for r in results["paired"] if r["learner"] == "vsml:general")
-    head = out[out.index("Headline: 'general'"):]
+    head = out[out.index("Headline: 'general'") :]
     assert "vsml:general on digits (2 episodes × 20 steps)" in head
     assert f"paired difference {100 * general['metrics']['online_acc']['mean']:+.1f} ± " in head
 

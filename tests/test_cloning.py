@@ -137,7 +137,9 @@ def test_bias_cells_see_the_bias_units_constant_input():
         assert 0.15 < constant.mean() < 0.35  # ~ bias_share of the cells, and only they
         assert not np.any(np.all(x == value, axis=0) & (np.asarray(cells["spread"]) > 0))
     plain = fresh_cells(CloneConfig(hidden=(4,)), "linear", key, 400)
-    assert not np.any(np.all(np.asarray(sample_inputs(CloneConfig(hidden=(4,)), "linear", plain, key, 30)[0]) == 1.0, 0))
+    assert not np.any(
+        np.all(np.asarray(sample_inputs(CloneConfig(hidden=(4,)), "linear", plain, key, 30)[0]) == 1.0, 0)
+    )
 
 
 def test_clone_run_save_load_and_resume(tmp_path):
@@ -174,8 +176,19 @@ def test_clone_cli_register(tmp_path, capsys):
 
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers(dest="command"))
-    argv = ["clone", "--out", str(tmp_path), "--no-progress", "name=tiny", "batch=8", "hidden=[3]",
-            "stages=[{iterations: 4, seq_len: 3, reset_prob: 0.5}]", "eval_seq_len=6", "val_seq_len=6", "checkpoint_every=2"]
+    argv = [
+        "clone",
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+        "name=tiny",
+        "batch=8",
+        "hidden=[3]",
+        "stages=[{iterations: 4, seq_len: 3, reset_prob: 0.5}]",
+        "eval_seq_len=6",
+        "val_seq_len=6",
+        "checkpoint_every=2",
+    ]
     args = parser.parse_args(argv)
     assert args.func(args) == 0
     assert (tmp_path / "tiny.npz").is_file()
@@ -259,7 +272,8 @@ def test_shipped_la_learns_digits(name):
 
 
 def test_clone_evaluate_with_bias_units_and_another_hidden_size(tmp_path, capsys):
-    """``vsml clone-evaluate`` (here through its module entry point): an LA with bias units is compared with SGD with biases
+    """``vsml clone-evaluate`` (here through its module entry point): an LA with bias units is compared with SGD with
+    biases
     only (the per-cell no-bias reference is not what it cloned); ``--hidden`` resizes the hidden
     layer of the LA and of its SGD alike; ``--resize`` the images."""
     from vsml.cloning import evaluate as clone_eval
@@ -273,7 +287,28 @@ def test_clone_evaluate_with_bias_units_and_another_hidden_size(tmp_path, capsys
     assert learners["tinybias"][0].config.hidden_layers[0].units == 5 and learners["tinybias"][0].config.bias
     assert learners["sgd 2L-h5 lr=0.02"][0].hidden == 5
     out = tmp_path / "eval"
-    assert clone_eval.main(["--la", str(path), "-d", "digits", "-n", "2", "-T", "12", "--hidden", "5",
-                            "--resize", "4", "--chunk", "2", "-o", str(out)]) == 0
+    assert (
+        clone_eval.main(
+            [
+                "--la",
+                str(path),
+                "-d",
+                "digits",
+                "-n",
+                "2",
+                "-T",
+                "12",
+                "--hidden",
+                "5",
+                "--resize",
+                "4",
+                "--chunk",
+                "2",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "results.json").read_text())
     assert "tinybias" in capsys.readouterr().out and "--resize 4" in report["meta"]["command"]

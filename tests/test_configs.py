@@ -42,7 +42,10 @@ def test_numbers_without_a_decimal_point_are_numbers(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("gradient: {lr: 3e-5}\nname: 1e\n")
     assert load_yaml(path) == {"gradient": {"lr": 3e-5}, "name": "1e"}
-    assert apply_overrides({}, ["gradient.lr=3e-3", "tbptt.clip=1E2"]) == {"gradient": {"lr": 3e-3}, "tbptt": {"clip": 100.0}}
+    assert apply_overrides({}, ["gradient.lr=3e-3", "tbptt.clip=1E2"]) == {
+        "gradient": {"lr": 3e-3},
+        "tbptt": {"clip": 100.0},
+    }
 
 
 # --- the meta-optimizer section: {name, options}, and the older `method` + section form ----------

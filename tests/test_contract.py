@@ -6,13 +6,12 @@ import json
 
 import numpy as np
 import pytest
+from _meta_support import tiny_config
 
 import vsml
 from vsml import contract
 from vsml.learners.base import InputError
 from vsml.meta.trainer import MetaTrainer, meta_config_from_dict
-
-from _meta_support import tiny_config
 
 
 def test_shipped_meta_mnist_contract_is_read_from_its_old_record():
@@ -58,8 +57,22 @@ def test_meta_training_records_the_contract_and_evaluate_applies_it(tmp_path, ca
     ev_cli.register(parser.add_subparsers(dest="command"))
 
     def evaluate(*argv):
-        args = parser.parse_args(["evaluate", "--checkpoint", "meta_mnist", "-d", "digits", "-n", "1", "-T", "5",
-                                  "--no-progress", "--no-plot", *argv])
+        args = parser.parse_args(
+            [
+                "evaluate",
+                "--checkpoint",
+                "meta_mnist",
+                "-d",
+                "digits",
+                "-n",
+                "1",
+                "-T",
+                "5",
+                "--no-progress",
+                "--no-plot",
+                *argv,
+            ]
+        )
         return args.func(args)
 
     assert evaluate("-o", str(tmp_path / "a"), "--json", str(tmp_path / "a.json")) == 0

@@ -5,15 +5,19 @@ import shutil
 import socket
 import threading
 
-import numpy as np
 import pytest
-
 from _data_support import need_real
+
 from vsml.data import DataError, load
 from vsml.data.cli import main
 from vsml.data.download import download
 
-MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+MNIST_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -96,7 +100,9 @@ def test_truncated_download_is_rejected(server, tmp_path):
     url, handler, served = server
     good = (served / "mnist/train-labels-idx1-ubyte.gz").read_bytes()
     handler.overrides["mnist/train-labels-idx1-ubyte.gz"] = good[:-100]
-    with pytest.raises(DataError, match=r"size mismatch[\s\S]*expected size: 28881 bytes[\s\S]*actual   size: 28781 bytes"):
+    with pytest.raises(
+        DataError, match=r"size mismatch[\s\S]*expected size: 28881 bytes[\s\S]*actual   size: 28781 bytes"
+    ):
         download("mnist", data_dir=tmp_path / "data", base_url=url, progress=False)
     assert not (tmp_path / "data/mnist/train-labels-idx1-ubyte.gz").exists()
     assert not (tmp_path / "data/mnist/train-labels-idx1-ubyte.gz.part").exists()

@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from _data_support import need_real
+
 from vsml.config import ConfigError, from_dict
 from vsml.data import DataError, DatasetSpec, EpisodeSampler, FewShotConfig, SamplerConfig
 
@@ -102,7 +102,9 @@ def test_fixed_projection_and_permutation_shared_by_episodes():
 
 
 def test_class_subsets_relabel_and_permute():
-    s = EpisodeSampler(SamplerConfig(datasets=("digits",), steps=200, num_classes=3, permute_classes=True, flatten=True))
+    s = EpisodeSampler(
+        SamplerConfig(datasets=("digits",), steps=200, num_classes=3, permute_classes=True, flatten=True)
+    )
     xs, ys = s.sample(KEY, 16)
     assert s.num_classes == 3 and set(np.unique(ys)) == {0, 1, 2}
     from vsml.data import load
@@ -124,13 +126,17 @@ def test_class_subsets_relabel_and_permute():
 
 
 def test_balanced_and_output_padding():
-    s = EpisodeSampler(SamplerConfig(datasets=(DatasetSpec("digits", classes=(0, 1)),), steps=2000, balanced=True, output_classes=10))
+    s = EpisodeSampler(
+        SamplerConfig(datasets=(DatasetSpec("digits", classes=(0, 1)),), steps=2000, balanced=True, output_classes=10)
+    )
     _, ys = s.sample(KEY, 1)
     assert s.num_classes == 10 and 0.45 < float(np.mean(ys)) < 0.55
 
 
 def test_resize_pad_and_mixture():
-    cfg = SamplerConfig(datasets=(DatasetSpec("digits", weight=3.0), "random", "sum"), image_size=(14, 14), pad_to=(16, 16), steps=20)
+    cfg = SamplerConfig(
+        datasets=(DatasetSpec("digits", weight=3.0), "random", "sum"), image_size=(14, 14), pad_to=(16, 16), steps=20
+    )
     s = EpisodeSampler(cfg)
     xs, ys = s.sample(KEY, 64)
     assert xs.shape == (64, 20, 1, 16, 16, 1) and s.num_classes == 10
@@ -145,7 +151,12 @@ def test_resize_pad_and_mixture():
 
 def test_fewshot_omniglot_protocol():
     root = need_real("omniglot/omniglot_background.npz")
-    cfg = SamplerConfig(datasets=(DatasetSpec("omniglot", "train"),), image_size=(28, 28), fewshot=FewShotConfig(5, 1, 1), data_dir=str(root))
+    cfg = SamplerConfig(
+        datasets=(DatasetSpec("omniglot", "train"),),
+        image_size=(28, 28),
+        fewshot=FewShotConfig(5, 1, 1),
+        data_dir=str(root),
+    )
     s = EpisodeSampler(cfg)
     xs, ys = s.sample(KEY, 32)
     assert xs.shape == (32, 6, 1, 28, 28, 1) and s.num_classes == 5 and s.query_steps == 1
@@ -157,15 +168,21 @@ def test_fewshot_omniglot_protocol():
         assert not np.allclose(support, x[e, 5])
     k = EpisodeSampler(SamplerConfig(datasets=("digits",), fewshot=FewShotConfig(3, 4, 2)))
     xs, ys = k.sample(KEY, 4)
-    assert xs.shape[1] == 14 and all(np.bincount(r[:12], minlength=3).tolist() == [4, 4, 4] for r in np.asarray(ys[:, :, 0]))
+    assert xs.shape[1] == 14 and all(
+        np.bincount(r[:12], minlength=3).tolist() == [4, 4, 4] for r in np.asarray(ys[:, :, 0])
+    )
 
 
 def test_split_errors_and_holdout():
     root = need_real("emnist/emnist-mnist-test-images-idx3-ubyte.gz")
     with pytest.raises(DataError, match="Available here: test"):
         EpisodeSampler(SamplerConfig(datasets=(DatasetSpec("emnist/mnist", "train"),), data_dir=str(root)))
-    a = EpisodeSampler(SamplerConfig(datasets=(DatasetSpec("emnist/mnist", "test[:80%]"),), steps=5, data_dir=str(root)))
-    b = EpisodeSampler(SamplerConfig(datasets=(DatasetSpec("emnist/mnist", "test[80%:]"),), steps=5, data_dir=str(root)))
+    a = EpisodeSampler(
+        SamplerConfig(datasets=(DatasetSpec("emnist/mnist", "test[:80%]"),), steps=5, data_dir=str(root))
+    )
+    b = EpisodeSampler(
+        SamplerConfig(datasets=(DatasetSpec("emnist/mnist", "test[80%:]"),), steps=5, data_dir=str(root))
+    )
     assert a.tables.data.shape[0] == 8000 and b.tables.data.shape[0] == 2000
     ra = {bytes(r) for r in np.asarray(a.tables.data).reshape(8000, -1)}
     assert not any(bytes(r) in ra for r in np.asarray(b.tables.data).reshape(2000, -1)[:500])
@@ -180,7 +197,9 @@ def test_config_validation():
         SamplerConfig(fewshot=FewShotConfig(5, 1, 1), steps=10)
     with pytest.raises(DataError, match="projection_dim"):
         SamplerConfig(projection_dim=10)
-    cfg = from_dict(SamplerConfig, {"datasets": ["digits", {"name": "random", "weight": 2.0}], "steps": 7, "image_size": [8, 8]})
+    cfg = from_dict(
+        SamplerConfig, {"datasets": ["digits", {"name": "random", "weight": 2.0}], "steps": 7, "image_size": [8, 8]}
+    )
     assert cfg.datasets[0] == DatasetSpec("digits") and cfg.datasets[1].weight == 2.0
     with pytest.raises(ConfigError):
         from_dict(SamplerConfig, {"projection": "sometimes"})

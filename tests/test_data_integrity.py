@@ -3,10 +3,9 @@
 import os
 
 import pytest
-
 from _data_support import need_real
-from vsml.data import DataError, FileSpec, load
-from vsml.data import integrity
+
+from vsml.data import DataError, FileSpec, integrity, load
 from vsml.data.integrity import check_file
 
 
@@ -18,7 +17,9 @@ def _cache(tmp_path, monkeypatch):
 def _spec(data: bytes, **kw):
     import hashlib
 
-    return FileSpec("x/file.bin", len(data), hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest(), source="a test", **kw)
+    return FileSpec(
+        "x/file.bin", len(data), hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest(), source="a test", **kw
+    )
 
 
 def test_good_file_passes_and_is_cached(tmp_path, monkeypatch):
@@ -60,7 +61,9 @@ def test_load_rejects_a_corrupt_canonical_file(tmp_path):
     data[-5] ^= 1
     (tmp_path / "mnist/t10k-labels-idx1-ubyte.gz").write_bytes(bytes(data))
     (tmp_path / "mnist/t10k-images-idx3-ubyte.gz").symlink_to(real / "mnist/t10k-images-idx3-ubyte.gz")
-    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz is corrupt[\s\S]*sha256 mismatch[\s\S]*vsml data download mnist"):
+    with pytest.raises(
+        DataError, match=r"t10k-labels-idx1-ubyte.gz is corrupt[\s\S]*sha256 mismatch[\s\S]*vsml data download mnist"
+    ):
         load("mnist", "test", data_dir=tmp_path)
 
 

@@ -1,15 +1,14 @@
 """Loaders on the real files (skipped when absent) and on small files in the exact CIFAR/SVHN formats."""
 
 import gzip
-import io
 import pickle
 import tarfile
 import zipfile
 
 import numpy as np
 import pytest
-
 from _data_support import need_real
+
 from vsml.data import DataError, get_info, load
 from vsml.data.registry import partition
 
@@ -87,7 +86,9 @@ def test_omniglot_zip_matches_npz():
     small = load("omniglot", "small1", data_dir=root)
     assert small.images.shape == (2720, 105, 105, 1) and small.labels.max() == 135
     z = np.load(root / "omniglot/omniglot_background.npz")
-    names = sorted(n for n in zipfile.ZipFile(root / "omniglot/images_background_small1.zip").namelist() if n.endswith(".png"))
+    names = sorted(
+        n for n in zipfile.ZipFile(root / "omniglot/images_background_small1.zip").namelist() if n.endswith(".png")
+    )
     key = {(c, f): i for i, (c, f) in enumerate(zip(z["character_names"][z["labels"]], z["filenames"]))}
     for i in (0, 1000, 2719):
         parts = names[i].split("/")
@@ -137,7 +138,10 @@ def test_partitions_are_disjoint_and_fixed():
 def test_clear_errors(tmp_path):
     with pytest.raises(DataError, match="Did you mean 'mnist'"):
         load("mnsit")
-    with pytest.raises(DataError, match=r"file .*train-images-idx3-ubyte.gz missing; run `vsml data download mnist` or set VSML_DATA_DIR"):
+    with pytest.raises(
+        DataError,
+        match=r"file .*train-images-idx3-ubyte.gz missing; run `vsml data download mnist` or set VSML_DATA_DIR",
+    ):
         load("mnist", "train", data_dir=tmp_path)
     with pytest.raises(DataError, match="no split 'validation'"):
         load("mnist", "validation", data_dir=tmp_path)
@@ -151,8 +155,12 @@ def test_clear_errors(tmp_path):
 
 def _cifar_batch(n, seed):
     rng = np.random.default_rng(seed)
-    return {b"batch_label": b"testing", b"labels": rng.integers(0, 10, n).tolist(),
-            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"filenames": [b"x.png"] * n}
+    return {
+        b"batch_label": b"testing",
+        b"labels": rng.integers(0, 10, n).tolist(),
+        b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+        b"filenames": [b"x.png"] * n,
+    }
 
 
 @pytest.mark.parametrize("packed", [False, True])
@@ -209,7 +217,9 @@ def test_svhn_mat(tmp_path):
 def test_idx_format_errors(tmp_path):
     (tmp_path / "mnist").mkdir()
     for f in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
-        (tmp_path / "mnist" / f).write_bytes(gzip.compress(b"\x00\x00\x08\x03" + (2).to_bytes(4, "big") * 3 + b"\x00" * 3))
+        (tmp_path / "mnist" / f).write_bytes(
+            gzip.compress(b"\x00\x00\x08\x03" + (2).to_bytes(4, "big") * 3 + b"\x00" * 3)
+        )
     with pytest.raises(DataError, match="IDX header says"):
         load("mnist", "test", data_dir=tmp_path, verify=False)
     (tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz").write_bytes(b"not gzip")

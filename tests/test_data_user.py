@@ -9,13 +9,36 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vsml.data import (DataError, DatasetSpec, EpisodeSampler, FileSpec, SamplerConfig, get_info, load, names,
-                       register, register_file, unregister)
-from vsml.data import registry, userdata
+from vsml.data import (
+    DataError,
+    DatasetSpec,
+    EpisodeSampler,
+    FileSpec,
+    SamplerConfig,
+    get_info,
+    load,
+    names,
+    register,
+    register_file,
+    registry,
+    unregister,
+    userdata,
+)
 from vsml.data.cli import main as data_main
 
-BUILTINS = ["mnist", "fashion_mnist", "kmnist", "emnist", "emnist/mnist", "cifar10", "svhn_cropped", "omniglot",
-            "digits", "random", "sum"]
+BUILTINS = [
+    "mnist",
+    "fashion_mnist",
+    "kmnist",
+    "emnist",
+    "emnist/mnist",
+    "cifar10",
+    "svhn_cropped",
+    "omniglot",
+    "digits",
+    "random",
+    "sum",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -57,8 +80,13 @@ def test_builtins_unchanged_and_registered_first():
 
 def test_register_load_clash_and_unknown_names():
     images, labels = _blobs()
-    info = register("blobs", {"train": (images, labels), "test": lambda: (images[:9], labels[:9])},
-                    num_classes=3, image_shape=(6, 6), description="test blobs")
+    info = register(
+        "blobs",
+        {"train": (images, labels), "test": lambda: (images[:9], labels[:9])},
+        num_classes=3,
+        image_shape=(6, 6),
+        description="test blobs",
+    )
     assert info.image_shape == (6, 6, 1) and "blobs" in names()
     d = load("blobs", "test")
     assert d.images.shape == (9, 6, 6, 1) and d.images.dtype == np.uint8 and d.labels.dtype == np.int32
@@ -69,7 +97,9 @@ def test_register_load_clash_and_unknown_names():
         register("mnist", {"train": (images, labels)}, num_classes=3, image_shape=(6, 6, 1))
     register("blobs", {"all": (images, labels)}, num_classes=3, image_shape=(6, 6, 1), overwrite=True)
     assert list(get_info("blobs").splits) == ["all"] and len(load("blobs", "all")) == 30  # no stale cache
-    with pytest.raises(DataError, match=r"unknown dataset 'blosb'\. Did you mean 'blobs'\?.*Known datasets: .*sum, blobs\."):
+    with pytest.raises(
+        DataError, match=r"unknown dataset 'blosb'\. Did you mean 'blobs'\?.*Known datasets: .*sum, blobs\."
+    ):
         load("blosb")
     with pytest.raises(DataError, match="no '.'"):
         register("my.data", {"train": (images, labels)}, num_classes=3, image_shape=(6, 6, 1))
@@ -91,11 +121,23 @@ def test_registered_readers_are_validated():
     def broken():
         raise RuntimeError("boom")
 
-    register("x", {"wrong_shape": (images[:, :5, :5], labels), "short": (images, labels[:5]), "broken": broken,
-                   "big_label": (images, labels + 1), "nan": (np.full((30, 6, 6), np.nan), labels)},
-             num_classes=3, image_shape=(6, 6, 1))
-    with pytest.raises(DataError, match=r"x/wrong_shape: examples of shape \[5, 5, 1\], but the dataset is registered "
-                                        r"with image_shape \[6, 6, 1\]"):
+    register(
+        "x",
+        {
+            "wrong_shape": (images[:, :5, :5], labels),
+            "short": (images, labels[:5]),
+            "broken": broken,
+            "big_label": (images, labels + 1),
+            "nan": (np.full((30, 6, 6), np.nan), labels),
+        },
+        num_classes=3,
+        image_shape=(6, 6, 1),
+    )
+    with pytest.raises(
+        DataError,
+        match=r"x/wrong_shape: examples of shape \[5, 5, 1\], but the dataset is registered "
+        r"with image_shape \[6, 6, 1\]",
+    ):
         load("x", "wrong_shape")
     with pytest.raises(DataError, match="x/short: 30 examples but 5 labels"):
         load("x", "short")
@@ -125,7 +167,9 @@ def test_register_with_checksummed_files(tmp_path):
     with pytest.raises(DataError, match=r"file .*mine/blobs.npz missing"):
         load("mine", "train", data_dir=tmp_path / "elsewhere")
     path.write_bytes(raw[:-1] + bytes([raw[-1] ^ 1]))
-    with pytest.raises(DataError, match=r"blobs.npz is corrupt[\s\S]*sha256 mismatch[\s\S]*my notes[\s\S]*verify=False"):
+    with pytest.raises(
+        DataError, match=r"blobs.npz is corrupt[\s\S]*sha256 mismatch[\s\S]*my notes[\s\S]*verify=False"
+    ):
         load("mine", "train", data_dir=tmp_path / "data")
 
 
@@ -133,7 +177,8 @@ def test_plugin_modules_register_for_every_process(tmp_path, monkeypatch, capsys
     (tmp_path / "my_datasets.py").write_text(
         "import numpy as np\nfrom vsml.data import register\n"
         "register('plugged', {'train': (np.zeros((4, 3)), np.array([0, 1, 0, 1]))}, num_classes=2, image_shape=(3,),"
-        " description='from a plugin')\n")
+        " description='from a plugin')\n"
+    )
     monkeypatch.setenv("VSML_DATASETS", str(tmp_path / "my_datasets.py"))
     monkeypatch.setattr(registry, "_plugins_loaded", False)
     assert "plugged" in names() and load("plugged").images.shape == (4, 3)
@@ -157,7 +202,9 @@ def test_path_rule():
     os.mkdir("photos")
     with pytest.raises(DataError, match=r"unknown dataset 'photos'.*write './photos' to read it"):
         load("photos")
-    with pytest.raises(DataError, match=r"emnist/mnsit: no such file or directory.*Did you mean the registered dataset 'emnist/mnist'"):
+    with pytest.raises(
+        DataError, match=r"emnist/mnsit: no such file or directory.*Did you mean the registered dataset 'emnist/mnist'"
+    ):
         load("emnist/mnsit")
 
 
@@ -180,8 +227,13 @@ def test_npz_images_without_splits(tmp_path):
 
 def test_npz_features_with_splits_and_string_labels():
     rng = np.random.default_rng(1)
-    np.savez("feats.npz", train_images=rng.normal(size=(12, 5)), train_labels=np.array(list("abc") * 4),
-             test_images=rng.normal(size=(6, 5)).astype(np.float32), test_labels=np.array(list("cab") * 2))
+    np.savez(
+        "feats.npz",
+        train_images=rng.normal(size=(12, 5)),
+        train_labels=np.array(list("abc") * 4),
+        test_images=rng.normal(size=(6, 5)).astype(np.float32),
+        test_labels=np.array(list("cab") * 2),
+    )
     info = get_info("./feats.npz")
     assert list(info.splits) == ["train", "test"] and info.image_shape == (5,) and info.class_names == ("a", "b", "c")
     train, test = load("./feats.npz", "train"), load("./feats.npz", "test")
@@ -256,8 +308,14 @@ def test_sampler_on_npz_and_folder(tmp_path):
     images, labels = _blobs(n_per_class=20)
     np.savez("blobs.npz", images=images, labels=labels)
     _png_folder(tmp_path / "pics", classes=("a", "b", "c"), n=6)
-    mix = EpisodeSampler(SamplerConfig(datasets=(DatasetSpec("blobs.npz", "train"), DatasetSpec("./pics", "train")),
-                                       steps=30, image_size=(5, 5), flatten=True))
+    mix = EpisodeSampler(
+        SamplerConfig(
+            datasets=(DatasetSpec("blobs.npz", "train"), DatasetSpec("./pics", "train")),
+            steps=30,
+            image_size=(5, 5),
+            flatten=True,
+        )
+    )
     _check_episodes(mix, 30, (25,), 3)
     s = EpisodeSampler(SamplerConfig(datasets=("blobs.npz",), steps=200))
     xs, _ = _check_episodes(s, 200, (6, 6, 1), 3)
@@ -277,8 +335,17 @@ def test_sampler_on_tables(tmp_path):
     np.testing.assert_allclose(feats[:, :2].mean(0), 0, atol=0.2)  # per-feature normalisation
     np.testing.assert_allclose(feats[:, :2].std(0), 1, atol=0.2)
     assert (feats[:, 2] == 0).all()  # a constant feature becomes 0
-    proj = EpisodeSampler(SamplerConfig(datasets=("t.csv",), steps=20, projection="episode", projection_dim=6,
-                                        permutation="episode", num_classes=2, permute_classes=True))
+    proj = EpisodeSampler(
+        SamplerConfig(
+            datasets=("t.csv",),
+            steps=20,
+            projection="episode",
+            projection_dim=6,
+            permutation="episode",
+            num_classes=2,
+            permute_classes=True,
+        )
+    )
     xs, ys = _check_episodes(proj, 20, (6,), 2)
     assert not np.allclose(xs[0], xs[1])
     with pytest.raises(DataError, match=r"holds feature vectors \[N, 3\] \(a table\), not images: image_size"):
@@ -291,8 +358,9 @@ def test_tables_are_standardised_with_training_split_statistics(tmp_path):
     rng = np.random.default_rng(4)
     train = rng.normal([3.0, -50.0], [0.5, 8.0], size=(40, 2)).astype(np.float32)
     test = (train[:10] * 2 + 100).astype(np.float32)  # another location and scale: must not be re-centred
-    np.savez("split.npz", train_images=train, train_labels=np.arange(40) % 2,
-             test_images=test, test_labels=np.arange(10) % 2)
+    np.savez(
+        "split.npz", train_images=train, train_labels=np.arange(40) % 2, test_images=test, test_labels=np.arange(10) % 2
+    )
     mean, std, source = feature_statistics("split.npz", "test")
     assert source == "train"
     np.testing.assert_allclose(mean, train.mean(0), rtol=1e-5)
@@ -361,36 +429,87 @@ Y = np.array([0, 1, 0, 1, 0, 1])
 ERRORS = {
     "missing file": (lambda: "nope/data.npz", r"nope/data.npz: no such file or directory"),
     "unknown extension": (lambda: _write("data.txt", "1,2"), r"data.txt: unknown data file type '.txt'.*\.npz.*\.csv"),
-    "npy instead of npz": (lambda: _write("one.npy", b"\x93NUMPY"), r"one.npy: unknown data file type '.npy' \(a single .npy array: save .*np.savez"),
+    "npy instead of npz": (
+        lambda: _write("one.npy", b"\x93NUMPY"),
+        r"one.npy: unknown data file type '.npy' \(a single .npy array: save .*np.savez",
+    ),
     "garbage npz": (lambda: _write("bad.npz", b"this is not a zip archive"), r"bad.npz: not a readable .npz archive"),
     "truncated npz": (_truncated_npz, r"trunc.npz: (not a readable .npz archive|cannot read arrays)"),
     "corrupt npz member": (_bad_member_npz, r"badcrc.npz: cannot read arrays 'images' / 'labels'"),
     "missing labels": (lambda: _npz("a.npz", images=X), r"a.npz: has no 'labels' array \(arrays found: images\)"),
-    "no images/labels": (lambda: _npz("b.npz", x=X, y=Y), r"b.npz: has no 'images' and 'labels' arrays .*\(arrays found: x, y\)"),
-    "half a split": (lambda: _npz("c.npz", train_images=X, train_labels=Y, test_images=X), r"c.npz: has 'test_images' but no 'test_labels'"),
+    "no images/labels": (
+        lambda: _npz("b.npz", x=X, y=Y),
+        r"b.npz: has no 'images' and 'labels' arrays .*\(arrays found: x, y\)",
+    ),
+    "half a split": (
+        lambda: _npz("c.npz", train_images=X, train_labels=Y, test_images=X),
+        r"c.npz: has 'test_images' but no 'test_labels'",
+    ),
     "both conventions": (lambda: _npz("d.npz", images=X, labels=Y, test_images=X, test_labels=Y), r"d.npz: holds both"),
     "length mismatch": (lambda: _npz("e.npz", images=X, labels=Y[:4]), r"e.npz: 6 examples but 4 labels"),
-    "non-integer labels": (lambda: _npz("f.npz", images=X, labels=Y + 0.5), r"f.npz: labels must be integers, but label 0 is 0.5"),
+    "non-integer labels": (
+        lambda: _npz("f.npz", images=X, labels=Y + 0.5),
+        r"f.npz: labels must be integers, but label 0 is 0.5",
+    ),
     "negative labels": (lambda: _npz("g.npz", images=X, labels=Y - 1), r"g.npz: labels must be >= 0 .*label 0 is -1"),
-    "NaN features": (lambda: _npz("h.npz", images=np.where(X == 0, np.nan, 0.0), labels=Y), r"h.npz: 6 example\(s\) hold NaN"),
-    "single class": (lambda: _npz("i.npz", images=X, labels=np.zeros(6, int)), r"i.npz: holds a single class \(label 0\)"),
-    "1-D images": (lambda: _npz("j.npz", images=np.zeros(6), labels=Y), r"j.npz: images must be \[N, H, W\], \[N, H, W, C\] or \[N, F\]"),
-    "object arrays": (lambda: _npz("k.npz", images=X, labels=np.array([0, "a", 1], dtype=object)), r"k.npz: cannot read arrays .*Python objects"),
+    "NaN features": (
+        lambda: _npz("h.npz", images=np.where(X == 0, np.nan, 0.0), labels=Y),
+        r"h.npz: 6 example\(s\) hold NaN",
+    ),
+    "single class": (
+        lambda: _npz("i.npz", images=X, labels=np.zeros(6, int)),
+        r"i.npz: holds a single class \(label 0\)",
+    ),
+    "1-D images": (
+        lambda: _npz("j.npz", images=np.zeros(6), labels=Y),
+        r"j.npz: images must be \[N, H, W\], \[N, H, W, C\] or \[N, F\]",
+    ),
+    "object arrays": (
+        lambda: _npz("k.npz", images=X, labels=np.array([0, "a", 1], dtype=object)),
+        r"k.npz: cannot read arrays .*Python objects",
+    ),
     "empty folder": (lambda: _folder("empty", {}), r"\./empty: empty folder: expected one sub-folder"),
     "loose images": (lambda: _folder("loose", {"x.png": _png()}), r"images must be in one sub-folder per class"),
     "no images": (lambda: _folder("noimg", {"a/readme.txt": b"hi"}), r"\./noimg: no images"),
-    "corrupt image": (lambda: _folder("cor", {"a/x.png": b"\x89PNG broken", "b/y.png": _png()}), r"cor/a/x.png: not a readable image"),
-    "csv non-numeric feature": (lambda: _write("l.csv", "a,b,label\n1,red,0\n2,blue,1\n"), r"l.csv, line 2, column 'b': 'red', not a number; .*one-hot"),
-    "csv missing value": (lambda: _write("m.csv", "a,b,label\n1,,0\n2,3,1\n"), r"m.csv, line 2, column 'b': a missing value"),
-    "csv NaN": (lambda: _write("n.csv", "a,b,label\n1,2,0\n2,nan,1\n"), r"n.csv, line 3, column 'b': NaN or infinite value"),
-    "csv ragged": (lambda: _write("o.csv", "a,b,label\n1,2,0\n2,1\n"), r"o.csv, line 3: 2 fields, but the first row has 3"),
-    "csv negative label": (lambda: _write("p.csv", "a,label\n1,0\n2,-1\n"), r"p.csv, line 3, column 'label': label -1 is negative"),
-    "csv fractional label": (lambda: _write("q.csv", "a,label\n1,0\n2,1.5\n"), r"q.csv: labels must be integers, but label 1 is 1.5"),
+    "corrupt image": (
+        lambda: _folder("cor", {"a/x.png": b"\x89PNG broken", "b/y.png": _png()}),
+        r"cor/a/x.png: not a readable image",
+    ),
+    "csv non-numeric feature": (
+        lambda: _write("l.csv", "a,b,label\n1,red,0\n2,blue,1\n"),
+        r"l.csv, line 2, column 'b': 'red', not a number; .*one-hot",
+    ),
+    "csv missing value": (
+        lambda: _write("m.csv", "a,b,label\n1,,0\n2,3,1\n"),
+        r"m.csv, line 2, column 'b': a missing value",
+    ),
+    "csv NaN": (
+        lambda: _write("n.csv", "a,b,label\n1,2,0\n2,nan,1\n"),
+        r"n.csv, line 3, column 'b': NaN or infinite value",
+    ),
+    "csv ragged": (
+        lambda: _write("o.csv", "a,b,label\n1,2,0\n2,1\n"),
+        r"o.csv, line 3: 2 fields, but the first row has 3",
+    ),
+    "csv negative label": (
+        lambda: _write("p.csv", "a,label\n1,0\n2,-1\n"),
+        r"p.csv, line 3, column 'label': label -1 is negative",
+    ),
+    "csv fractional label": (
+        lambda: _write("q.csv", "a,label\n1,0\n2,1.5\n"),
+        r"q.csv: labels must be integers, but label 1 is 1.5",
+    ),
     "csv one column": (lambda: _write("r.csv", "1\n2\n"), r"r.csv: needs at least 2 columns"),
     "csv empty": (lambda: _write("s.csv", "\n\n"), r"s.csv: empty table"),
     "csv single class": (lambda: _write("t.csv", "a,label\n1,x\n2,x\n"), r"t.csv: holds a single class"),
-    "unknown option": (lambda: _npz("u.npz", images=X, labels=Y) + "?label=x", r"u.npz\?label=x: unknown option\(s\) label for a npz"),
-    "bad size": (lambda: _folder("v", {"a/x.png": _png(), "b/y.png": _png()}) + "?size=big", r"bad size 'big': write \?size=HxW"),
+    "unknown option": (
+        lambda: _npz("u.npz", images=X, labels=Y) + "?label=x",
+        r"u.npz\?label=x: unknown option\(s\) label for a npz",
+    ),
+    "bad size": (
+        lambda: _folder("v", {"a/x.png": _png(), "b/y.png": _png()}) + "?size=big",
+        r"bad size 'big': write \?size=HxW",
+    ),
 }
 
 
@@ -409,8 +528,12 @@ def test_changed_file_is_detected_and_can_be_accepted(capsys):
     np.savez("data.npz", images=images, labels=labels)  # rewritten, same content: fine
     assert load("data.npz", "train").fingerprint == first
     np.savez("data.npz", images=255 - images, labels=labels)
-    with pytest.raises(DataError, match=r"data.npz changed since vsml first read it[\s\S]*recorded sha256: "
-                                        + first + r"[\s\S]*vsml data forget data.npz"):
+    with pytest.raises(
+        DataError,
+        match=r"data.npz changed since vsml first read it[\s\S]*recorded sha256: "
+        + first
+        + r"[\s\S]*vsml data forget data.npz",
+    ):
         load("data.npz", "train")
     assert load("data.npz", "train", verify=False).fingerprint != first  # verify=False skips the check
     assert data_main(["forget", "data.npz"]) == 0 and "fingerprint forgotten" in capsys.readouterr().out
@@ -436,5 +559,8 @@ def test_example_script_runs():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     shapes = module.main()
-    assert shapes == {"npz": ((4, 50, 1, 64), (4, 50, 1)), "csv": ((4, 50, 1, 4), (4, 50, 1)),
-                      "folder": ((4, 50, 1, 144), (4, 50, 1))}
+    assert shapes == {
+        "npz": ((4, 50, 1, 64), (4, 50, 1)),
+        "csv": ((4, 50, 1, 4), (4, 50, 1)),
+        "folder": ((4, 50, 1, 144), (4, 50, 1)),
+    }

@@ -24,13 +24,24 @@ def test_every_expected_error_derives_from_the_base_and_keeps_its_builtin_base()
     from vsml.meta.trainer import MetaTrainingError
     from vsml.pretrained import PretrainedError
 
-    for cls, builtin in [(ConfigError, ValueError), (ArtifactError, ValueError), (CheckpointError, ValueError),
-                         (PretrainedError, ValueError), (DataError, ValueError), (InputError, ValueError),
-                         (ContractError, ValueError), (EvalError, ValueError), (FigureError, ValueError),
-                         (CommandError, ValueError), (CloningError, FloatingPointError),
-                         (runs.RunLockError, RuntimeError), (runs.OutputError, RuntimeError),
-                         (MetaTrainingError, RuntimeError), (DistributedError, RuntimeError),
-                         (KernelUnavailableError, RuntimeError)]:
+    for cls, builtin in [
+        (ConfigError, ValueError),
+        (ArtifactError, ValueError),
+        (CheckpointError, ValueError),
+        (PretrainedError, ValueError),
+        (DataError, ValueError),
+        (InputError, ValueError),
+        (ContractError, ValueError),
+        (EvalError, ValueError),
+        (FigureError, ValueError),
+        (CommandError, ValueError),
+        (CloningError, FloatingPointError),
+        (runs.RunLockError, RuntimeError),
+        (runs.OutputError, RuntimeError),
+        (MetaTrainingError, RuntimeError),
+        (DistributedError, RuntimeError),
+        (KernelUnavailableError, RuntimeError),
+    ]:
         assert issubclass(cls, VSMLError) and issubclass(cls, builtin), cls
     assert PeerLostError("x").exit_code == 75 and ConfigError("x").exit_code == 2
     assert issubclass(runs.StopRequested, VSMLError)
@@ -60,8 +71,9 @@ def test_a_command_reports_errors_as_one_line_and_an_exit_code(capsys):
     assert "vsml t: error: [Errno 2] No such file or directory: 'c.yaml'" in capsys.readouterr().err
     stop = runs.StopRequested(signal.SIGTERM, 4, None, "cloning", resume="vsml clone --resume")
     assert fails(stop)("clone") == 143
-    assert capsys.readouterr().err == ("vsml clone: cloning stopped by SIGTERM after iteration 4; continue with: "
-                                       "vsml clone --resume\n")
+    assert capsys.readouterr().err == (
+        "vsml clone: cloning stopped by SIGTERM after iteration 4; continue with: vsml clone --resume\n"
+    )
     assert fails(KeyboardInterrupt())("x") == 130
     with pytest.raises(ZeroDivisionError):  # a bug is not an expected error: its traceback is shown
         fails(ZeroDivisionError())("x")

@@ -61,7 +61,7 @@ class SignDescent(vsml.meta.MetaOptimizer):
         keys = jax.random.split(key, self.config.meta_batch)
         (loss, acc), grads = jax.value_and_grad(lambda p: problem.meta_loss(p, keys), has_aux=True)(state.params)
         params = jax.tree_util.tree_map(lambda p, g: p - self.config.lr * jnp.sign(g), state.params, grads)
-        norm = jnp.sqrt(sum(jnp.sum(g ** 2) for g in jax.tree_util.tree_leaves(grads)))
+        norm = jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree_util.tree_leaves(grads)))
         return vsml.meta.MetaState(params, ()), vsml.meta.StepMetrics(loss, acc, norm, jnp.isfinite(loss))
 
 
@@ -87,12 +87,23 @@ def test_new_learner_dataset_and_meta_optimizer_through_the_public_api(registere
     with pytest.raises(ConfigError, match=r"lr: -1 is out of range"):
         vsml.meta.make_meta_optimizer("sign", {"lr": -1})
     assert vsml.data.load("toy_skewed", "test").images.shape == (40, 4)
-    cfg = vsml.load_meta_config(None, [
-        f"out={tmp_path}", "iterations=2", "learner.name=frequency", "learner.options.scale=0.5",
-        "meta_optimizer.name=sign", "meta_optimizer.options.lr=0.25",
-        "data.datasets=[toy_skewed]", "data.steps=6", "data.normalize=false",
-        "checkpoint.every=2", "log.progress=false", "log.tensorboard=false",
-    ])
+    cfg = vsml.load_meta_config(
+        None,
+        [
+            f"out={tmp_path}",
+            "iterations=2",
+            "learner.name=frequency",
+            "learner.options.scale=0.5",
+            "meta_optimizer.name=sign",
+            "meta_optimizer.options.lr=0.25",
+            "data.datasets=[toy_skewed]",
+            "data.steps=6",
+            "data.normalize=false",
+            "checkpoint.every=2",
+            "log.progress=false",
+            "log.tensorboard=false",
+        ],
+    )
     result = vsml.MetaTrainer(cfg, log=lambda m: None).run()
     assert result.iteration == 2 and len(result.history) == 2
     assert float(result.params["w"]) in (0.0, 0.5, 1.0)  # two signed steps of 0.25 from 0.5

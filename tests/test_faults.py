@@ -23,17 +23,18 @@ import jax
 import numpy as np
 import pytest
 import yaml
+from _meta_support import child_xla_flags, tiny_config
 
 from vsml import artifacts, runs
 from vsml.checkpoint import CheckpointError
 from vsml.meta.trainer import MetaTrainer, meta_config_from_dict
 
-from _meta_support import child_xla_flags, tiny_config
-
 SRC = str(Path(__file__).parents[1] / "src")
-SLOW_CLI = ("import sys, time; from vsml.meta import trainer; step = trainer.MetaTrainer.step; "
-            "trainer.MetaTrainer.step = lambda self, *a: (time.sleep(0.03), step(self, *a))[1]; "
-            "from vsml.meta.cli import main; sys.exit(main())")
+SLOW_CLI = (
+    "import sys, time; from vsml.meta import trainer; step = trainer.MetaTrainer.step; "
+    "trainer.MetaTrainer.step = lambda self, *a: (time.sleep(0.03), step(self, *a))[1]; "
+    "from vsml.meta.cli import main; sys.exit(main())"
+)
 
 
 def _env(**extra):
@@ -64,7 +65,9 @@ def _ckpts(run: Path) -> list[str]:
 def _wait_rows(proc, run: Path, n: int, timeout: float = 150):
     t0 = time.time()
     while len(_rows(run)) < n:
-        assert proc.poll() is None, f"the run ended (rc {proc.returncode}) before {n} rows: {proc.stderr.read()[-2000:]}"
+        assert proc.poll() is None, (
+            f"the run ended (rc {proc.returncode}) before {n} rows: {proc.stderr.read()[-2000:]}"
+        )
         assert time.time() - t0 < timeout, "no progress"
         time.sleep(0.02)
 
@@ -86,8 +89,13 @@ def test_kill9_and_signals_at_random_points_lose_nothing(tmp_path):
     for seed, sig in enumerate((signal.SIGTERM, signal.SIGKILL, signal.SIGINT, signal.SIGKILL)):
         rng = np.random.default_rng(seed)
         resume = ["--resume"] if _ckpts(run) else []
-        proc = subprocess.Popen([sys.executable, "-c", SLOW_CLI, str(cfg_path), "--no-progress", *resume], env=_env(),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SLOW_CLI, str(cfg_path), "--no-progress", *resume],
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         _wait_rows(proc, run, len(_rows(run)) + int(rng.integers(1, 4)))
         if seed == 0:  # a second writer on the same folder fails at once, naming the holder
             with pytest.raises(runs.RunLockError, match=f"PID {proc.pid}, started .*vsml meta-train"):
@@ -176,7 +184,9 @@ def test_evaluate_outputs_never_mix_or_die_late(tmp_path, monkeypatch, capsys):
     def run(*argv):
         parser = __import__("argparse").ArgumentParser()
         ev_cli.register(parser.add_subparsers(dest="command"))
-        args = parser.parse_args(["evaluate", "-l", "sgd", "-d", "digits", "-n", "2", "-T", "10", "--no-progress", *argv])
+        args = parser.parse_args(
+            ["evaluate", "-l", "sgd", "-d", "digits", "-n", "2", "-T", "10", "--no-progress", *argv]
+        )
         return args.func(args)
 
     calls = []
@@ -215,12 +225,16 @@ def test_corrupt_checkpoints_name_the_newest_good_one(tmp_path):
     data = bytearray(middle.read_bytes())
     npy = data.index(b"\x93NUMPY")  # one flipped bit in the first stored array's values (a bit in a
     # zip local header, which the reader takes from the central directory, would corrupt nothing)
-    data[npy + 10 + int.from_bytes(data[npy + 8:npy + 10], "little") + 1] ^= 0x10
+    data[npy + 10 + int.from_bytes(data[npy + 8 : npy + 10], "little") + 1] ^= 0x10
     middle.write_bytes(bytes(data))
     with pytest.raises(CheckpointError) as e:
         MetaTrainer(cfg, log=lambda m: None, command="vsml meta-train c.yaml").run(resume=True)
     msg = str(e.value)
-    assert "ckpt_00000006.npz is corrupt" in msg and "newest good checkpoint is" in msg and "ckpt_00000002.npz (iteration 2)" in msg
+    assert (
+        "ckpt_00000006.npz is corrupt" in msg
+        and "newest good checkpoint is" in msg
+        and "ckpt_00000002.npz (iteration 2)" in msg
+    )
     assert f"mv {newest} {newest}.corrupt && mv {middle} {middle}.corrupt && vsml meta-train c.yaml --resume" in msg
     for p in (newest, middle):  # follow the hint
         p.rename(p.with_name(p.name + ".corrupt"))
@@ -265,8 +279,10 @@ def test_data_changed_in_place_with_its_mtime_kept_is_caught(tmp_path, monkeypat
 # --------------------------------------------------------------------------------------------
 # Two processes (jax.distributed on 127.0.0.1, gloo)
 
-needs_gloo = pytest.mark.skipif(not hasattr(jax.config, "jax_cpu_collectives_implementation"),
-                                reason="this jax has no CPU collectives option (gloo)")
+needs_gloo = pytest.mark.skipif(
+    not hasattr(jax.config, "jax_cpu_collectives_implementation"),
+    reason="this jax has no CPU collectives option (gloo)",
+)
 
 
 def _free_port() -> int:
@@ -279,13 +295,22 @@ def _launch(tmp_path, name, per_process, *extra, ids=(0, 1), port=None, envs=({}
     port = port or _free_port()
     procs = []
     for i in ids:
-        cfg = tiny_config(tmp_path / name, **{"distributed": {"startup_timeout": 8, "peer_timeout": 10}, **per_process[i]})
+        cfg = tiny_config(
+            tmp_path / name, **{"distributed": {"startup_timeout": 8, "peer_timeout": 10}, **per_process[i]}
+        )
         path = tmp_path / f"{name}_{i}.yaml"
         path.write_text(yaml.safe_dump(cfg))
-        procs.append(subprocess.Popen(
-            [sys.executable, "-c", SLOW_CLI, str(path), "--no-progress", *extra],
-            env=_env(VSML_COORDINATOR=f"127.0.0.1:{port}", VSML_NUM_PROCESSES="2", VSML_PROCESS_ID=str(i), **envs[i]),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-c", SLOW_CLI, str(path), "--no-progress", *extra],
+                env=_env(
+                    VSML_COORDINATOR=f"127.0.0.1:{port}", VSML_NUM_PROCESSES="2", VSML_PROCESS_ID=str(i), **envs[i]
+                ),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     return procs
 
 
@@ -307,15 +332,17 @@ def test_processes_that_disagree_or_never_start_fail_fast(tmp_path):
 
     t0 = time.time()
     # process 1 also on the other kernel path (they would run different SPMD programs)
-    results = _finish(_launch(tmp_path, "dis", [{"seed": 0}, {"seed": 1, "iterations": 7}], envs=({}, {"VSML_KERNEL": "xla"})))
+    results = _finish(
+        _launch(tmp_path, "dis", [{"seed": 0}, {"seed": 1, "iterations": 7}], envs=({}, {"VSML_KERNEL": "xla"}))
+    )
     for rc, err in results:
         assert rc == 2, err[-2000:]
-        assert "disagree" in err and 'config.seed: process 0 has 0, process 1 has 1' in err
-        assert 'config.iterations: process 0 has 6, process 1 has 7' in err
+        assert "disagree" in err and "config.seed: process 0 has 0, process 1 has 1" in err
+        assert "config.iterations: process 0 has 6, process 1 has 7" in err
         assert not kernels.available() or 'kernel: process 0 has "fused", process 1 has "xla"' in err, err[-2000:]
     assert not (tmp_path / "dis" / "checkpoints").exists()
     alone = {"distributed": {"startup_timeout": 4, "peer_timeout": 10}}  # nobody joins: no need to wait longer
-    (rc, err), = _finish(_launch(tmp_path, "alone", [alone, alone], ids=(0,)))  # process 1 never starts
+    ((rc, err),) = _finish(_launch(tmp_path, "alone", [alone, alone], ids=(0,)))  # process 1 never starts
     assert rc == 75 and "not every process of this run joined within distributed.startup_timeout = 4 s" in err
     assert "Process 1 has not joined" in err and "Terminating process" not in err
     assert time.time() - t0 < 90
@@ -369,22 +396,43 @@ def test_campaign_continue_script_runs_a_budget_and_its_checkpoint_continues_her
     seed.mkdir()
     from vsml.cli import main as vsml_main
 
-    assert vsml_main(["convert", "--slim", str(tmp_path / "seed_run" / "checkpoints" / "ckpt_00000003.npz"),
-                      "-o", str(seed / "ckpt_00000003.npz")]) == 0
+    assert (
+        vsml_main(
+            [
+                "convert",
+                "--slim",
+                str(tmp_path / "seed_run" / "checkpoints" / "ckpt_00000003.npz"),
+                "-o",
+                str(seed / "ckpt_00000003.npz"),
+            ]
+        )
+        == 0
+    )
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({**cfg, "iterations": 400, "checkpoint": {"every": 50, "keep": 2}}))
     wrapper = tmp_path / "vsml"
-    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} -c '{SLOW_CLI}' \"$@\"\n".replace("meta.cli import main; sys.exit(main())",
-                                                                                      "cli import main; sys.exit(main())"))
+    wrapper.write_text(
+        f"#!/bin/sh\nexec {sys.executable} -c '{SLOW_CLI}' \"$@\"\n".replace(
+            "meta.cli import main; sys.exit(main())", "cli import main; sys.exit(main())"
+        )
+    )
     wrapper.chmod(0o755)
     script = Path(__file__).parents[1] / "tools" / "campaign_continue.sh"
     out = tmp_path / "campaign"
-    proc = subprocess.run(["bash", str(script), str(path), str(out), "6"], capture_output=True, text=True, timeout=240,
-                          env=_env(VSML=str(wrapper), CAMPAIGN_SEED_DIR=str(seed)))
+    proc = subprocess.run(
+        ["bash", str(script), str(path), str(out), "6"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=_env(VSML=str(wrapper), CAMPAIGN_SEED_DIR=str(seed)),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "time budget of 6 s used" in proc.stderr and "resumed from" in proc.stderr
     stopped = _rows(out)[-1]
     assert 3 < stopped < 400 and f"ckpt_{stopped:08d}.npz" in _ckpts(out)
-    resumed = MetaTrainer(meta_config_from_dict({**cfg, "out": str(out), "iterations": stopped + 1,
-                                                 "checkpoint": {"every": 50, "keep": 2}})).run(resume=True)
+    resumed = MetaTrainer(
+        meta_config_from_dict(
+            {**cfg, "out": str(out), "iterations": stopped + 1, "checkpoint": {"every": 50, "keep": 2}}
+        )
+    ).run(resume=True)
     assert [r["iteration"] for r in resumed.history] == [stopped + 1]

@@ -56,11 +56,22 @@ def sub_rnn_params(d: dict, module: str, n: int, m: int, layer_norm: bool, *, ma
     if map_gates:
         w, b = _gates_to_ours(w, n), _gates_to_ours(b, n)
     f_head, b_head = ("linear_1", "linear") if swap_heads else ("linear", "linear_1")
-    out = {"wx": w[: 2 * m], "wh": w[2 * m :], "b": b, "wf": p(f_head, "w"), "bf": p(f_head, "b"),
-           "wb": p(b_head, "w"), "bb": p(b_head, "b")}
+    out = {
+        "wx": w[: 2 * m],
+        "wh": w[2 * m :],
+        "b": b,
+        "wf": p(f_head, "w"),
+        "bf": p(f_head, "b"),
+        "wb": p(b_head, "w"),
+        "bb": p(b_head, "b"),
+    }
     if layer_norm:
-        out |= {"ln_f_scale": p("layer_norm", "scale"), "ln_f_bias": p("layer_norm", "offset"),
-                "ln_b_scale": p("layer_norm_1", "scale"), "ln_b_bias": p("layer_norm_1", "offset")}
+        out |= {
+            "ln_f_scale": p("layer_norm", "scale"),
+            "ln_f_bias": p("layer_norm", "offset"),
+            "ln_b_scale": p("layer_norm_1", "scale"),
+            "ln_b_bias": p("layer_norm_1", "offset"),
+        }
     return {k: jnp.asarray(v) for k, v in out.items()}
 
 
@@ -68,10 +79,14 @@ def our_params(d: dict, config: VSMLConfig, **kw) -> dict:
     """Their modules in creation order: the forward sub-RNN(s) (one, or one per layer), then the
     backward ones (with ``separate_backward_rnn``)."""
     n_rnn = config.num_layers if config.per_layer_rnn else 1
-    modules = sorted({k.split(":")[1].split("/~/")[1] for k in d if k.startswith("param:")},
-                     key=lambda s: int(s.rpartition("_")[2]) if s != "sub_rnn" else 0)
-    cells = [sub_rnn_params(d, f"vsmlrnn/~/{mod}", config.state_size, config.message_size, config.layer_norm, **kw)
-             for mod in modules]
+    modules = sorted(
+        {k.split(":")[1].split("/~/")[1] for k in d if k.startswith("param:")},
+        key=lambda s: int(s.rpartition("_")[2]) if s != "sub_rnn" else 0,
+    )
+    cells = [
+        sub_rnn_params(d, f"vsmlrnn/~/{mod}", config.state_size, config.message_size, config.layer_norm, **kw)
+        for mod in modules
+    ]
     params = {"rnn": tuple(cells[:n_rnn])}
     if config.separate_backward_rnn:
         params["bwd_rnn"] = tuple(cells[n_rnn : 2 * n_rnn])
@@ -194,7 +209,9 @@ def test_initial_state_layout_matches_authors():
                 state = VSML(config_of(d, conv_padding="valid")).init_state(None, jax.random.PRNGKey(0), task)
             except InputError:
                 continue
-            assert [c.shape[1] for c in state["c"]] != [d[f"state:{k}:cell"][..., 0].size for k in range(len(state["c"]))]
+            assert [c.shape[1] for c in state["c"]] != [
+                d[f"state:{k}:cell"][..., 0].size for k in range(len(state["c"]))
+            ]
 
 
 def test_param_init_distribution_matches_authors():

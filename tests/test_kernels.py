@@ -22,7 +22,9 @@ from vsml.kernels import dense as kdense
 from vsml.learners.base import TaskSpec, episode
 from vsml.learners.vsml import LEGACY_SEMANTICS, VSML, LayerSpec, VSMLConfig
 
-fused_only = pytest.mark.skipif(not kernels.available(), reason=f"fused kernel not built: {kernels.unavailable_reason()}")
+fused_only = pytest.mark.skipif(
+    not kernels.available(), reason=f"fused kernel not built: {kernels.unavailable_reason()}"
+)
 
 
 def _inputs(a=5, b=3, n=16, m=8, batch=2, seed=0, groups=()):
@@ -90,7 +92,9 @@ def test_approximations_are_float32_accurate(isa):
     except ValueError:
         pytest.skip(f"{isa} not supported by this CPU")
     try:
-        x = np.concatenate([np.linspace(-20, 20, 40001), [-1e-30, 0.0, 1e-30, -100.0, 100.0, np.inf, -np.inf]]).astype(np.float32)
+        x = np.concatenate([np.linspace(-20, 20, 40001), [-1e-30, 0.0, 1e-30, -100.0, 100.0, np.inf, -np.inf]]).astype(
+            np.float32
+        )
         x64 = x.astype(np.float64)
         for kind, exact in (("sigmoid", 1 / (1 + np.exp(-x64))), ("tanh", np.tanh(x64))):
             y = _ffi.eval_approx(kind, x).astype(np.float64)
@@ -188,8 +192,11 @@ def test_vmap_and_group_dims_reach_one_call_with_per_group_weights():
     got, want = both(kernels.dense_ticks)(x["wh"], hs), both(kernels.dense_ticks_xla)(x["wh"], hs)
     _close(got[0][1], want[0][1], 2e-6)
     _close(got[1], want[1], 2e-5)
-    jaxpr = str(jax.make_jaxpr(jax.vmap(jax.vmap(lambda w, h: kernels.dense_ticks(w, u, v, h, c, 2), (None, 0))))(x["wh"], hs))
+    jaxpr = str(
+        jax.make_jaxpr(jax.vmap(jax.vmap(lambda w, h: kernels.dense_ticks(w, u, v, h, c, 2), (None, 0))))(x["wh"], hs)
+    )
     assert jaxpr.count("ffi_call") == 1  # one batched call for all members and episodes
+
     # explicit group dims, weights broadcast (shared): the weight cotangent is summed over groups
     def explicit(fn):
         def loss(wh):
@@ -218,8 +225,10 @@ def _tiny_learner_problem(members: int = 0):
     learner = VSML(VSMLConfig(state_size=8, message_size=4, kernel="fused"))
     task = TaskSpec((4,), 3, 1)
     r = np.random.default_rng(2)
-    params = jax.tree.map(lambda p: p + jnp.asarray(0.2 * r.standard_normal(p.shape), jnp.float32),
-                          _jit(learner.init_params)(jax.random.PRNGKey(0)))
+    params = jax.tree.map(
+        lambda p: p + jnp.asarray(0.2 * r.standard_normal(p.shape), jnp.float32),
+        _jit(learner.init_params)(jax.random.PRNGKey(0)),
+    )
     if members:
         params = jax.tree.map(lambda p: jnp.stack([p * (1 + 0.1 * i) for i in range(members)]), params)
     xs = jnp.asarray(r.standard_normal((4, 1, 4)), jnp.float32)
@@ -276,17 +285,56 @@ def test_vmapped_members_reach_the_kernel_as_one_batched_call():
 LEARNER_CASES = {  # options, input shape, batch (> 1: batch merge), steps, gradients too
     # the defaults (the authors' semantics: per-cell LayerNorm = the kernel's cell-norm mode,
     # replayed backward-sweep inputs), a hidden layer, backward pass with its own per-layer RNNs
-    "authors": (dict(hidden_layers=(LayerSpec(units=3),), backward_pass=True, separate_backward_rnn=True,
-                     label_feeding=True, layer_norm=True, per_layer_rnn=True, state_size=8, message_size=4),
-                (4,), 3, 2, True),
+    "authors": (
+        dict(
+            hidden_layers=(LayerSpec(units=3),),
+            backward_pass=True,
+            separate_backward_rnn=True,
+            label_feeding=True,
+            layer_norm=True,
+            per_layer_rnn=True,
+            state_size=8,
+            message_size=4,
+        ),
+        (4,),
+        3,
+        2,
+        True,
+    ),
     # this library's older semantics (LayerNorm of the reduced message: the kernel's core mode, heads
     # in JAX; zero backward-sweep inputs), summed messages, 3 micro ticks, bias units (the clones' setting)
-    "legacy": (dict(LEGACY_SEMANTICS, hidden_layers=(LayerSpec(units=4),), backward_pass=True, label_feeding=True,
-                    layer_norm=True, reduce="sum", micro_ticks=3, state_size=8, message_size=4, bias=True), (5,), 2, 2, True),
+    "legacy": (
+        dict(
+            LEGACY_SEMANTICS,
+            hidden_layers=(LayerSpec(units=4),),
+            backward_pass=True,
+            label_feeding=True,
+            layer_norm=True,
+            reduce="sum",
+            micro_ticks=3,
+            state_size=8,
+            message_size=4,
+            bias=True,
+        ),
+        (5,),
+        2,
+        2,
+        True,
+    ),
     # normal mode (each layer's backward input = the layer above's message of the last step), no
     # LayerNorm, a conv layer first (conv layers always take the XLA path)
-    "normal_conv": (dict(hidden_layers=(LayerSpec("conv", channels=2, kernel=2), LayerSpec(units=3)),
-                         label_feeding=True, state_size=4, message_size=3), (3, 3), 2, 3, False),
+    "normal_conv": (
+        dict(
+            hidden_layers=(LayerSpec("conv", channels=2, kernel=2), LayerSpec(units=3)),
+            label_feeding=True,
+            state_size=4,
+            message_size=3,
+        ),
+        (3, 3),
+        2,
+        3,
+        False,
+    ),
 }
 
 
@@ -301,8 +349,10 @@ def test_learner_fused_matches_xla(name):
     xs = jnp.asarray(r.standard_normal((steps, batch, *input_shape)), jnp.float32)
     ys = jnp.asarray(r.integers(0, 3, (steps, batch)), jnp.int32)
     fused, xla = VSML(VSMLConfig(**opts, kernel="fused")), VSML(VSMLConfig(**opts, kernel="xla"))
-    params = jax.tree.map(lambda p: p + jnp.asarray(0.3 * r.standard_normal(p.shape), jnp.float32),
-                          _jit(fused.init_params)(jax.random.PRNGKey(3)))  # perturbed: biases, LN affine != 0, 1
+    params = jax.tree.map(
+        lambda p: p + jnp.asarray(0.3 * r.standard_normal(p.shape), jnp.float32),
+        _jit(fused.init_params)(jax.random.PRNGKey(3)),
+    )  # perturbed: biases, LN affine != 0, 1
 
     def run(learner):
         def loss(p):

@@ -161,7 +161,7 @@ def _numpy_online_conv_sgd(net, xs, ys, lr, k, stride):
         z = np.zeros((x.shape[0], ho, wo, cw.shape[-1]))
         for i in range(ho):
             for j in range(wo):
-                patch = xp[:, i * stride:i * stride + k, j * stride:j * stride + k, :]
+                patch = xp[:, i * stride : i * stride + k, j * stride : j * stride + k, :]
                 z[:, i, j, :] = np.einsum("bdec,deco->bo", patch, cw) + cb
         a = np.tanh(z)
         logits, delta, ws = _numpy_mlp_sgd_step(ws, a.reshape(x.shape[0], -1), y, lr)
@@ -170,7 +170,7 @@ def _numpy_online_conv_sgd(net, xs, ys, lr, k, stride):
         gcw = np.zeros_like(cw)
         for i in range(ho):
             for j in range(wo):
-                patch = xp[:, i * stride:i * stride + k, j * stride:j * stride + k, :]
+                patch = xp[:, i * stride : i * stride + k, j * stride : j * stride + k, :]
                 gcw += np.einsum("bdec,bo->deco", patch, dz[:, i, j, :])
         cw, cb = cw - lr * gcw, cb - lr * dz.sum((0, 1, 2))
     return np.stack(out)
@@ -178,8 +178,9 @@ def _numpy_online_conv_sgd(net, xs, ys, lr, k, stride):
 
 @pytest.mark.parametrize("layers,kernel,stride,shape", [(1, 3, 2, (7, 7)), (2, 2, 1, (5, 6))])
 def test_conv_sgd_matches_numpy_reference(layers, kernel, stride, shape):
-    learner = Backprop(optimizer="sgd", lr=0.1, layers=layers, hidden=6, conv_channels=3, conv_kernel=kernel,
-                       conv_stride=stride)
+    learner = Backprop(
+        optimizer="sgd", lr=0.1, layers=layers, hidden=6, conv_channels=3, conv_kernel=kernel, conv_stride=stride
+    )
     xs, ys = _data(seed=4, t=20, batch=2, shape=shape, classes=3)
     task = TaskSpec(shape, 3, 2)
     key = jax.random.PRNGKey(5)

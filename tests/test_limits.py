@@ -80,9 +80,11 @@ def _walk(cls, wrap, prefix, seen=()):
         if numeric:
             yield cls, f.name, f"{prefix}{f.name}", length, wrap
         for sub, listed in _nested(tp):
+
             def inner(data, f=f, listed=listed, sub=sub, wrap=wrap):
                 value = {**_required(sub), **data}
                 return wrap({**_required(cls), f.name: [value] if listed else value})
+
             yield from _walk(sub, inner, f"{prefix}{f.name}{'[0]' if listed else ''}.", (*seen, cls))
 
 
@@ -176,8 +178,12 @@ def _base_argv(parser) -> list[str]:
     return argv
 
 
-OPTIONS = [(name, parser, prefix, a) for name, parser, prefix in _parsers() for a in parser._actions
-           if a.option_strings and a.type is not None]
+OPTIONS = [
+    (name, parser, prefix, a)
+    for name, parser, prefix in _parsers()
+    for a in parser._actions
+    if a.option_strings and a.type is not None
+]
 
 
 def test_every_numeric_cli_option_is_ranged():
@@ -186,8 +192,11 @@ def test_every_numeric_cli_option_is_ranged():
     assert len([o for o in OPTIONS if hasattr(o[3].type, "range")]) >= 20
 
 
-@pytest.mark.parametrize("option", [o for o in OPTIONS if hasattr(o[3].type, "range")],
-                         ids=[f"{o[0]} {o[3].option_strings[-1]}" for o in OPTIONS if hasattr(o[3].type, "range")])
+@pytest.mark.parametrize(
+    "option",
+    [o for o in OPTIONS if hasattr(o[3].type, "range")],
+    ids=[f"{o[0]} {o[3].option_strings[-1]}" for o in OPTIONS if hasattr(o[3].type, "range")],
+)
 def test_cli_option_values_zero_minus_one_nan(option):
     name, parser, prefix, action = option
     spec, kind = action.type.range, action.type.kind
@@ -197,11 +206,11 @@ def test_cli_option_values_zero_minus_one_nan(option):
         ok = limits.within(v, spec) and (kind is float or v != "nan")
         err = io.StringIO()
         if ok:
-            ns = target.parse_args(argv[len(prefix):])
+            ns = target.parse_args(argv[len(prefix) :])
             assert getattr(ns, action.dest) == kind(v)
             continue
         with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as e:
-            target.parse_args(argv[len(prefix):])
+            target.parse_args(argv[len(prefix) :])
         assert e.value.code == 2
         msg = err.getvalue()
         assert action.option_strings[-1] in msg and repr(v) in msg and limits.describe(spec, kind) in msg, msg

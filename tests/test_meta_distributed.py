@@ -17,14 +17,15 @@ import jax
 import numpy as np
 import pytest
 import yaml
-
 from _meta_support import child_xla_flags, tiny_config
 from test_faults import _env, _free_port
 
 # the normal CLI with every meta-step slowed by 0.25 s, so that signals land mid-run
-SLOW_CLI = ("import sys, time; from vsml.meta import trainer; step = trainer.MetaTrainer.step; "
-            "trainer.MetaTrainer.step = lambda self, *a: (time.sleep(0.25), step(self, *a))[1]; "
-            "from vsml.meta.cli import main; sys.exit(main())")
+SLOW_CLI = (
+    "import sys, time; from vsml.meta import trainer; step = trainer.MetaTrainer.step; "
+    "trainer.MetaTrainer.step = lambda self, *a: (time.sleep(0.25), step(self, *a))[1]; "
+    "from vsml.meta.cli import main; sys.exit(main())"
+)
 LIFE = {"truncation": 4, "min_length": 8, "max_length": 24}
 ESTIMATORS = {
     "gradient": {},
@@ -36,13 +37,20 @@ ESTIMATORS = {
 #: kill -9. For gradient and ES the checkpoint is parameters and optimizer state only, the state
 #: tests/test_faults.py kills with -9 at random points (one process) and after a checkpoint (two).
 PERSISTENT = ("pes", "tbptt")
-needs_gloo = pytest.mark.skipif(not hasattr(jax.config, "jax_cpu_collectives_implementation"),
-                                reason="this jax has no CPU collectives option (gloo); jax.distributed on CPU unavailable")
+needs_gloo = pytest.mark.skipif(
+    not hasattr(jax.config, "jax_cpu_collectives_implementation"),
+    reason="this jax has no CPU collectives option (gloo); jax.distributed on CPU unavailable",
+)
 
 
 def _config(tmp_path, name, method) -> str:
-    over = {"method": method, **ESTIMATORS[method], "iterations": 6, "checkpoint": {"every": 2, "keep": 5},
-            "distributed": {"startup_timeout": 60, "peer_timeout": 10}}
+    over = {
+        "method": method,
+        **ESTIMATORS[method],
+        "iterations": 6,
+        "checkpoint": {"every": 2, "keep": 5},
+        "distributed": {"startup_timeout": 60, "peer_timeout": 10},
+    }
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(tiny_config(tmp_path / name, **over)))
     return str(path)
@@ -51,15 +59,27 @@ def _config(tmp_path, name, method) -> str:
 def _two(config: str, *extra, slow=True):
     port = _free_port()
     head = [sys.executable, "-c", SLOW_CLI] if slow else [sys.executable, "-m", "vsml.meta.cli"]
-    return [subprocess.Popen(head + [config, "--no-progress", *extra],
-                             env=_env(VSML_COORDINATOR=f"127.0.0.1:{port}", VSML_NUM_PROCESSES="2", VSML_PROCESS_ID=str(i)),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    return [
+        subprocess.Popen(
+            head + [config, "--no-progress", *extra],
+            env=_env(VSML_COORDINATOR=f"127.0.0.1:{port}", VSML_NUM_PROCESSES="2", VSML_PROCESS_ID=str(i)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
 
 
 def _forced(config: str):
     flags = " ".join(["--xla_force_host_platform_device_count=2", *child_xla_flags().values()])
-    return subprocess.Popen([sys.executable, "-m", "vsml.meta.cli", config, "--no-progress"], env=_env(XLA_FLAGS=flags),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "vsml.meta.cli", config, "--no-progress"],
+        env=_env(XLA_FLAGS=flags),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _finish(procs, timeout=240):
@@ -132,11 +152,13 @@ def test_two_processes_match_one_across_sigterm_and_kill9(tmp_path, method):
         _finish(procs)
     (rc0, err0), (rc1, err1) = _finish(_two(config, "--resume", slow=False))  # 3) to the end
     assert rc0 == rc1 == 0, err0[-2000:] + err1[-2000:]
-    (rc, err), = _finish([forced])
+    ((rc, err),) = _finish([forced])
     assert rc == 0, err[-2000:]
 
     ref = tmp_path / "forced"
-    for a, b in zip(artifacts.load(ref / "learner.npz").leaves("params"), artifacts.load(run / "learner.npz").leaves("params")):
+    for a, b in zip(
+        artifacts.load(ref / "learner.npz").leaves("params"), artifacts.load(run / "learner.npz").leaves("params")
+    ):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(_losses(run), _losses(ref))  # rows past a checkpoint are redone, not kept twice
     one, two = artifacts.load(_ckpt(ref, 6)), artifacts.load(_ckpt(run, 6))
@@ -154,10 +176,14 @@ def test_two_processes_match_one_across_sigterm_and_kill9(tmp_path, method):
         cfg = yaml.safe_load(Path(config).read_text())
         Path(config).write_text(yaml.safe_dump({**cfg, "iterations": 8}))
         for rc, err in _finish(_two(config, "--resume", slow=False), timeout=180):
-            assert rc == 2 and "does not fit this run" in err and f"vsml convert --slim {_ckpt(run, 6)}" in err, err[-2000:]
-            assert "1 lifetime(s) per family where this run's tbptt settings give 2" in err and "process 0's lifetimes" in err
+            assert rc == 2 and "does not fit this run" in err and f"vsml convert --slim {_ckpt(run, 6)}" in err, err[
+                -2000:
+            ]
+            assert (
+                "1 lifetime(s) per family where this run's tbptt settings give 2" in err
+                and "process 0's lifetimes" in err
+            )
             assert "different learner config" not in err and "Terminating process" not in err and "Traceback" not in err
-
 
 
 def _halve_inner(path: Path) -> None:
@@ -170,7 +196,6 @@ def _halve_inner(path: Path) -> None:
     artifacts.save(path, "checkpoint", groups, {**art.meta, "processes": 2, "devices": 2})
 
 
-
 # --------------------------------------------------------------------------------------------
 # The fused kernel under sharding (tests/_sharded_kernel.py is the child)
 
@@ -181,6 +206,7 @@ SHARDED_CHILD = str(Path(__file__).parent / "_sharded_kernel.py")
 def one_device_reference():
     """The child's two programs on one device: fused (unsharded) and XLA."""
     import _sharded_kernel as child
+
     from vsml.meta.distributed import make_mesh
 
     mesh = make_mesh()
@@ -198,18 +224,24 @@ def _check_sharded(out: str, processes: int, ref) -> None:
         # 2 of the 4 episodes; 1 member at a time (chunk 1) of the 2 each device holds
         calls = {name: sorted((t, tuple(s)) for t, s in p["calls"]) for name, p in info["programs"].items()}
         assert calls["episodes"] == [("vsml_dense_bwd", (2, 4, 16)), ("vsml_dense_fwd", (2, 1, 192, 4))], calls
-        assert calls["members"] == [("vsml_dense_bwd_cellnorm", (1, 1, 4, 16)),
-                                    ("vsml_dense_fwd_cellnorm", (1, 1, 1, 192, 4))], calls
+        assert calls["members"] == [
+            ("vsml_dense_bwd_cellnorm", (1, 1, 4, 16)),
+            ("vsml_dense_fwd_cellnorm", (1, 1, 1, 192, 4)),
+        ], calls
         assert not any(p["all_gather"] for p in info["programs"].values())
         # while one device runs them whole (no sharding): 4 episodes, 2 member groups
         one = {name: sorted(c[0] for c in p["calls"]) for name, p in ref["fused"][1].items()}
-        assert one == {"episodes": ["vsml_dense_bwd", "vsml_dense_fwd"],
-                       "members": ["vsml_dense_bwd_cellnorm", "vsml_dense_fwd_cellnorm"]}
+        assert one == {
+            "episodes": ["vsml_dense_bwd", "vsml_dense_fwd"],
+            "members": ["vsml_dense_bwd_cellnorm", "vsml_dense_fwd_cellnorm"],
+        }
         got = dict(np.load(f"{out}.{i}.npz"))
         for kind in ("fused", "xla"):  # values and gradients: the one-device fused and XLA paths
             want = ref[kind][0]
             assert sorted(got) == sorted(want)
-            for k in want:  # relative to the program's largest entry: shift-invariant parameters' gradients are rounding noise
+            for k in (
+                want
+            ):  # relative to the program's largest entry: shift-invariant parameters' gradients are rounding noise
                 scale = max(float(np.abs(v).max()) for name, v in want.items() if name.split("/")[0] == k.split("/")[0])
                 np.testing.assert_allclose(got[k] / scale, want[k] / scale, atol=2e-6, err_msg=f"{kind} {k}")
 
@@ -221,10 +253,15 @@ def test_fused_kernel_runs_per_device_on_two_forced_devices(tmp_path, one_device
     kernel) on the fused kernel equal the one-device fused and XLA results to float32 tolerance,
     and the compiled programs call the kernel on each device's share only (no all-gather)."""
     flags = " ".join(["--xla_force_host_platform_device_count=2", *child_xla_flags().values()])
-    proc = subprocess.Popen([sys.executable, SHARDED_CHILD, str(tmp_path / "forced")], env=_env(XLA_FLAGS=flags),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, SHARDED_CHILD, str(tmp_path / "forced")],
+        env=_env(XLA_FLAGS=flags),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     ref = one_device_reference
-    (rc, err), = _finish([proc], timeout=120)
+    ((rc, err),) = _finish([proc], timeout=120)
     assert rc == 0, err[-3000:]
     _check_sharded(str(tmp_path / "forced"), 1, ref)
 
@@ -235,9 +272,16 @@ def test_fused_kernel_runs_per_device_in_two_processes(tmp_path, one_device_refe
     """2 processes x 1 device each (jax.distributed, gloo): the same as on 2 forced devices, and both
     processes end with the same results."""
     port = _free_port()
-    procs = [subprocess.Popen([sys.executable, SHARDED_CHILD, str(tmp_path / "two")],
-                              env=_env(VSML_COORDINATOR=f"127.0.0.1:{port}", VSML_NUM_PROCESSES="2", VSML_PROCESS_ID=str(i)),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, SHARDED_CHILD, str(tmp_path / "two")],
+            env=_env(VSML_COORDINATOR=f"127.0.0.1:{port}", VSML_NUM_PROCESSES="2", VSML_PROCESS_ID=str(i)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     ref = one_device_reference
     for rc, err in _finish(procs, timeout=120):
         assert rc == 0, err[-3000:]

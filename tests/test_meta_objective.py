@@ -4,16 +4,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _meta_support import TINY_VSML
 
+from vsml.config import ConfigError
 from vsml.data.episodes import EpisodeSampler, SamplerConfig
 from vsml.learners.base import TaskSpec
 from vsml.learners.vsml import VSML, VSMLConfig
 from vsml.meta import AntitheticES, ESConfig, GradientConfig, GradientDescent, MetaProblem, ObjectiveConfig
-from vsml.meta.es import antithetic_gradient, centered_ranks, z_scores
 from vsml.meta.distributed import make_mesh
-from vsml.config import ConfigError
-
-from _meta_support import TINY_VSML
+from vsml.meta.es import antithetic_gradient, centered_ranks, z_scores
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +59,9 @@ def test_gradient_step_updates_and_guards(setup):
     np.testing.assert_allclose([m1.loss, m1.grad_norm], [m.loss, m.grad_norm], rtol=1e-4)
     with pytest.raises(ConfigError):
         GradientConfig(meta_batch=6, chunk=4)
-    assert any(not np.allclose(a, b) for a, b in zip(jax.tree_util.tree_leaves(s1.params), jax.tree_util.tree_leaves(params)))
+    assert any(
+        not np.allclose(a, b) for a, b in zip(jax.tree_util.tree_leaves(s1.params), jax.tree_util.tree_leaves(params))
+    )
     # Non-finite parameters -> non-finite loss -> the step is skipped, state unchanged.
     bad = jax.tree_util.tree_map(lambda x: x * jnp.nan, params)
     s2, m2 = opt.step(opt.init(bad, jax.random.PRNGKey(0), problem), jax.random.PRNGKey(3), problem)
@@ -72,7 +73,9 @@ def test_antithetic_estimator_matches_gradient_of_quadratic():
     target = jnp.arange(5.0)
     loss_fn = lambda th, k: (jnp.sum((th - target) ** 2), jnp.float32(0))  # noqa: E731
     cfg = ESConfig(population=4000, sigma=0.01)
-    g, _, _, finite = antithetic_gradient(loss_fn, jnp.zeros(5), jax.random.split(jax.random.PRNGKey(0), 2000), cfg, make_mesh())
+    g, _, _, finite = antithetic_gradient(
+        loss_fn, jnp.zeros(5), jax.random.split(jax.random.PRNGKey(0), 2000), cfg, make_mesh()
+    )
     assert bool(finite)
     np.testing.assert_allclose(g, -2 * target, atol=0.35)
     r = centered_ranks(jnp.array([3.0, -1.0, 10.0]))
@@ -96,4 +99,6 @@ def test_es_step_runs(setup):
     opt2 = AntitheticES(ESConfig(population=4, fitness_shaping="centered_ranks", chunk=2))
     _, m2 = opt2.step(state, jax.random.PRNGKey(0), problem)
     np.testing.assert_allclose([m2.loss, m2.grad_norm], [m.loss, m.grad_norm], rtol=1e-4)
-    assert any(not np.allclose(a, b) for a, b in zip(jax.tree_util.tree_leaves(s1.params), jax.tree_util.tree_leaves(params)))
+    assert any(
+        not np.allclose(a, b) for a, b in zip(jax.tree_util.tree_leaves(s1.params), jax.tree_util.tree_leaves(params))
+    )

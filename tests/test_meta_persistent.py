@@ -6,38 +6,40 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _meta_support import tiny_config
 
 from vsml.config import ConfigError
 from vsml.learners.base import run_steps
 from vsml.meta import LifetimeConfig
-from vsml.meta.pes import pes_estimate
-from vsml.meta.objective import ObjectiveConfig
-from vsml.meta.pes import PESConfig
 from vsml.meta.distributed import make_mesh
+from vsml.meta.objective import ObjectiveConfig
+from vsml.meta.pes import PESConfig, pes_estimate
 from vsml.meta.trainer import MetaTrainer, meta_config_from_dict
-
-from _meta_support import tiny_config
 
 K, N_TRUNC, PAIRS = 4, 3, 20000
 
 
 def _toy_unroll(theta, s, x):
     """A one-unit linear recurrent inner loop whose state carries credit across truncations."""
+
     def step(s, xt):
         s = theta[0] * s + theta[1] * (xt + 1.0)
         return s, (s - 0.5) ** 2
+
     s, losses = jax.lax.scan(step, s, x)
     return s, (losses.mean(), jnp.float32(0))
 
 
 def _lifetime_gradient(theta, xs):
     """Exact gradient of the sum of truncation losses over the whole lifetime, averaged over lifetimes."""
+
     def total(th, x):
         s, out = 0.0, 0.0
         for tau in range(N_TRUNC):
             s, (l, _) = _toy_unroll(th, s, x[tau])
             out = out + l
         return out
+
     return jax.grad(lambda th: jax.vmap(lambda x: total(th, x))(xs).mean())(theta)
 
 
@@ -51,7 +53,9 @@ def test_pes_is_unbiased_over_the_lifetime_and_truncated_es_is_not():
         states, noise, g = jnp.zeros(2 * PAIRS), jnp.zeros((PAIRS, 2)), jnp.zeros(2)
         for tau in range(N_TRUNC):
             keys = jax.random.split(jax.random.PRNGKey(100 + tau), PAIRS)
-            est, acc_noise, states, _, _ = pes_estimate(_toy_unroll, theta, states, noise, xs[:, tau], keys, sigma, mesh, None)
+            est, acc_noise, states, _, _ = pes_estimate(
+                _toy_unroll, theta, states, noise, xs[:, tau], keys, sigma, mesh, None
+            )
             noise = acc_noise if accumulate else jnp.zeros_like(noise)
             g = g + est
         return g
@@ -73,7 +77,9 @@ def test_pes_support_noise_leaves_zero_parameters_alone():
     states, noise, g = jnp.zeros(2 * PAIRS), jnp.zeros((PAIRS, 2)), jnp.zeros(2)
     for tau in range(N_TRUNC):
         keys = jax.random.split(jax.random.PRNGKey(100 + tau), PAIRS)
-        est, noise, states, _, _ = pes_estimate(_toy_unroll, theta, states, noise, xs[:, tau], keys, 0.01, mesh, None, mask)
+        est, noise, states, _, _ = pes_estimate(
+            _toy_unroll, theta, states, noise, xs[:, tau], keys, 0.01, mesh, None, mask
+        )
         g = g + est
     assert float(g[1]) == 0.0 and float(jnp.abs(noise[:, 1]).max()) == 0.0
     np.testing.assert_allclose(g[0], true[0], rtol=0.1, atol=0.02 * float(jnp.linalg.norm(true)))
@@ -84,8 +90,8 @@ def test_pes_support_noise_leaves_zero_parameters_alone():
 def test_tbptt_equals_the_truncated_full_unroll_gradient():
     """The sum of truncated-BPTT gradients over a lifetime equals backprop through the whole
     lifetime with the gradient stopped at truncation boundaries (run_steps(truncation=K))."""
-    from vsml.learners.vsml import VSML, VSMLConfig
     from vsml.learners.base import TaskSpec
+    from vsml.learners.vsml import VSML, VSMLConfig
 
     learner = VSML(VSMLConfig(state_size=4, message_size=2, label_feeding=True))
     task = TaskSpec((5,), 3, 1)
@@ -94,6 +100,7 @@ def test_tbptt_equals_the_truncated_full_unroll_gradient():
     ys = jax.random.randint(jax.random.PRNGKey(2), (3 * K, 1), 0, 3)
     s0 = learner.init_state(params, jax.random.PRNGKey(3), task)
     full = jax.grad(lambda p: run_steps(learner, p, s0, xs, ys, truncation=K)[1].losses.sum())(params)
+
     def truncation_loss(p, s, x, y):
         s, res = run_steps(learner, p, jax.lax.stop_gradient(s), x, y)
         return res.losses.sum(), s
@@ -108,11 +115,18 @@ def test_tbptt_equals_the_truncated_full_unroll_gradient():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("method,section", [("pes", {"population": 4, "sigma": 0.05, "lr": 0.01, "chunk": None}),
-                                            ("tbptt", {"particles": 2, "lr": 0.01})])
+@pytest.mark.parametrize(
+    "method,section",
+    [("pes", {"population": 4, "sigma": 0.05, "lr": 0.01, "chunk": None}), ("tbptt", {"particles": 2, "lr": 0.01})],
+)
 def test_persistent_training_resumes_bit_identically(tmp_path, method, section):
     life = {"truncation": 4, "min_length": 8, "max_length": 24}
-    over = {"method": method, method: {**section, "lifetime": life}, "iterations": 6, "checkpoint": {"every": 3, "keep": 2}}
+    over = {
+        "method": method,
+        method: {**section, "lifetime": life},
+        "iterations": 6,
+        "checkpoint": {"every": 3, "keep": 2},
+    }
     straight = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "a", **over))).run()
 
     class Stop(Exception):
@@ -135,8 +149,12 @@ def test_persistent_training_resumes_bit_identically(tmp_path, method, section):
 def test_persistent_estimators_refuse_what_they_cannot_do(tmp_path):
     with pytest.raises(ConfigError, match="min_length"):
         LifetimeConfig(truncation=10, min_length=5, max_length=20)
-    cfg = tiny_config(tmp_path / "f", method="pes", pes={"population": 2, "lifetime": {"truncation": 2, "min_length": 2, "max_length": 4}},
-                      objective={"kind": "last"})
+    cfg = tiny_config(
+        tmp_path / "f",
+        method="pes",
+        pes={"population": 2, "lifetime": {"truncation": 2, "min_length": 2, "max_length": 4}},
+        objective={"kind": "last"},
+    )
     with pytest.raises(ConfigError, match="mean online loss"):
         MetaTrainer(meta_config_from_dict(cfg)).run()
 
@@ -144,9 +162,13 @@ def test_persistent_estimators_refuse_what_they_cannot_do(tmp_path):
 @pytest.mark.parametrize("method", ["gradient", "pes"])
 def test_task_families_train_together(tmp_path, method):
     """Several input sizes and class counts in every meta-step (one parameter set)."""
-    over = {"method": method, "iterations": 2, "objective": {"normalize": True},
-            "families": [{"num_classes": 2, "image_size": [4, 4]}, {"num_classes": 3}],
-            "pes": {"population": 2, "lifetime": {"truncation": 4, "min_length": 4, "max_length": 8}, "chunk": None}}
+    over = {
+        "method": method,
+        "iterations": 2,
+        "objective": {"normalize": True},
+        "families": [{"num_classes": 2, "image_size": [4, 4]}, {"num_classes": 3}],
+        "pes": {"population": 2, "lifetime": {"truncation": 4, "min_length": 4, "max_length": 8}, "chunk": None},
+    }
     trainer = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / method, **over)))
     problem = trainer.problem(0)
     assert [t.input_shape for t in problem.tasks] == [(16,), (64,)] and [t.num_classes for t in problem.tasks] == [2, 3]
@@ -162,8 +184,12 @@ def test_slim_checkpoint_resumes_with_fresh_lifetimes(tmp_path, capsys):
     from vsml import artifacts
     from vsml.cli import main
 
-    over = {"method": "tbptt", "tbptt": {"particles": 2, "lr": 0.01, "lifetime": {"truncation": 4, "min_length": 8, "max_length": 24}},
-            "iterations": 5, "checkpoint": {"every": 3, "keep": 2}}
+    over = {
+        "method": "tbptt",
+        "tbptt": {"particles": 2, "lr": 0.01, "lifetime": {"truncation": 4, "min_length": 8, "max_length": 24}},
+        "iterations": 5,
+        "checkpoint": {"every": 3, "keep": 2},
+    }
     cfg = meta_config_from_dict(tiny_config(tmp_path / "r", **over))
 
     class Stop(Exception):
@@ -205,8 +231,16 @@ def _band_weights_reference(bands, t0, steps, length):
     return np.array(out)
 
 
-@pytest.mark.parametrize("bands,t0,steps,length", [((100, 1000), 0, 300, 300), ((100, 1000), 900, 200, 5000),
-                                                   ((100, 1000), 0, 50, 50), ((2, 6), 4, 8, 12), ((3,), 0, 10, 8)])
+@pytest.mark.parametrize(
+    "bands,t0,steps,length",
+    [
+        ((100, 1000), 0, 300, 300),
+        ((100, 1000), 900, 200, 5000),
+        ((100, 1000), 0, 50, 50),
+        ((2, 6), 4, 8, 12),
+        ((3,), 0, 10, 8),
+    ],
+)
 def test_step_weights_match_a_plain_reference(bands, t0, steps, length):
     from vsml.meta.objective import step_weights
 
@@ -256,9 +290,11 @@ def test_pes_estimates_the_band_balanced_lifetime_gradient():
 
     def weighted_unroll(theta, s, xw):
         x, wt = xw
+
         def step(s, xt):
             s = theta[0] * s + theta[1] * (xt + 1.0)
             return s, (s - 0.5) ** 2
+
         s, losses = jax.lax.scan(step, s, x)
         return s, ((wt * losses).mean(), jnp.float32(0))
 
@@ -306,9 +342,20 @@ def test_lifetimes_are_log_uniform_and_staggered():
 
 def test_band_objective_trains_every_estimator(tmp_path):
     over = {"objective": {"bands": [2, 6]}, "iterations": 2}
-    for method, section in [("gradient", {}), ("tbptt", {"tbptt": {"particles": 2, "lr": 0.01, "lifetime": {"truncation": 4, "min_length": 4, "max_length": 16}}}),
-                            ("pes", {"pes": {"population": 2, "lifetime": {"truncation": 4, "min_length": 4, "max_length": 16}, "chunk": None}})]:
-        result = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / method, method=method, **section, **over))).run()
+    for method, section in [
+        ("gradient", {}),
+        (
+            "tbptt",
+            {"tbptt": {"particles": 2, "lr": 0.01, "lifetime": {"truncation": 4, "min_length": 4, "max_length": 16}}},
+        ),
+        (
+            "pes",
+            {"pes": {"population": 2, "lifetime": {"truncation": 4, "min_length": 4, "max_length": 16}, "chunk": None}},
+        ),
+    ]:
+        result = MetaTrainer(
+            meta_config_from_dict(tiny_config(tmp_path / method, method=method, **section, **over))
+        ).run()
         assert all(np.isfinite(r["loss"]) and r["finite"] for r in result.history), method
     for bad in ([0, 5], [10, 5], [3, 3]):
         with pytest.raises(ConfigError, match="objective.bands"):
@@ -323,8 +370,17 @@ def test_adam_eps_reaches_every_meta_optimizer(tmp_path):
     for method in ("gradient", "es", "pes", "tbptt"):
         steps = []
         for eps in (1e-8, 1e-3):
-            section = {"eps": eps, **({"lifetime": {"truncation": 4, "min_length": 4, "max_length": 8}} if method in ("pes", "tbptt") else {})}
-            trainer = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / f"{method}{eps}", method=method, **{method: section})))
+            section = {
+                "eps": eps,
+                **(
+                    {"lifetime": {"truncation": 4, "min_length": 4, "max_length": 8}}
+                    if method in ("pes", "tbptt")
+                    else {}
+                ),
+            }
+            trainer = MetaTrainer(
+                meta_config_from_dict(tiny_config(tmp_path / f"{method}{eps}", method=method, **{method: section}))
+            )
             opt = trainer.optimizer(0).optimizer
             updates, _ = opt.update(grads, opt.init(grads), grads)
             steps.append(float(jnp.abs(updates["w"]).max()))
@@ -339,7 +395,9 @@ def test_trainable_subset_freezes_the_rest(tmp_path, method):
 
     life = {"lifetime": {"truncation": 4, "min_length": 4, "max_length": 8}} if method in ("pes", "tbptt") else {}
     section = {"trainable": ["/b$"], **life, **({"population": 4} if method in ("es", "pes") else {})}
-    trainer = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / method, method=method, iterations=2, **{method: section})))
+    trainer = MetaTrainer(
+        meta_config_from_dict(tiny_config(tmp_path / method, method=method, iterations=2, **{method: section}))
+    )
     start = trainer.init_params()
     result = trainer.run()
     moved = {}
@@ -347,7 +405,17 @@ def test_trainable_subset_freezes_the_rest(tmp_path, method):
         moved[param_path(path)] = not np.array_equal(np.asarray(a), np.asarray(b))
     assert moved["rnn/0/b"] and not any(v for k, v in moved.items() if k != "rnn/0/b"), moved
     with pytest.raises(ConfigError, match="matches no meta-parameter"):
-        MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / f"{method}x", method=method, iterations=1,
-                                                      **{method: {**section, "trainable": ["nothing"]}}))).run()
+        MetaTrainer(
+            meta_config_from_dict(
+                tiny_config(
+                    tmp_path / f"{method}x",
+                    method=method,
+                    iterations=1,
+                    **{method: {**section, "trainable": ["nothing"]}},
+                )
+            )
+        ).run()
     with pytest.raises(ConfigError, match="not a regular expression"):
-        meta_config_from_dict(tiny_config(tmp_path / f"{method}y", method=method, **{method: {**section, "trainable": ["("]}}))
+        meta_config_from_dict(
+            tiny_config(tmp_path / f"{method}y", method=method, **{method: {**section, "trainable": ["("]}})
+        )

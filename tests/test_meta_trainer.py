@@ -7,17 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 import yaml
-
-import jax
+from _meta_support import TINY_VSML, tiny_config
 
 from vsml.checkpoint import CheckpointError, load_learner
 from vsml.config import ConfigError
 from vsml.meta.trainer import MetaTrainer, MetaTrainingError, meta_config_from_dict
-
-from _meta_support import TINY_VSML, tiny_config
 
 SRC = str(Path(__file__).parents[1] / "src")
 
@@ -35,9 +33,13 @@ def test_resume_after_crash_is_bit_identical(tmp_path, boundary):
     cfg_path = tmp_path / "b.yaml"
     cfg_path.write_text(yaml.safe_dump(tiny_config(tmp_path / "b", **over)))
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    crash = ("import os, sys; from vsml.meta.trainer import MetaTrainer, load_meta_config; "
-             "MetaTrainer(load_meta_config(sys.argv[1])).run(on_iteration=lambda i: i == 6 and os._exit(17))")
-    proc = subprocess.run([sys.executable, "-c", crash, str(cfg_path)], env=env, capture_output=True, text=True, timeout=120)
+    crash = (
+        "import os, sys; from vsml.meta.trainer import MetaTrainer, load_meta_config; "
+        "MetaTrainer(load_meta_config(sys.argv[1])).run(on_iteration=lambda i: i == 6 and os._exit(17))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", crash, str(cfg_path)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 17, proc.stderr[-2000:]
     assert (tmp_path / "b" / "checkpoints" / "ckpt_00000006.npz").is_file()
     assert not (tmp_path / "b" / "learner.npz").exists()
@@ -74,15 +76,23 @@ def test_allow_change_continues_a_run_with_a_changed_recipe_and_records_it(tmp_p
 
     over = {"iterations": 2, "objective": {"bands": [2, 4]}}
     MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "r", **over))).run()
-    changed = tiny_config(tmp_path / "r", **{**over, "iterations": 4, "objective": {"bands": [2, 4], "band_share": 0.5}})
+    changed = tiny_config(
+        tmp_path / "r", **{**over, "iterations": 4, "objective": {"bands": [2, 4], "band_share": 0.5}}
+    )
     with pytest.raises(CheckpointError, match=r"objective.band_share.*--allow-change"):
         MetaTrainer(meta_config_from_dict(changed)).run(resume=True)
     with pytest.raises(CheckpointError, match="seed"):  # only the named key may differ
         MetaTrainer(meta_config_from_dict({**changed, "seed": 3})).run(resume=True, allow_changes=("objective",))
     seen = []
-    result = MetaTrainer(meta_config_from_dict(changed), log=seen.append).run(resume=True, allow_changes=("objective.band_share",))
+    result = MetaTrainer(meta_config_from_dict(changed), log=seen.append).run(
+        resume=True, allow_changes=("objective.band_share",)
+    )
     assert result.iteration == 4 and any("objective.band_share: 1.0 -> 0.5" in m for m in seen)
-    meta = CheckpointManager(tmp_path / "r" / "checkpoints").load(CheckpointManager(tmp_path / "r" / "checkpoints").latest()).meta
+    meta = (
+        CheckpointManager(tmp_path / "r" / "checkpoints")
+        .load(CheckpointManager(tmp_path / "r" / "checkpoints").latest())
+        .meta
+    )
     assert meta["config_changes"] == [{"iteration": 2, "changes": {"objective.band_share": [1.0, 0.5]}}]
     assert meta["config"]["objective"]["band_share"] == 0.5
     cfg_path = tmp_path / "c.yaml"
@@ -97,7 +107,9 @@ def test_stage_lr_sets_the_meta_learning_rate_of_its_stage(tmp_path):
         for st, stage_lr in zip(stages, stage_lrs):
             if stage_lr is not None:
                 st["lr"] = stage_lr
-        cfg = tiny_config(tmp_path / name, iterations=4, curriculum=stages, gradient={"lr": lr, "clip": 25.0, "meta_batch": 2})
+        cfg = tiny_config(
+            tmp_path / name, iterations=4, curriculum=stages, gradient={"lr": lr, "clip": 25.0, "meta_batch": 2}
+        )
         return MetaTrainer(meta_config_from_dict(cfg)).run()
 
     base = run("base", 0.01, [None, None])
@@ -140,12 +152,20 @@ def test_stages_that_differ_only_in_lr_share_one_compiled_step(tmp_path, monkeyp
     also when a run of the previous way is resumed from its checkpoint by this one."""
     from vsml.meta import trainer as trainer_mod
 
-    stages = [{"classes": 2, "steps": 5, "iterations": 2, "lr": 0.02}, {"classes": 2, "steps": 5, "iterations": 1, "lr": 0.004},
-              {"classes": 2, "steps": 5}]
+    stages = [
+        {"classes": 2, "steps": 5, "iterations": 2, "lr": 0.02},
+        {"classes": 2, "steps": 5, "iterations": 1, "lr": 0.004},
+        {"classes": 2, "steps": 5},
+    ]
 
     def run(name, resume=False, iterations=5):
-        cfg = tiny_config(tmp_path / name, iterations=iterations, curriculum=stages,
-                          gradient={"lr": 0.0375, "clip": 25.0, "meta_batch": 2}, checkpoint={"every": 1, "keep": 9})
+        cfg = tiny_config(
+            tmp_path / name,
+            iterations=iterations,
+            curriculum=stages,
+            gradient={"lr": 0.0375, "clip": 25.0, "meta_batch": 2},
+            checkpoint={"every": 1, "keep": 9},
+        )
         trainer = MetaTrainer(meta_config_from_dict(cfg))
         return _step_compiles(lambda: trainer.run(resume=resume))
 
@@ -204,11 +224,15 @@ def test_resume_checkpoint_made_before_the_semantic_options(tmp_path):
     meta = art.meta
     assert set(LEGACY_SEMANTICS) <= set(meta["learner"]["options"])  # new records carry every option
     meta["learner"]["options"] = {k: v for k, v in meta["learner"]["options"].items() if k not in LEGACY_SEMANTICS}
-    artifacts.save(ckpt, "checkpoint", {g: list(v) for g, v in art.arrays.items()}, meta)  # as if written before the options
+    artifacts.save(
+        ckpt, "checkpoint", {g: list(v) for g, v in art.arrays.items()}, meta
+    )  # as if written before the options
     with pytest.raises(CheckpointError, match="learner.options.error_scale=sum"):
         MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "r", iterations=4))).run(resume=True)
     legacy = {"name": "vsml", "options": {**TINY_VSML, **LEGACY_SEMANTICS}}
-    resumed = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "r", iterations=4, learner=legacy))).run(resume=True)
+    resumed = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "r", iterations=4, learner=legacy))).run(
+        resume=True
+    )
     assert [r["iteration"] for r in resumed.history] == [4]
     assert load_learner(tmp_path / "r")[0].config.backward_inputs == "zeros"
     assert first.iteration == 3
@@ -216,11 +240,22 @@ def test_resume_checkpoint_made_before_the_semantic_options(tmp_path):
 
 def test_es_with_eval_and_init_from_run(tmp_path):
     first = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "g", iterations=2))).run()
-    cfg = tiny_config(tmp_path / "es", method="es", iterations=3, init=str(tmp_path / "g"),
-                      learner={"name": "vsml", "from_init": True},  # learner config read from the init run
-                      eval={"every": 3, "episodes": 2, "steps": 8, "first": 4, "last": 4,
-                            "datasets": [{"name": "digits", "split": "test"}]},
-                      log={"progress": True, "tensorboard": True, "every": 1})
+    cfg = tiny_config(
+        tmp_path / "es",
+        method="es",
+        iterations=3,
+        init=str(tmp_path / "g"),
+        learner={"name": "vsml", "from_init": True},  # learner config read from the init run
+        eval={
+            "every": 3,
+            "episodes": 2,
+            "steps": 8,
+            "first": 4,
+            "last": 4,
+            "datasets": [{"name": "digits", "split": "test"}],
+        },
+        log={"progress": True, "tensorboard": True, "every": 1},
+    )
     res = MetaTrainer(meta_config_from_dict(cfg)).run()
     assert all(r["finite"] for r in res.history) and len(res.history) == 3
     assert not np.allclose(_leaves(res.params)[0], _leaves(first.params)[0])
@@ -237,11 +272,22 @@ def test_es_with_eval_and_init_from_run(tmp_path):
 def test_keep_best_keeps_the_best_meta_test_learner_across_resume(tmp_path):
     from vsml import artifacts
 
-    ev = {"every": 2, "episodes": 2, "steps": 8, "first": 4, "last": 4, "keep_best": True,
-          "datasets": [{"name": "digits", "split": "test"}]}
+    ev = {
+        "every": 2,
+        "episodes": 2,
+        "steps": 8,
+        "first": 4,
+        "last": 4,
+        "keep_best": True,
+        "datasets": [{"name": "digits", "split": "test"}],
+    }
     out = tmp_path / "kb"
-    MetaTrainer(meta_config_from_dict(tiny_config(out, iterations=4, checkpoint={"every": 2, "keep": 5}, eval=ev))).run()
-    res = MetaTrainer(meta_config_from_dict(tiny_config(out, iterations=8, checkpoint={"every": 2, "keep": 5}, eval=ev))).run(resume=True)
+    MetaTrainer(
+        meta_config_from_dict(tiny_config(out, iterations=4, checkpoint={"every": 2, "keep": 5}, eval=ev))
+    ).run()
+    res = MetaTrainer(
+        meta_config_from_dict(tiny_config(out, iterations=8, checkpoint={"every": 2, "keep": 5}, eval=ev))
+    ).run(resume=True)
     rows = [ln.split(",") for ln in (out / "eval.csv").read_text().splitlines()[1:]]
     header = (out / "eval.csv").read_text().splitlines()[0].split(",")
     online = {int(r[0]): float(r[header.index("online")]) for r in rows}
@@ -274,9 +320,15 @@ def test_dataset_roles_and_the_keep_best_default():
     assert overlaps(D("mnist", "train[:100]"), D("mnist", "train[50%:]"))  # integer bounds: not ruled out
     assert not overlaps(D("mnist", classes=(0, 1)), D("mnist", classes=(2, 3)))
     train = [D("mnist", "train[:80%]"), D("omniglot", "train")]
-    roles = dataset_roles([D("mnist", "train[80%:]"), D("omniglot", "test"), D("kmnist", "test"), D("omniglot", "train")], train)
-    assert roles == {"mnist:train[80%:]": "validation", "omniglot:test": "validation", "kmnist:test": "meta-test",
-                     "omniglot:train": "meta-training"}
+    roles = dataset_roles(
+        [D("mnist", "train[80%:]"), D("omniglot", "test"), D("kmnist", "test"), D("omniglot", "train")], train
+    )
+    assert roles == {
+        "mnist:train[80%:]": "validation",
+        "omniglot:test": "validation",
+        "kmnist:test": "meta-test",
+        "omniglot:train": "meta-training",
+    }
     valid = {k: r for k, r in roles.items() if r == "validation"}
     on, note = keep_best_default(None, True, valid)
     assert on and "validation data" in note
@@ -291,7 +343,14 @@ def test_dataset_roles_and_the_keep_best_default():
 def test_keep_best_is_on_by_default_with_validation_data(tmp_path):
     from vsml import artifacts
 
-    ev = {"every": 2, "episodes": 2, "steps": 8, "first": 4, "last": 4, "datasets": [{"name": "digits", "split": "test"}]}
+    ev = {
+        "every": 2,
+        "episodes": 2,
+        "steps": 8,
+        "first": 4,
+        "last": 4,
+        "datasets": [{"name": "digits", "split": "test"}],
+    }
     seen = []
     MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "v", iterations=2, eval=ev)), log=seen.append).run()
     art = artifacts.load(tmp_path / "v" / "best.npz", kind="learner")
@@ -306,8 +365,13 @@ def test_keep_best_is_on_by_default_with_validation_data(tmp_path):
 def test_nonfinite_streak_stops(tmp_path, monkeypatch):
     cfg = meta_config_from_dict(tiny_config(tmp_path / "n", iterations=10, max_nonfinite=3))
     trainer = MetaTrainer(cfg)
-    monkeypatch.setattr(trainer, "init_params", lambda: jax.tree_util.tree_map(
-        lambda x: np.full(np.shape(x), np.nan, np.float32), trainer.learner.init_params(jax.random.PRNGKey(0))))
+    monkeypatch.setattr(
+        trainer,
+        "init_params",
+        lambda: jax.tree_util.tree_map(
+            lambda x: np.full(np.shape(x), np.nan, np.float32), trainer.learner.init_params(jax.random.PRNGKey(0))
+        ),
+    )
     with pytest.raises(MetaTrainingError, match="3 non-finite meta-steps in a row"):
         trainer.run()
 
@@ -329,12 +393,19 @@ def test_cli_register_and_errors(tmp_path, capsys):
     assert args.func(args) == 2
 
 
-@pytest.mark.parametrize("name,method", [(n, "gradient") for n in ("meta_rnn", "hebbian", "fwm", "delta_fwp")]
-                         + [("meta_rnn", "es"), ("fwm", "es")])
+@pytest.mark.parametrize(
+    "name,method",
+    [(n, "gradient") for n in ("meta_rnn", "hebbian", "fwm", "delta_fwp")] + [("meta_rnn", "es"), ("fwm", "es")],
+)
 def test_meta_learned_baselines_meta_train(tmp_path, name, method):
     """The MetaTrainer drives every baseline that has meta-parameters, by gradient and by ES."""
-    cfg = tiny_config(tmp_path / name, iterations=2, method=method, learner={"name": name, "options": {}},
-                      checkpoint={"every": 2, "keep": 1})
+    cfg = tiny_config(
+        tmp_path / name,
+        iterations=2,
+        method=method,
+        learner={"name": name, "options": {}},
+        checkpoint={"every": 2, "keep": 1},
+    )
     trainer = MetaTrainer(meta_config_from_dict(cfg))
     before = _leaves(trainer.init_params())
     result = trainer.run()
@@ -350,11 +421,17 @@ def test_meta_learned_baselines_meta_train(tmp_path, name, method):
 
 def test_init_layers_maps_sub_rnns_onto_a_deeper_network(tmp_path):
     two = {**TINY_VSML, "per_layer_rnn": True, "hidden_layers": [{"kind": "dense", "units": 3}]}
-    src = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "src", iterations=1,
-                                                        learner={"name": "vsml", "options": two}))).run()
+    src = MetaTrainer(
+        meta_config_from_dict(tiny_config(tmp_path / "src", iterations=1, learner={"name": "vsml", "options": two}))
+    ).run()
     three = {**two, "hidden_layers": [{"kind": "dense", "units": 3}, {"kind": "dense", "units": 4}]}
-    cfg = tiny_config(tmp_path / "deep", iterations=1, init=str(tmp_path / "src"), init_layers=[0, 1, 1],
-                      learner={"name": "vsml", "options": three})
+    cfg = tiny_config(
+        tmp_path / "deep",
+        iterations=1,
+        init=str(tmp_path / "src"),
+        init_layers=[0, 1, 1],
+        learner={"name": "vsml", "options": three},
+    )
     params = MetaTrainer(meta_config_from_dict({**cfg, "iterations": 0})).run().params  # writes the start learner
     assert np.array_equal(_leaves(load_learner(tmp_path / "deep")[1])[0], _leaves(params)[0])
     for k, i in enumerate([0, 1, 1]):
@@ -362,8 +439,9 @@ def test_init_layers_maps_sub_rnns_onto_a_deeper_network(tmp_path):
             np.testing.assert_array_equal(a, b)
     # a shared sub-RNN (per_layer_rnn off) fans out too
     shared = MetaTrainer(meta_config_from_dict(tiny_config(tmp_path / "shared", iterations=1))).run()
-    cfg = tiny_config(tmp_path / "fan", init=str(tmp_path / "shared"), init_layers=[0, 0],
-                      learner={"name": "vsml", "options": two})
+    cfg = tiny_config(
+        tmp_path / "fan", init=str(tmp_path / "shared"), init_layers=[0, 0], learner={"name": "vsml", "options": two}
+    )
     params = MetaTrainer(meta_config_from_dict(cfg)).init_params()
     assert len(params["rnn"]) == 2
     for a, b in zip(_leaves(params["rnn"][1]), _leaves(shared.params["rnn"][0])):
@@ -372,7 +450,9 @@ def test_init_layers_maps_sub_rnns_onto_a_deeper_network(tmp_path):
     with pytest.raises(MetaTrainingError, match=r"has 2 sub-RNN\(s\)"):
         MetaTrainer(meta_config_from_dict({**cfg, "init": str(tmp_path / "src"), "init_layers": [0, 2]})).init_params()
     with pytest.raises(MetaTrainingError, match="do not fit"):
-        MetaTrainer(meta_config_from_dict({**cfg, "init": str(tmp_path / "src"), "init_layers": [0, 1, 1]})).init_params()
+        MetaTrainer(
+            meta_config_from_dict({**cfg, "init": str(tmp_path / "src"), "init_layers": [0, 1, 1]})
+        ).init_params()
     with pytest.raises(ConfigError, match="init_layers needs `init`"):
         meta_config_from_dict({**cfg, "init": None})
     for bad in ([], [-1, 0], ["a"]):

@@ -46,14 +46,24 @@ def test_run_logger_prints_plain_lines_when_piped(tmp_path, monkeypatch, capsys)
     from vsml.runlog import RunLogger
 
     monkeypatch.setenv("VSML_PROGRESS_EVERY", "0")
-    log = RunLogger(tmp_path, "meta-train", ("iteration", "loss"), progress=True, every=100,
-                    info=lambda rec: f"loss {rec['loss']:.2f}")
+    log = RunLogger(
+        tmp_path,
+        "meta-train",
+        ("iteration", "loss"),
+        progress=True,
+        every=100,
+        info=lambda rec: f"loss {rec['loss']:.2f}",
+    )
     log.start(0, 3)
     for i in range(1, 4):
         log.iteration({"iteration": i, "loss": 1.0 / i})
     log.close()
     err = capsys.readouterr().err.splitlines()
-    assert [ln.split(",")[0] for ln in err] == ["meta-train: 1/3 (33%)", "meta-train: 2/3 (67%)", "meta-train: 3/3 (100%)"]
+    assert [ln.split(",")[0] for ln in err] == [
+        "meta-train: 1/3 (33%)",
+        "meta-train: 2/3 (67%)",
+        "meta-train: 3/3 (100%)",
+    ]
 
 
 @pytest.mark.parametrize("backend, kept", [("agg", False), ("module://matplotlib_inline.backend_inline", True)])

@@ -7,8 +7,8 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-
 from conftest import TEST_XLA_FLAGS
+
 from vsml import kernels, pretrained
 from vsml.data.episodes import DatasetSpec, SamplerConfig, draw_episodes
 from vsml.learners.base import run_episode, run_episodes
@@ -67,7 +67,9 @@ def test_shipped_la_reproduces_recorded_logits(name):
     if exact is not None:
         np.testing.assert_array_equal(got, exact)
     if kernels.available():
-        fused = run_episode(VSML(dataclasses.replace(config, kernel="fused")), params, jax.random.PRNGKey(0), xs, ys, 10)
+        fused = run_episode(
+            VSML(dataclasses.replace(config, kernel="fused")), params, jax.random.PRNGKey(0), xs, ys, 10
+        )
         np.testing.assert_allclose(np.asarray(fused.logits), want, rtol=1e-3, atol=1e-4 * scale)
 
 

@@ -50,7 +50,9 @@ def test_lock_without_flock_decides_by_the_record(tmp_path, monkeypatch):
 
     monkeypatch.setattr(fcntl, "flock", no_flock)
     me = socket.gethostname()
-    (tmp_path / runs.LOCK_NAME).write_text(json.dumps({"host": me, "pid": os.getpid(), "proc_start": runs._proc_start(os.getpid())}))
+    (tmp_path / runs.LOCK_NAME).write_text(
+        json.dumps({"host": me, "pid": os.getpid(), "proc_start": runs._proc_start(os.getpid())})
+    )
     with pytest.raises(runs.RunLockError, match=f"PID {os.getpid()}"):  # a live holder on this host
         runs.RunLock(tmp_path).acquire()
     (tmp_path / runs.LOCK_NAME).write_text(json.dumps({"host": "other-node", "pid": 1}))
@@ -139,7 +141,13 @@ def test_fresh_meta_training_and_cloning_refuse_used_or_locked_folders(tmp_path)
     (tmp_path / "ev" / "checkpoints" / "ckpt_00000001.npz").write_bytes(b"stale")  # removed by --overwrite too
     trainer.run(overwrite=True)  # removes the earlier run's files, keeps the others
     assert sorted(p.name for p in (tmp_path / "ev").iterdir() if not p.name.startswith(".")) == [
-        "checkpoints", "config.yaml", "learner.json", "learner.npz", "metrics.csv", "table.md"]
+        "checkpoints",
+        "config.yaml",
+        "learner.json",
+        "learner.npz",
+        "metrics.csv",
+        "table.md",
+    ]
     assert [p.name for p in (tmp_path / "ev" / "checkpoints").iterdir()] == ["ckpt_00000002.npz"]
     with runs.RunLock(tmp_path / "clone").acquire():
         with pytest.raises(runs.RunLockError, match=f"PID {os.getpid()}"):

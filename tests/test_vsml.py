@@ -12,7 +12,6 @@ import pytest
 
 from vsml.config import ConfigError, from_dict
 from vsml.learners.base import InputError, TaskSpec, episode, run_episode, run_episodes
-from vsml.learners.vsml_reference import ReferenceVSML
 from vsml.learners.vsml import (
     LEGACY_SEMANTICS,
     VSML,
@@ -23,6 +22,7 @@ from vsml.learners.vsml import (
     unit_count,
     vsml_config_from_record,
 )
+from vsml.learners.vsml_reference import ReferenceVSML
 
 KEY = jax.random.PRNGKey(0)
 
@@ -47,8 +47,13 @@ CASES = {  # config, input shape, classes, batch; semantic options at their defa
     # (options are combined so that each case is one pair of compiles; every option appears at least once)
     "dense": (VSMLConfig(), (6,), 3, 1),
     "dense_3_layers_batch4_merge_3_micro_ticks_odd_state_bias": (
-        VSMLConfig(hidden_layers=(LayerSpec(units=5), LayerSpec(units=4)), state_size=7, message_size=4, micro_ticks=3,
-                   bias=True),
+        VSMLConfig(
+            hidden_layers=(LayerSpec(units=5), LayerSpec(units=4)),
+            state_size=7,
+            message_size=4,
+            micro_ticks=3,
+            bias=True,
+        ),
         (7,),
         3,
         4,
@@ -66,8 +71,15 @@ CASES = {  # config, input shape, classes, batch; semantic options at their defa
         2,
     ),
     "backward_pass_label_feeding_separate_per_layer_layer_norm_bias": (
-        VSMLConfig(hidden_layers=(LayerSpec(units=4),), backward_pass=True, label_feeding=True, separate_backward_rnn=True,
-                   per_layer_rnn=True, layer_norm=True, bias=True),
+        VSMLConfig(
+            hidden_layers=(LayerSpec(units=4),),
+            backward_pass=True,
+            label_feeding=True,
+            separate_backward_rnn=True,
+            per_layer_rnn=True,
+            layer_norm=True,
+            bias=True,
+        ),
         (5,),
         3,
         2,
@@ -87,8 +99,12 @@ CASES = {  # config, input shape, classes, batch; semantic options at their defa
     # every semantic option at its legacy value (the kernels differ in VALID padding and LayerNorm on
     # the reduced message; the step-level options are shared code, checked by tests/test_fidelity.py)
     "legacy_semantics": (
-        VSMLConfig(hidden_layers=(CONV(channels=2, kernel=2), LayerSpec(units=3)), reduce="sum", layer_norm=True,
-                   **LEGACY_SEMANTICS),
+        VSMLConfig(
+            hidden_layers=(CONV(channels=2, kernel=2), LayerSpec(units=3)),
+            reduce="sum",
+            layer_norm=True,
+            **LEGACY_SEMANTICS,
+        ),
         (3, 3, 1),
         3,
         2,
@@ -117,8 +133,11 @@ def _check_values(rf, rr, lf, lr, sf, sr, batch, num_classes):
 def _quick_jit(f, *args):
     """``jax.jit(f)(*args)`` compiled without XLA's expensive LLVM passes: the programs here run once
     on tiny inputs, so compile time is the whole cost (float32 results are unaffected)."""
-    compiled = jax.jit(f).lower(*args).compile({"xla_backend_optimization_level": 0,
-                                                "xla_llvm_disable_expensive_passes": True})
+    compiled = (
+        jax.jit(f)
+        .lower(*args)
+        .compile({"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True})
+    )
     return compiled(*args)
 
 
@@ -173,14 +192,25 @@ def test_factorised_matches_reference(name):
     scale = max(float(np.abs(g).max()) for g in gleaves)  # shift-invariant leaves have ~0 grads
     for i, (g, d) in enumerate(zip(gleaves, dirs)):
         # elementwise agreement to 1e-5 of scale, summed along a normal direction: ~1e-5 * scale * sqrt(size)
-        np.testing.assert_allclose(float(np.vdot(g, d)), float(dr[i]), rtol=1e-4, atol=3e-5 * scale * np.sqrt(g.size),
-                                   err_msg=f"gradient leaf {i} ({jax.tree_util.keystr(jax.tree_util.tree_flatten_with_path(params)[0][i][0])})")
+        np.testing.assert_allclose(
+            float(np.vdot(g, d)),
+            float(dr[i]),
+            rtol=1e-4,
+            atol=3e-5 * scale * np.sqrt(g.size),
+            err_msg=f"gradient leaf {i} "
+            f"({jax.tree_util.keystr(jax.tree_util.tree_flatten_with_path(params)[0][i][0])})",
+        )
     assert any(float(np.abs(g).max()) > 0 for g in gleaves)
 
 
 def test_param_structure_options():
-    cfg = VSMLConfig(hidden_layers=(LayerSpec(units=4),), per_layer_rnn=True, backward_pass=True,
-                     separate_backward_rnn=True, layer_norm=True)
+    cfg = VSMLConfig(
+        hidden_layers=(LayerSpec(units=4),),
+        per_layer_rnn=True,
+        backward_pass=True,
+        separate_backward_rnn=True,
+        layer_norm=True,
+    )
     params = VSML(cfg).init_params(KEY)
     assert len(params["rnn"]) == 2 and len(params["bwd_rnn"]) == 2
     p = params["rnn"][0]
@@ -341,8 +371,15 @@ def test_semantic_option_defaults_and_legacy_records():
     from vsml.config import to_dict
 
     cfg = VSMLConfig()
-    assert (cfg.layer_norm_placement, cfg.backward_inputs, cfg.error_scale, cfg.param_init, cfg.conv_padding,
-            cfg.conv_init_c_std, cfg.fraction_rounding) == ("cell", "replay", "batch_mean", "joint", "same", "kernel", "floor")
+    assert (
+        cfg.layer_norm_placement,
+        cfg.backward_inputs,
+        cfg.error_scale,
+        cfg.param_init,
+        cfg.conv_padding,
+        cfg.conv_init_c_std,
+        cfg.fraction_rounding,
+    ) == ("cell", "replay", "batch_mean", "joint", "same", "kernel", "floor")
     assert all(getattr(cfg, k) != v for k, v in LEGACY_SEMANTICS.items())
     assert vsml_config_from_record({}) == VSMLConfig(**LEGACY_SEMANTICS)
     old = {"reduce": "sum", "backward_pass": True}
@@ -392,7 +429,11 @@ def test_conv_same_padding_geometry():
     from vsml.learners._common import same_padding
 
     for k in range(1, 7):
-        assert same_padding(k) == tuple(jax.lax.padtype_to_pads((9,), (k,), (1,), "SAME")[0]) == (geom(k, 1).pad_lo, geom(k, 1).pad_hi)
+        assert (
+            same_padding(k)
+            == tuple(jax.lax.padtype_to_pads((9,), (k,), (1,), "SAME")[0])
+            == (geom(k, 1).pad_lo, geom(k, 1).pad_hi)
+        )
 
 
 def test_backward_pass_replay_state():

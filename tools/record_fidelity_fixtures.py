@@ -48,42 +48,91 @@ CASES = {
     "dense_ticks3_b2": ({}, {"num_micro_ticks": 3}, [{"type": "dense"}], (6,), 3, 2, 6),
     "odd_state_b2": ({"slow_size": 7}, {}, [{"type": "dense"}], (6,), 3, 2, 6),
     "hidden_b2_label": ({}, {"feed_label": True}, [{"type": "dense", "out_size": 5}, {"type": "dense"}], (6,), 3, 2, 6),
-    "hidden_layerwise": ({}, {"layerwise_rnns": True}, [{"type": "dense", "out_size": 5}, {"type": "dense"}], (6,), 3, 1, 6),
+    "hidden_layerwise": (
+        {},
+        {"layerwise_rnns": True},
+        [{"type": "dense", "out_size": 5}, {"type": "dense"}],
+        (6,),
+        3,
+        1,
+        6,
+    ),
     "layer_norm_b2": ({"layer_norm": True}, {}, [{"type": "dense", "out_size": 5}, {"type": "dense"}], (6,), 3, 2, 6),
     "backward_pass_1layer": ({}, {"backward_pass": True}, [{"type": "dense"}], (6,), 3, 1, 8),
     "backward_pass_b2_label": (
-        {}, {"backward_pass": True, "feed_label": True},
-        [{"type": "dense", "out_size": 5}, {"type": "dense", "out_size": 4}, {"type": "dense"}], (6,), 3, 2, 8,
+        {},
+        {"backward_pass": True, "feed_label": True},
+        [{"type": "dense", "out_size": 5}, {"type": "dense", "out_size": 4}, {"type": "dense"}],
+        (6,),
+        3,
+        2,
+        8,
     ),
     "backward_pass_separate_layerwise": (
-        {"layer_norm": True}, {"backward_pass": True, "separate_backward_rnn": True, "layerwise_rnns": True},
-        [{"type": "dense", "out_size": 5}, {"type": "dense"}], (6,), 3, 1, 8,
+        {"layer_norm": True},
+        {"backward_pass": True, "separate_backward_rnn": True, "layerwise_rnns": True},
+        [{"type": "dense", "out_size": 5}, {"type": "dense"}],
+        (6,),
+        3,
+        1,
+        8,
     ),
     "conv_s1_conv_s1": (
-        {}, {},
-        [{"type": "conv", "kernel_size": 3, "stride": 1, "out_channels": 2},
-         {"type": "conv", "kernel_size": 3, "stride": 1, "out_channels": 2}, {"type": "dense"}],
-        (4, 4, 1), 3, 1, 5,
+        {},
+        {},
+        [
+            {"type": "conv", "kernel_size": 3, "stride": 1, "out_channels": 2},
+            {"type": "conv", "kernel_size": 3, "stride": 1, "out_channels": 2},
+            {"type": "dense"},
+        ],
+        (4, 4, 1),
+        3,
+        1,
+        5,
     ),
     "conv_s1_conv_s1_ln_b2": (
-        {"layer_norm": True}, {"feed_label": True},
-        [{"type": "conv", "kernel_size": 3, "stride": 1, "out_channels": 2},
-         {"type": "conv", "kernel_size": 3, "stride": 1, "out_channels": 2}, {"type": "dense"}],
-        (3, 3, 2), 3, 2, 5,
+        {"layer_norm": True},
+        {"feed_label": True},
+        [
+            {"type": "conv", "kernel_size": 3, "stride": 1, "out_channels": 2},
+            {"type": "conv", "kernel_size": 3, "stride": 1, "out_channels": 2},
+            {"type": "dense"},
+        ],
+        (3, 3, 2),
+        3,
+        2,
+        5,
     ),
     "conv_s1_backward_pass_b2": (
-        {}, {"backward_pass": True},
-        [{"type": "conv", "kernel_size": 3, "stride": 1, "out_channels": 2}, {"type": "dense"}], (4, 4, 2), 3, 2, 5,
+        {},
+        {"backward_pass": True},
+        [{"type": "conv", "kernel_size": 3, "stride": 1, "out_channels": 2}, {"type": "dense"}],
+        (4, 4, 2),
+        3,
+        2,
+        5,
     ),
     "conv_s2_ln_bp_label": (  # the shape of their conv experiment (configs/conv.yaml), tiny
-        {"layer_norm": True}, {"backward_pass": True, "feed_label": True},
-        [{"type": "conv", "kernel_size": 3, "stride": 2, "out_channels": 2}, {"type": "dense"}], (5, 5, 1), 3, 2, 5,
+        {"layer_norm": True},
+        {"backward_pass": True, "feed_label": True},
+        [{"type": "conv", "kernel_size": 3, "stride": 2, "out_channels": 2}, {"type": "dense"}],
+        (5, 5, 1),
+        3,
+        2,
+        5,
     ),
 }
 
 SUB_RNN = {"msg_size": M, "slow_size": N, "init_rand_proportion": 0.5, "layer_norm": False}
-VSML_RNN = {"num_micro_ticks": 2, "tanh_bound": 100, "output_idx": 1, "backward_pass": False,
-            "separate_backward_rnn": False, "feed_label": False, "layerwise_rnns": False}
+VSML_RNN = {
+    "num_micro_ticks": 2,
+    "tanh_bound": 100,
+    "output_idx": 1,
+    "backward_pass": False,
+    "separate_backward_rnn": False,
+    "feed_label": False,
+    "layerwise_rnns": False,
+}
 
 
 def ours(sub: dict, rnn: dict, specs: list[dict]) -> dict:
@@ -93,12 +142,22 @@ def ours(sub: dict, rnn: dict, specs: list[dict]) -> dict:
         if s["type"] == "dense":
             hidden.append({"kind": "dense", "units": s["out_size"]})
         else:
-            hidden.append({"kind": "conv", "channels": s["out_channels"], "kernel": s["kernel_size"], "stride": s["stride"]})
+            hidden.append(
+                {"kind": "conv", "channels": s["out_channels"], "kernel": s["kernel_size"], "stride": s["stride"]}
+            )
     return {
-        "state_size": sub["slow_size"], "message_size": sub["msg_size"], "micro_ticks": rnn["num_micro_ticks"],
-        "hidden_layers": hidden, "reduce": "mean", "layer_norm": sub["layer_norm"], "per_layer_rnn": rnn["layerwise_rnns"],
-        "backward_pass": rnn["backward_pass"], "separate_backward_rnn": rnn["separate_backward_rnn"],
-        "label_feeding": rnn["feed_label"], "init_c_fraction": sub["init_rand_proportion"], "merge_fraction": 0.5,
+        "state_size": sub["slow_size"],
+        "message_size": sub["msg_size"],
+        "micro_ticks": rnn["num_micro_ticks"],
+        "hidden_layers": hidden,
+        "reduce": "mean",
+        "layer_norm": sub["layer_norm"],
+        "per_layer_rnn": rnn["layerwise_rnns"],
+        "backward_pass": rnn["backward_pass"],
+        "separate_backward_rnn": rnn["separate_backward_rnn"],
+        "label_feeding": rnn["feed_label"],
+        "init_c_fraction": sub["init_rand_proportion"],
+        "merge_fraction": 0.5,
         "output_bound": float(rnn["tanh_bound"]),
     }
 
@@ -159,9 +218,15 @@ def record(checkout: Path, out: Path) -> None:
         for k, ls in enumerate(states.apply({}, key)):
             arrays[f"state:{k}:hidden"] = np.asarray(ls.lstm_state.hidden)
             arrays[f"state:{k}:cell"] = np.asarray(ls.lstm_state.cell)
-        meta = {"case": name, "theirs": {"sub_rnn": sub, "vsml_rnn": rnn, "layer_specs": specs_cfg},
-                "ours": ours(sub, rnn, specs_cfg), "input_shape": list(input_shape), "classes": classes,
-                "batch": batch, "steps": steps}
+        meta = {
+            "case": name,
+            "theirs": {"sub_rnn": sub, "vsml_rnn": rnn, "layer_specs": specs_cfg},
+            "ours": ours(sub, rnn, specs_cfg),
+            "input_shape": list(input_shape),
+            "classes": classes,
+            "batch": batch,
+            "steps": steps,
+        }
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
         np.savez_compressed(out / f"{name}.npz", **arrays)
         print(f"{name}: logits {tuple(logits.shape)}, max |logit| {float(np.abs(logits).max()):.3f}")

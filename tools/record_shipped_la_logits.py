@@ -49,7 +49,9 @@ def logits_of(name: str, xs, ys) -> np.ndarray:
     config, params = pretrained.load(name)
     learner = VSML(dataclasses.replace(config, kernel="xla"))
     fn = jax.jit(lambda p: run_episode(learner, p, jax.random.PRNGKey(0), xs, ys, CLASSES).logits)
-    compiled = fn.lower(params).compile({"xla_backend_optimization_level": 2, "xla_llvm_disable_expensive_passes": False})
+    compiled = fn.lower(params).compile(
+        {"xla_backend_optimization_level": 2, "xla_llvm_disable_expensive_passes": False}
+    )
     return np.asarray(compiled(params))
 
 

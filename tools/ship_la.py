@@ -46,9 +46,16 @@ def lineage(source: str) -> list[dict]:
         meta = artifacts.load(path, kind="learner").meta
         config = meta.get("config") or {}
         init = config.get("init")
-        chain.append({"run": config.get("name"), "method": meta.get("method", config.get("method")),
-                      "iterations": meta.get("iteration"), "wall_clock_s": round(float(meta.get("elapsed", 0.0)), 1),
-                      "source": str(path), "init": init})
+        chain.append(
+            {
+                "run": config.get("name"),
+                "method": meta.get("method", config.get("method")),
+                "iterations": meta.get("iteration"),
+                "wall_clock_s": round(float(meta.get("elapsed", 0.0)), 1),
+                "source": str(path),
+                "init": init,
+            }
+        )
         if not (isinstance(init, str) and init.endswith(".npz") and Path(init).is_file()):
             return chain
         path = init

@@ -29,10 +29,20 @@ def main(argv=None) -> int:
     start = trainer.init_params()
     rng = np.random.default_rng(args.seed)
     for scale in args.scales:
-        params = jax.tree_util.tree_map(lambda x: x + scale * rng.choice([-1.0, 1.0], size=np.shape(x)).astype(np.float32), start)
+        params = jax.tree_util.tree_map(
+            lambda x: x + scale * rng.choice([-1.0, 1.0], size=np.shape(x)).astype(np.float32), start
+        )
         results = trainer.evaluate(params)
-        print(json.dumps({"scale": scale, "score": round(cfg.eval.selection_score(results), 4),
-                          "meta_test": {k: {m: round(v, 4) for m, v in r.items()} for k, r in results.items()}}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "scale": scale,
+                    "score": round(cfg.eval.selection_score(results), 4),
+                    "meta_test": {k: {m: round(v, 4) for m, v in r.items()} for k, r in results.items()},
+                }
+            ),
+            flush=True,
+        )
     return 0
 
 

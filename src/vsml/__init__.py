@@ -39,8 +39,23 @@ _LAZY = {
 }
 _SUBMODULES = ("pretrained",)
 
-__all__ = ["ConfigError", "LayerSpec", "MetaConfig", "MetaTrainer", "OnlineModel", "VSML", "VSMLClassifier", "VSMLConfig",
-           "__version__", "load_learner", "load_meta_config", "make_learner", "online", "pretrained", "run_episodes"]
+__all__ = [
+    "ConfigError",
+    "LayerSpec",
+    "MetaConfig",
+    "MetaTrainer",
+    "OnlineModel",
+    "VSML",
+    "VSMLClassifier",
+    "VSMLConfig",
+    "__version__",
+    "load_learner",
+    "load_meta_config",
+    "make_learner",
+    "online",
+    "pretrained",
+    "run_episodes",
+]
 
 
 def __getattr__(name: str):

@@ -103,8 +103,9 @@ def _describe(tree) -> tuple[dict, list[np.ndarray]]:
     }, leaves
 
 
-def save(path: str | os.PathLike, kind: str, groups: dict[str, PyTree], meta: dict | None = None, *,
-         sidecar: bool = False) -> Path:
+def save(
+    path: str | os.PathLike, kind: str, groups: dict[str, PyTree], meta: dict | None = None, *, sidecar: bool = False
+) -> Path:
     """Write the pytrees ``groups`` and the JSON-able ``meta`` as one artifact of ``kind`` (atomic)."""
     if kind not in KINDS:
         raise ArtifactError(f"unknown artifact kind {kind!r}; known: {', '.join(KINDS)}")
@@ -151,7 +152,9 @@ class Artifact:
 
     def leaves(self, group: str) -> list[np.ndarray]:
         if group not in self.arrays:
-            raise ArtifactError(f"artifact {self.path} has no {group!r} (it holds: {', '.join(self.arrays) or 'nothing'})")
+            raise ArtifactError(
+                f"artifact {self.path} has no {group!r} (it holds: {', '.join(self.arrays) or 'nothing'})"
+            )
         return self.arrays[group]
 
     def restore(self, group: str, template: PyTree) -> PyTree:
@@ -161,13 +164,17 @@ class Artifact:
         leaves = self.leaves(group)
         t_leaves, t_def = jax.tree_util.tree_flatten(template)
         if len(t_leaves) != len(leaves):
-            raise ArtifactError(f"{self.path} does not fit: its {group} has {len(leaves)} arrays, {len(t_leaves)} expected "
-                                "(different learner, optimizer or estimator config?)")
+            raise ArtifactError(
+                f"{self.path} does not fit: its {group} has {len(leaves)} arrays, {len(t_leaves)} expected "
+                "(different learner, optimizer or estimator config?)"
+            )
         out = []
         for i, (t, x) in enumerate(zip(t_leaves, leaves)):
             if tuple(np.shape(t)) != tuple(x.shape):
-                raise ArtifactError(f"{self.path} does not fit: {group} array {i} ({self._path_of(group, i)}) has shape "
-                                    f"{list(x.shape)}, {list(np.shape(t))} expected (different learner config?)")
+                raise ArtifactError(
+                    f"{self.path} does not fit: {group} array {i} ({self._path_of(group, i)}) has shape "
+                    f"{list(x.shape)}, {list(np.shape(t))} expected (different learner config?)"
+                )
             out.append(np.asarray(x, dtype=t.dtype if hasattr(t, "dtype") else np.asarray(t).dtype))
         return jax.tree_util.tree_unflatten(t_def, out)
 
@@ -254,8 +261,9 @@ def load(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None) -> 
 def _current(path: Path, record: dict, arrays: dict) -> Artifact:
     version = record.get("version")
     if version != VERSION:
-        raise ArtifactError(f"{path} has artifact format version {version}; this vsml reads {VERSION} "
-                            "(upgrade vsml to read it)")
+        raise ArtifactError(
+            f"{path} has artifact format version {version}; this vsml reads {VERSION} (upgrade vsml to read it)"
+        )
     stored = record.pop("sha256", None)
     if stored != _digest(arrays, record):
         raise ArtifactError(f"{path} is corrupt: its checksum does not match its contents")
@@ -271,16 +279,23 @@ def _current(path: Path, record: dict, arrays: dict) -> Artifact:
 def _legacy_checkpoint(path: Path, record: dict, arrays: dict) -> Artifact:
     """``vsml-meta-checkpoint`` v1 (vsml 0.1): ``p/<i>``, ``o/<i>`` and the record as meta."""
     if record.get("version") != 1:
-        raise ArtifactError(f"checkpoint {path} has format version {record.get('version')}; this vsml reads 1 and {VERSION}")
+        raise ArtifactError(
+            f"checkpoint {path} has format version {record.get('version')}; this vsml reads 1 and {VERSION}"
+        )
     try:
         p = [arrays[f"p/{i}"] for i in range(len(record["params_shapes"]))]
         o = [arrays[f"o/{i}"] for i in range(len(record["opt_shapes"]))]
     except KeyError as e:
         raise ArtifactError(f"checkpoint {path} is corrupt: array {e} missing") from None
-    meta = {k: v for k, v in record.items() if k not in ("format", "version", "params_tree", "opt_tree",
-                                                          "params_shapes", "opt_shapes")}
-    groups = {"params": {"tree": record.get("params_tree"), "shapes": record["params_shapes"]},
-              "opt_state": {"tree": record.get("opt_tree"), "shapes": record["opt_shapes"]}}
+    meta = {
+        k: v
+        for k, v in record.items()
+        if k not in ("format", "version", "params_tree", "opt_tree", "params_shapes", "opt_shapes")
+    }
+    groups = {
+        "params": {"tree": record.get("params_tree"), "shapes": record["params_shapes"]},
+        "opt_state": {"tree": record.get("opt_tree"), "shapes": record["opt_shapes"]},
+    }
     kind = "checkpoint" if o else "learner"
     return Artifact(path, kind, meta, groups, {"params": p, "opt_state": o}, version=1)
 
@@ -314,12 +329,19 @@ def _legacy_clone_checkpoint(path: Path, arrays: dict) -> Artifact:
     n = sum(1 for k in arrays if k.startswith("leaf_"))
     leaves = [arrays[f"leaf_{i}"] for i in range(n)]
     meta = {"iteration": int(arrays["iteration"]), "elapsed": float(arrays.get("elapsed", 0.0))}
-    return Artifact(path, "clone-checkpoint", meta, {"state": {"shapes": [list(x.shape) for x in leaves]}},
-                    {"state": leaves}, version=1)
+    return Artifact(
+        path,
+        "clone-checkpoint",
+        meta,
+        {"state": {"shapes": [list(x.shape) for x in leaves]}},
+        {"state": leaves},
+        version=1,
+    )
 
 
-def drop_groups(src: str | os.PathLike | Artifact, dst: str | os.PathLike, drop: tuple[str, ...],
-                meta: dict | None = None) -> Path:
+def drop_groups(
+    src: str | os.PathLike | Artifact, dst: str | os.PathLike, drop: tuple[str, ...], meta: dict | None = None
+) -> Path:
     """Copy an artifact of the current format (a path, or one already loaded) without the groups
     ``drop`` (arrays and descriptors; the others byte for byte), with ``meta`` merged into its meta.
     Used for slim checkpoints."""
@@ -330,8 +352,13 @@ def drop_groups(src: str | os.PathLike | Artifact, dst: str | os.PathLike, drop:
     if missing:
         raise ArtifactError(f"{art.path} has no {', '.join(missing)} (it holds: {', '.join(art.groups) or 'nothing'})")
     arrays = {f"{g}/{i}": x for g, leaves in art.arrays.items() if g not in drop for i, x in enumerate(leaves)}
-    record = {"format": FORMAT, "version": VERSION, "kind": art.kind,
-              "groups": {g: d for g, d in art.groups.items() if g not in drop}, "meta": {**art.meta, **(meta or {})}}
+    record = {
+        "format": FORMAT,
+        "version": VERSION,
+        "kind": art.kind,
+        "groups": {g: d for g, d in art.groups.items() if g not in drop},
+        "meta": {**art.meta, **(meta or {})},
+    }
     return _write(Path(dst), arrays, record, False)
 
 

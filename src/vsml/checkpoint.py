@@ -70,8 +70,11 @@ def learner_artifact(path) -> Artifact:
     checkpoint), an artifact file, or the name of a shipped LA (:mod:`vsml.pretrained`)."""
     p = Path(path)
     if p.is_dir():
-        for cand in (p / "learner.npz", *reversed(CheckpointManager(p / "checkpoints").paths()),
-                     *reversed(CheckpointManager(p).paths())):
+        for cand in (
+            p / "learner.npz",
+            *reversed(CheckpointManager(p / "checkpoints").paths()),
+            *reversed(CheckpointManager(p).paths()),
+        ):
             if cand.is_file():
                 return artifacts.load(cand, kind=("learner", "checkpoint"))
         raise CheckpointError(f"{p} holds no learner.npz or checkpoints/ckpt_*.npz")

@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-from vsml.limits import Range, describe, within
 from vsml.errors import VSMLError, did_you_mean
+from vsml.limits import Range, describe, within
 
 T = TypeVar("T")
 

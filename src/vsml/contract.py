@@ -40,8 +40,12 @@ class InputContract:
     owner: str = ""  # the learner it belongs to (for messages)
 
     def as_dict(self) -> dict:
-        return {"image_size": list(self.image_size) if self.image_size else None, "grayscale": self.grayscale,
-                "normalize": self.normalize, "input_features": self.input_features}
+        return {
+            "image_size": list(self.image_size) if self.image_size else None,
+            "grayscale": self.grayscale,
+            "normalize": self.normalize,
+            "input_features": self.input_features,
+        }
 
     def describe(self) -> str:
         parts = []
@@ -57,15 +61,21 @@ class InputContract:
 
     @property
     def empty(self) -> bool:
-        return self.image_size is None and self.grayscale is None and self.normalize is None and self.input_features is None
+        return (
+            self.image_size is None
+            and self.grayscale is None
+            and self.normalize is None
+            and self.input_features is None
+        )
 
 
 def from_sampler(scfg, input_shape=None) -> dict:
     """The contract record of episodes drawn with the :class:`~vsml.data.episodes.SamplerConfig`
     ``scfg`` whose learner inputs have shape ``input_shape`` (JSON-able, for an artifact's meta)."""
     features = int(math.prod(input_shape)) if input_shape is not None else None
-    return InputContract(tuple(scfg.image_size) if scfg.image_size else None, bool(scfg.grayscale),
-                         bool(scfg.normalize), features).as_dict()
+    return InputContract(
+        tuple(scfg.image_size) if scfg.image_size else None, bool(scfg.grayscale), bool(scfg.normalize), features
+    ).as_dict()
 
 
 def of_meta(meta: dict, owner: str = "") -> InputContract | None:
@@ -73,8 +83,13 @@ def of_meta(meta: dict, owner: str = "") -> InputContract | None:
     rec = meta.get("input_contract")
     if isinstance(rec, dict):
         size = rec.get("image_size")
-        return InputContract(tuple(int(v) for v in size) if size else None, rec.get("grayscale"), rec.get("normalize"),
-                             rec.get("input_features"), owner)
+        return InputContract(
+            tuple(int(v) for v in size) if size else None,
+            rec.get("grayscale"),
+            rec.get("normalize"),
+            rec.get("input_features"),
+            owner,
+        )
     size = (meta.get("info") or {}).get("input_size")
     if size:
         size = tuple(int(v) for v in (size if isinstance(size, (list, tuple)) else (size, size)))
@@ -102,8 +117,10 @@ def merge(contracts) -> InputContract | None:
             if v is None:
                 continue
             if k in out and out[k] != v:
-                raise ContractError(f"{owners[k]} and {c.owner} need different inputs ({k} {out[k]} vs {v}); evaluate them "
-                                    "in separate runs, or pass --ignore-contract to run both on the same episodes anyway")
+                raise ContractError(
+                    f"{owners[k]} and {c.owner} need different inputs ({k} {out[k]} vs {v}); evaluate them "
+                    "in separate runs, or pass --ignore-contract to run both on the same episodes anyway"
+                )
             out[k], owners[k] = v, c.owner
     if not out:
         return None
@@ -129,9 +146,11 @@ def apply(contract: InputContract | None, given: dict) -> tuple[dict, list[str]]
     if contract is None:
         return {}, []
     add, notes = {}, []
-    fixes = {"image_size": lambda v: f"--resize {v[0]}" if v[0] == v[1] else f"--sampler 'image_size=[{v[0]}, {v[1]}]'",
-             "grayscale": lambda v: "--grayscale" if v else "--no-grayscale",
-             "normalize": lambda v: f"--sampler normalize={'true' if v else 'false'}"}
+    fixes = {
+        "image_size": lambda v: f"--resize {v[0]}" if v[0] == v[1] else f"--sampler 'image_size=[{v[0]}, {v[1]}]'",
+        "grayscale": lambda v: "--grayscale" if v else "--no-grayscale",
+        "normalize": lambda v: f"--sampler normalize={'true' if v else 'false'}",
+    }
     for key, fix in fixes.items():
         want = getattr(contract, key)
         if want is None:
@@ -146,9 +165,11 @@ def apply(contract: InputContract | None, given: dict) -> tuple[dict, list[str]]
             notes.append(fix(want))
         elif (tuple(have) if key == "image_size" else have) != want:
             shown = fix(tuple(have) if key == "image_size" else have)
-            raise ContractError(f"{contract.owner} needs {contract.describe()} (its input contract), but the options ask for "
-                                f"{shown}: use {fix(want)} (or leave the option out), or pass --ignore-contract to run it "
-                                "anyway")
+            raise ContractError(
+                f"{contract.owner} needs {contract.describe()} (its input contract), but the options ask for "
+                f"{shown}: use {fix(want)} (or leave the option out), or pass --ignore-contract to run it "
+                "anyway"
+            )
     if notes:
         notes = [f"note: applying the input contract of {contract.owner} ({contract.describe()}): {' '.join(notes)}"]
     return add, notes
@@ -162,9 +183,11 @@ def check_features(contract: InputContract | None, input_shape, where: str = "th
     have = int(math.prod(input_shape))
     if have != contract.input_features:
         hint = _size_hint(contract)
-        raise ContractError(f"{contract.owner} expects {contract.input_features} input values per example "
-                            f"({contract.describe()}), but {where} have {have} (shape {list(input_shape)}): use {hint}, "
-                            "or pass --ignore-contract to run it anyway")
+        raise ContractError(
+            f"{contract.owner} expects {contract.input_features} input values per example "
+            f"({contract.describe()}), but {where} have {have} (shape {list(input_shape)}): use {hint}, "
+            "or pass --ignore-contract to run it anyway"
+        )
 
 
 def check_shape(contract: InputContract | None, input_shape) -> None:
@@ -175,9 +198,13 @@ def check_shape(contract: InputContract | None, input_shape) -> None:
     have = int(math.prod(input_shape))
     if have != contract.input_features:
         size = contract.image_size
-        shape = f"input_shape={tuple(size)}" if size and size[0] * size[1] == contract.input_features else \
-            f"input_shape=({contract.input_features},)"
+        shape = (
+            f"input_shape={tuple(size)}"
+            if size and size[0] * size[1] == contract.input_features
+            else f"input_shape=({contract.input_features},)"
+        )
         raise ContractError(
             f"{contract.owner} expects {contract.input_features} input values per example ({contract.describe()}), "
             f"got input_shape={tuple(input_shape)} ({have} values): preprocess your inputs accordingly (e.g. "
-            f"vsml.data.transforms to resize) and pass {shape}, or pass ignore_contract=True to use it anyway")
+            f"vsml.data.transforms to resize) and pass {shape}, or pass ignore_contract=True to use it anyway"
+        )

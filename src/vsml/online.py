@@ -42,7 +42,6 @@ import numpy as np
 from vsml import artifacts
 from vsml.learners.base import InputError, OnlineLearner, TaskSpec
 
-
 # ---- running per-feature statistics (pure functions over an immutable record) ---------------
 
 
@@ -141,11 +140,22 @@ class OnlineModel:
     learner's class ``i``); None: class indices. ``standardize``: running per-feature
     standardisation of the inputs (module docstring)."""
 
-    def __init__(self, learner: OnlineLearner, params, task: TaskSpec, *, seed: int = 0, record: dict | None = None,
-                 classes=None, standardize: bool = False):
+    def __init__(
+        self,
+        learner: OnlineLearner,
+        params,
+        task: TaskSpec,
+        *,
+        seed: int = 0,
+        record: dict | None = None,
+        classes=None,
+        standardize: bool = False,
+    ):
         learner.check_task(task)
         if classes is not None:
-            classes = tuple(_plain(c) for c in (classes if isinstance(classes, (list, tuple)) else np.asarray(classes).tolist()))
+            classes = tuple(
+                _plain(c) for c in (classes if isinstance(classes, (list, tuple)) else np.asarray(classes).tolist())
+            )
             if len(classes) != task.num_classes:
                 raise InputError(f"{len(classes)} classes given for a task of {task.num_classes} classes")
             if len(set(classes)) != len(classes):
@@ -175,14 +185,18 @@ class OnlineModel:
         try:
             x = np.asarray(x, np.float32)
         except (TypeError, ValueError) as e:
-            raise InputError(f"x must be numbers of shape {list(self.task.input_shape)} or [n, "
-                             f"{', '.join(map(str, self.task.input_shape))}] ({e})") from None
+            raise InputError(
+                f"x must be numbers of shape {list(self.task.input_shape)} or [n, "
+                f"{', '.join(map(str, self.task.input_shape))}] ({e})"
+            ) from None
         shape = self.task.input_shape
         single = x.shape == shape
         if single:
             x = x[None]
         if x.shape[1:] != shape or x.ndim != len(shape) + 1:
-            raise InputError(f"x must have shape {list(shape)} or [n, {', '.join(map(str, shape))}], got {list(np.shape(x))}")
+            raise InputError(
+                f"x must have shape {list(shape)} or [n, {', '.join(map(str, shape))}], got {list(np.shape(x))}"
+            )
         if not np.all(np.isfinite(x)):
             raise InputError("x contains NaN or infinite values")
         return x, single
@@ -256,14 +270,20 @@ class OnlineModel:
             ys = np.zeros((kk * b,), np.int32)
             xs[: k * b], ys[: k * b] = allx[: k * b], ally[: k * b]
             live = np.arange(kk) < k
-            self.state, out = _learn_steps(self.learner, self.params, self.state, jnp.asarray(xs.reshape(kk, b, *shape)),
-                                           jnp.asarray(ys.reshape(kk, b)), jnp.asarray(live))
+            self.state, out = _learn_steps(
+                self.learner,
+                self.params,
+                self.state,
+                jnp.asarray(xs.reshape(kk, b, *shape)),
+                jnp.asarray(ys.reshape(kk, b)),
+                jnp.asarray(live),
+            )
             logits[: k * b] = np.asarray(out).reshape(-1, self.task.num_classes)[: k * b]
             self.steps += k
-        rest = allx[k * b:]
-        logits[k * b:] = self._logits_of(rest)
-        self._pending = (rest, ally[k * b:])
-        logits = logits[len(px):]
+        rest = allx[k * b :]
+        logits[k * b :] = self._logits_of(rest)
+        self._pending = (rest, ally[k * b :])
+        logits = logits[len(px) :]
         return logits[0] if single else logits
 
     # ---- persistence
@@ -271,16 +291,28 @@ class OnlineModel:
     def save(self, path) -> Path:
         """Parameters, current state, running statistics, waiting rows and task as one artifact (kind ``online``)."""
         if self.record is None:
-            raise InputError("this model's learner has no stored record (built from a learner object); save its "
-                             "params with vsml.artifacts yourself")
-        meta = {"learner": self.record, "steps": self.steps,
-                "task": {"input_shape": list(self.task.input_shape), "num_classes": self.task.num_classes,
-                         "batch_size": self.task.batch_size},
-                "classes": list(self.classes) if self.classes is not None else None,
-                "standardize": self.standardize, "stats_count": self.stats.count}
-        groups = {"params": self.params, "state": self.state,
-                  "stats": {"mean": self.stats.mean, "m2": self.stats.m2},
-                  "pending": {"x": self._pending[0], "y": self._pending[1]}}
+            raise InputError(
+                "this model's learner has no stored record (built from a learner object); save its "
+                "params with vsml.artifacts yourself"
+            )
+        meta = {
+            "learner": self.record,
+            "steps": self.steps,
+            "task": {
+                "input_shape": list(self.task.input_shape),
+                "num_classes": self.task.num_classes,
+                "batch_size": self.task.batch_size,
+            },
+            "classes": list(self.classes) if self.classes is not None else None,
+            "standardize": self.standardize,
+            "stats_count": self.stats.count,
+        }
+        groups = {
+            "params": self.params,
+            "state": self.state,
+            "stats": {"mean": self.stats.mean, "m2": self.stats.m2},
+            "pending": {"x": self._pending[0], "y": self._pending[1]},
+        }
         return artifacts.save(path, "online", groups, meta)
 
     @classmethod
@@ -291,22 +323,39 @@ class OnlineModel:
         t = art.meta["task"]
         learner = learner_from_record(art.meta["learner"])
         task = TaskSpec(tuple(t["input_shape"]), int(t["num_classes"]), int(t["batch_size"]))
-        model = cls(learner, art.restore("params", learner.param_shapes()), task, record=art.meta["learner"],
-                    classes=art.meta.get("classes"), standardize=bool(art.meta.get("standardize", False)))
+        model = cls(
+            learner,
+            art.restore("params", learner.param_shapes()),
+            task,
+            record=art.meta["learner"],
+            classes=art.meta.get("classes"),
+            standardize=bool(art.meta.get("standardize", False)),
+        )
         model.state = jax.tree_util.tree_map(jnp.asarray, art.restore("state", model.state))
         model.steps = int(art.meta.get("steps", 0))
         if "stats" in art.groups:  # written by versions with standardisation
             s = art.restore("stats", {"mean": model.stats.mean, "m2": model.stats.m2})
-            model.stats = RunningStats(int(art.meta.get("stats_count", 0)), np.asarray(s["mean"], np.float64),
-                                       np.asarray(s["m2"], np.float64))
+            model.stats = RunningStats(
+                int(art.meta.get("stats_count", 0)), np.asarray(s["mean"], np.float64), np.asarray(s["m2"], np.float64)
+            )
         if "pending" in art.groups:
             px, py = art.leaves("pending")  # the rows waiting for a full batch: {"x", "y"} in key order
             model._pending = (np.asarray(px, np.float32).reshape(-1, *task.input_shape), np.asarray(py, np.int32))
         return model
 
 
-def online(learner: str, input_shape, num_classes: int | None = None, *, classes=None, batch_size: int = 1,
-           seed: int = 0, standardize: bool | None = None, ignore_contract: bool = False, **options) -> OnlineModel:
+def online(
+    learner: str,
+    input_shape,
+    num_classes: int | None = None,
+    *,
+    classes=None,
+    batch_size: int = 1,
+    seed: int = 0,
+    standardize: bool | None = None,
+    ignore_contract: bool = False,
+    **options,
+) -> OnlineModel:
     """An :class:`OnlineModel` of ``learner``: a shipped LA name, a saved learner (run folder or
     ``.npz``), or a registered learner name (``options`` are its options).
 
@@ -333,8 +382,15 @@ def online(learner: str, input_shape, num_classes: int | None = None, *, classes
     if learner in names() and not Path(learner).exists():
         obj = make_learner(learner, options)
         record = {"name": learner, "options": dict(options)}
-        return OnlineModel(obj, obj.init_params(jax.random.PRNGKey(seed)), task, seed=seed, record=record,
-                           classes=classes, standardize=bool(standardize))
+        return OnlineModel(
+            obj,
+            obj.init_params(jax.random.PRNGKey(seed)),
+            task,
+            seed=seed,
+            record=record,
+            classes=classes,
+            standardize=bool(standardize),
+        )
     if options:
         raise InputError(f"options {sorted(options)} only apply to registered learner names, not to {learner!r}")
     from vsml import contract
@@ -344,7 +400,9 @@ def online(learner: str, input_shape, num_classes: int | None = None, *, classes
         record = stored_learner_record(art)
         obj, params = load_learner(learner)
     except CheckpointError as e:
-        raise InputError(f"{learner!r} is neither a registered learner ({', '.join(names())}) nor a loadable LA: {e}") from None
+        raise InputError(
+            f"{learner!r} is neither a registered learner ({', '.join(names())}) nor a loadable LA: {e}"
+        ) from None
     wanted = None
     if not ignore_contract:
         rule = contract.of_meta(art.meta, owner=str(learner))

@@ -49,12 +49,27 @@ class PlainProgress:
     def add_task(self, description: str, total: float | None = None, completed: float = 0, **fields) -> int:
         now = time.monotonic()
         tid = len(self._tasks)
-        self._tasks[tid] = {"description": description, "total": total, "completed": completed, "fields": fields,
-                            "start": now, "printed": now, "done_printed": False}
+        self._tasks[tid] = {
+            "description": description,
+            "total": total,
+            "completed": completed,
+            "fields": fields,
+            "start": now,
+            "printed": now,
+            "done_printed": False,
+        }
         return tid
 
-    def update(self, task_id: int, *, advance: float | None = None, completed: float | None = None,
-               total: float | None = None, description: str | None = None, **fields) -> None:
+    def update(
+        self,
+        task_id: int,
+        *,
+        advance: float | None = None,
+        completed: float | None = None,
+        total: float | None = None,
+        description: str | None = None,
+        **fields,
+    ) -> None:
         t = self._tasks[task_id]
         if completed is not None:
             t["completed"] = completed

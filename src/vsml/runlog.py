@@ -28,22 +28,46 @@ def truncate_csv(path: Path, last_iteration: int) -> None:
     if not path.is_file():
         return
     lines = path.read_text().splitlines(keepends=True)
-    keep = lines[:1] + [ln for ln in lines[1:] if ln.endswith("\n") and ln.split(",", 1)[0].isdigit()
-                        and int(ln.split(",", 1)[0]) <= last_iteration]
+    keep = lines[:1] + [
+        ln
+        for ln in lines[1:]
+        if ln.endswith("\n") and ln.split(",", 1)[0].isdigit() and int(ln.split(",", 1)[0]) <= last_iteration
+    ]
     atomic_write_bytes(path, "".join(keep).encode())
 
 
 class RunLogger:
     """See module docstring. ``scalars``: fields sent to TensorBoard / wandb under ``<prefix>/``."""
 
-    def __init__(self, out_dir, title: str, fields: tuple[str, ...], *, active: bool = True, progress: bool = True,
-                 csv_files: bool = True, tensorboard: bool = False, wandb_project: str | None = None,
-                 run_name: str = "", run_config: dict | None = None, every: int = 10, scalars: tuple[str, ...] = (),
-                 prefix: str = "meta", metrics_name: str = "metrics", info=None, log=None):
+    def __init__(
+        self,
+        out_dir,
+        title: str,
+        fields: tuple[str, ...],
+        *,
+        active: bool = True,
+        progress: bool = True,
+        csv_files: bool = True,
+        tensorboard: bool = False,
+        wandb_project: str | None = None,
+        run_name: str = "",
+        run_config: dict | None = None,
+        every: int = 10,
+        scalars: tuple[str, ...] = (),
+        prefix: str = "meta",
+        metrics_name: str = "metrics",
+        info=None,
+        log=None,
+    ):
         self.out, self.title, self.fields = Path(out_dir), title, tuple(fields)
         self.active, self.progress_on, self.csv_on, self.tb_on = active, progress, csv_files, tensorboard
         self.wandb_project, self.run_name, self.run_config = wandb_project, run_name, run_config or {}
-        self.every, self.scalars, self.prefix, self.metrics_name = max(1, int(every)), tuple(scalars), prefix, metrics_name
+        self.every, self.scalars, self.prefix, self.metrics_name = (
+            max(1, int(every)),
+            tuple(scalars),
+            prefix,
+            metrics_name,
+        )
         self.info = info or (lambda rec: "")
         self._log = log or (lambda msg: print(msg, file=sys.stderr))
         self.progress = self.tb = self.wandb = None
@@ -79,8 +103,13 @@ class RunLogger:
 
             from vsml.progress import progress_bar  # plain periodic lines when not on a terminal
 
-            self.progress = progress_bar(TextColumn(self.title), BarColumn(), MofNCompleteColumn(),
-                                         TextColumn("{task.fields[info]}"), TimeRemainingColumn())
+            self.progress = progress_bar(
+                TextColumn(self.title),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeRemainingColumn(),
+            )
             self.progress.start()
             self._task = self.progress.add_task(self.title, total=total, completed=start, info="")
 
@@ -146,7 +175,8 @@ class RunLogger:
             self._last = (now, it)
 
     def table(self, name: str, row: dict, scalars: dict | None = None) -> None:
-        """Append ``row`` to ``<name>.csv`` (columns: the first row's keys); ``scalars`` also go to TensorBoard/wandb."""
+        """Append ``row`` to ``<name>.csv`` (columns: the first row's keys); ``scalars`` also go to
+        TensorBoard/wandb."""
         if not self.active:
             return
         if self.csv_on:

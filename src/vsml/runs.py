@@ -72,8 +72,9 @@ def check_writable(folder: str | os.PathLike, what: str = "output folder") -> Pa
             os.close(fd)
             probe.unlink(missing_ok=True)
     except OSError as e:
-        raise OutputError(f"cannot write to {what} {folder}: {e.strerror or e}; choose another folder "
-                          "(nothing was computed)") from None
+        raise OutputError(
+            f"cannot write to {what} {folder}: {e.strerror or e}; choose another folder (nothing was computed)"
+        ) from None
     return folder
 
 
@@ -84,8 +85,15 @@ def visible_entries(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
 
 
-def prepare_output(out: str | os.PathLike | None, *, default: str | os.PathLike, owned: Iterable[str],
-                   overwrite: bool = False, option: str = "-o", log: Callable[[str], None] | None = None) -> Path:
+def prepare_output(
+    out: str | os.PathLike | None,
+    *,
+    default: str | os.PathLike,
+    owned: Iterable[str],
+    overwrite: bool = False,
+    option: str = "-o",
+    log: Callable[[str], None] | None = None,
+) -> Path:
     """The folder a command writes its report files into, checked before any compute.
 
     ``out``: the folder the user named (``None``: use ``default``). A non-empty named folder is
@@ -101,8 +109,10 @@ def prepare_output(out: str | os.PathLike | None, *, default: str | os.PathLike,
             n += 1
             folder = Path(f"{default}-{n}")
         if n > 1 and log is not None:
-            log(f"note: {default} holds an earlier run; writing to {folder} "
-                f"(pass {option} DIR to choose the folder, --overwrite to replace a run)")
+            log(
+                f"note: {default} holds an earlier run; writing to {folder} "
+                f"(pass {option} DIR to choose the folder, --overwrite to replace a run)"
+            )
     else:
         folder = Path(out)
     check_writable(folder)
@@ -113,7 +123,8 @@ def prepare_output(out: str | os.PathLike | None, *, default: str | os.PathLike,
             f"output folder {folder} is not empty ({', '.join(present[:6])}{', ...' if len(present) > 6 else ''}); "
             + ("it holds an earlier run's results. " if ours else "")
             + f"Choose an empty folder with {option}, or pass --overwrite to replace this command's files "
-            f"({', '.join(owned)}) and keep the rest (nothing was computed)")
+            f"({', '.join(owned)}) and keep the rest (nothing was computed)"
+        )
     if overwrite:
         for name in owned:
             try:
@@ -125,14 +136,18 @@ def prepare_output(out: str | os.PathLike | None, *, default: str | os.PathLike,
     return folder
 
 
-def check_output_file(path: str | os.PathLike | None, *, overwrite: bool = False, option: str = "--json") -> Path | None:
+def check_output_file(
+    path: str | os.PathLike | None, *, overwrite: bool = False, option: str = "--json"
+) -> Path | None:
     """An explicit output file: its folder must be writable; an existing file is refused unless ``overwrite``."""
     if path is None:
         return None
     path = Path(path)
     check_writable(path.parent if str(path.parent) else Path("."), f"folder of {option}")
     if path.exists() and not overwrite:
-        raise OutputError(f"{option} {path} already exists; choose another path or pass --overwrite (nothing was computed)")
+        raise OutputError(
+            f"{option} {path} already exists; choose another path or pass --overwrite (nothing was computed)"
+        )
     return path
 
 
@@ -164,8 +179,9 @@ def _alive(pid: int, start: str | None) -> bool:
 
 def describe_holder(info: dict) -> str:
     when = info.get("started")
-    return (f"host {info.get('host', '?')}, PID {info.get('pid', '?')}, started {when or '?'}"
-            + (f", command: {info['command']}" if info.get("command") else ""))
+    return f"host {info.get('host', '?')}, PID {info.get('pid', '?')}, started {when or '?'}" + (
+        f", command: {info['command']}" if info.get("command") else ""
+    )
 
 
 class RunLock:
@@ -196,7 +212,8 @@ class RunLock:
         raise RunLockError(
             f"{self.folder} is in use by another vsml run ({describe_holder(info)}). Two writers would mix their "
             "checkpoints and logs: wait for it to finish, stop it, or choose another output folder. "
-            f"If that process is gone for good (e.g. its node died), delete {self.path}.")
+            f"If that process is gone for good (e.g. its node died), delete {self.path}."
+        )
 
     def acquire(self, log: Callable[[str], None] | None = None, wait: float = 0.0) -> "RunLock":
         """Take the lock (waiting up to ``wait`` seconds for a live holder); :class:`RunLockError`
@@ -235,9 +252,17 @@ class RunLock:
                 os.close(fd)
                 self._refuse(previous)
             if log is not None:
-                log(f"note: taking over the lock of {self.folder} left by a process that is gone ({describe_holder(previous)})")
-        info = {"host": socket.gethostname(), "pid": os.getpid(), "proc_start": _proc_start(os.getpid()),
-                "started": time.strftime("%Y-%m-%d %H:%M:%S %z"), "command": self.command}
+                log(
+                    f"note: taking over the lock of {self.folder} left by a process that is gone "
+                    f"({describe_holder(previous)})"
+                )
+        info = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "proc_start": _proc_start(os.getpid()),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+            "command": self.command,
+        }
         try:
             os.ftruncate(fd, 0)
             os.lseek(fd, 0, os.SEEK_SET)
@@ -300,8 +325,9 @@ class StopRequested(VSMLError):
 
     label = ""  # a stop, not an error: "<prog>: <what> stopped by SIGTERM after iteration ..."
 
-    def __init__(self, signum: int, iteration: int, checkpoint: Path | None, what: str = "run",
-                 resume: str | None = None):
+    def __init__(
+        self, signum: int, iteration: int, checkpoint: Path | None, what: str = "run", resume: str | None = None
+    ):
         self.signum, self.iteration, self.checkpoint = int(signum), int(iteration), checkpoint
         name = SIGNAL_NAMES.get(self.signum, f"signal {self.signum}")
         where = f"; checkpoint {checkpoint}" if checkpoint is not None else ""
@@ -331,8 +357,10 @@ class GracefulStop:
         if self.signal is None:
             self.signal = signum
             if self.log is not None:
-                self.log(f"{SIGNAL_NAMES.get(signum, signum)} received: {self.what} stops after the current step and "
-                         "writes a checkpoint (a second signal stops at once)")
+                self.log(
+                    f"{SIGNAL_NAMES.get(signum, signum)} received: {self.what} stops after the current step and "
+                    "writes a checkpoint (a second signal stops at once)"
+                )
 
     def __enter__(self) -> "GracefulStop":
         if threading.current_thread() is threading.main_thread():

@@ -29,8 +29,10 @@ from sklearn.utils.validation import check_is_fitted
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _validate_data
 except ImportError:  # pragma: no cover - older scikit-learn
+
     def _validate_data(estimator, X="no_validation", y="no_validation", **kwargs):
         return estimator._validate_data(X, y, **kwargs)
+
 
 from vsml.online import OnlineModel, online
 
@@ -49,9 +51,18 @@ class VSMLClassifier(ClassifierMixin, BaseEstimator):
     Attributes after fitting: ``classes_``, ``n_features_in_``, ``model_`` (the
     :class:`vsml.OnlineModel`)."""
 
-    def __init__(self, learner: str = "general", *, standardize: bool = True, batch_size: int = 1, epochs: int = 1,
-                 shuffle: bool = True, seed: int = 0, learner_options: dict | None = None,
-                 ignore_contract: bool = False):
+    def __init__(
+        self,
+        learner: str = "general",
+        *,
+        standardize: bool = True,
+        batch_size: int = 1,
+        epochs: int = 1,
+        shuffle: bool = True,
+        seed: int = 0,
+        learner_options: dict | None = None,
+        ignore_contract: bool = False,
+    ):
         self.learner = learner
         self.standardize = standardize
         self.batch_size = batch_size
@@ -65,15 +76,24 @@ class VSMLClassifier(ClassifierMixin, BaseEstimator):
 
     def _new_model(self, classes: np.ndarray, n_features: int) -> OnlineModel:
         if len(classes) < 2:
-            raise ValueError(f"{type(self).__name__} needs at least 2 classes to learn, got 1 class ({classes.tolist()})")
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 classes to learn, got 1 class ({classes.tolist()})"
+            )
         for name in ("batch_size", "epochs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.classes_ = classes
-        return online(str(self.learner), input_shape=(n_features,), classes=list(classes),
-                      batch_size=int(self.batch_size), seed=int(self.seed), standardize=bool(self.standardize),
-                      ignore_contract=bool(self.ignore_contract), **(self.learner_options or {}))
+        return online(
+            str(self.learner),
+            input_shape=(n_features,),
+            classes=list(classes),
+            batch_size=int(self.batch_size),
+            seed=int(self.seed),
+            standardize=bool(self.standardize),
+            ignore_contract=bool(self.ignore_contract),
+            **(self.learner_options or {}),
+        )
 
     def fit(self, X, y):
         """Learn from scratch: ``epochs`` online passes over ``(X, y)``."""
@@ -94,16 +114,22 @@ class VSMLClassifier(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         if first:
             if classes is None:
-                raise ValueError("classes must be passed on the first call to partial_fit "
-                                 "(every label the stream will hold, e.g. classes=np.unique(y_all))")
+                raise ValueError(
+                    "classes must be passed on the first call to partial_fit "
+                    "(every label the stream will hold, e.g. classes=np.unique(y_all))"
+                )
             self.model_ = self._new_model(np.unique(np.asarray(classes)), X.shape[1])
         elif classes is not None and not np.array_equal(np.unique(np.asarray(classes)), self.classes_):
-            raise ValueError(f"classes={np.unique(classes).tolist()} differs from the classes of the first call "
-                             f"to partial_fit, {self.classes_.tolist()}")
+            raise ValueError(
+                f"classes={np.unique(classes).tolist()} differs from the classes of the first call "
+                f"to partial_fit, {self.classes_.tolist()}"
+            )
         unknown = np.setdiff1d(np.unique(y), self.classes_)
         if len(unknown):
-            raise ValueError(f"y holds labels {unknown.tolist()} that are not among the classes "
-                             f"{self.classes_.tolist()} (given at the first call to partial_fit)")
+            raise ValueError(
+                f"y holds labels {unknown.tolist()} that are not among the classes "
+                f"{self.classes_.tolist()} (given at the first call to partial_fit)"
+            )
         self.model_.learn(X, y)
         return self
 

@@ -42,8 +42,16 @@ class TrainingLoop:
     process writes (only the main process of a multi-process run locks, removes and writes);
     ``lock_wait``: seconds to wait for another run holding the folder."""
 
-    def __init__(self, folder: str | Path, what: str, *, command: str, log: Callable[[str], None],
-                 main: bool = True, lock_wait: float = 0.0):
+    def __init__(
+        self,
+        folder: str | Path,
+        what: str,
+        *,
+        command: str,
+        log: Callable[[str], None],
+        main: bool = True,
+        lock_wait: float = 0.0,
+    ):
         self.folder, self.what, self.command = Path(folder), what, command
         self.log, self.main, self.lock_wait = log, main, lock_wait
 
@@ -65,8 +73,16 @@ class TrainingLoop:
             stack.enter_context(runs.RunLock(f, self.command).acquire(log=self.log, wait=self.lock_wait))
         runs.remove_stale_temps(*locked, *temps)
 
-    def preflight(self, *, resume: bool, overwrite: bool, newest: Path | None, checkpoints: str,
-                  foreign: Sequence[str] = (), owned: Iterable[Path] = ()) -> None:
+    def preflight(
+        self,
+        *,
+        resume: bool,
+        overwrite: bool,
+        newest: Path | None,
+        checkpoints: str,
+        foreign: Sequence[str] = (),
+        owned: Iterable[Path] = (),
+    ) -> None:
         """Refuse what would lose or mix results (see the module docstring). ``newest``: the newest
         checkpoint present (or ``None``); ``checkpoints``: where they are looked for (for messages);
         ``foreign``: files that a fresh run must not write next to; ``owned``: the files and folders
@@ -82,14 +98,17 @@ class TrainingLoop:
                 self.remove(owned)
             return
         if newest is not None:
-            raise ArtifactError(f"{self.folder} already holds checkpoints (newest {newest.name}); pass --resume "
-                                "to continue, --overwrite to start again, or choose another out folder (nothing was "
-                                "overwritten)")
+            raise ArtifactError(
+                f"{self.folder} already holds checkpoints (newest {newest.name}); pass --resume "
+                "to continue, --overwrite to start again, or choose another out folder (nothing was "
+                "overwritten)"
+            )
         if foreign:
             raise runs.OutputError(
                 f"out folder {self.folder} holds other files ({', '.join(list(foreign)[:6])}); a new run there would "
                 "mix two experiments: choose an empty folder, or pass --overwrite to replace this command's files "
-                "(nothing was written)")
+                "(nothing was written)"
+            )
 
     def remove(self, paths: Iterable[Path]) -> None:
         """Remove files and folders (``--overwrite``); an :class:`~vsml.runs.OutputError` when one cannot be."""
@@ -113,15 +132,28 @@ class TrainingLoop:
         except OSError as e:
             ckpt = newest()
             raise runs.OutputError(
-                f"cannot write {what} (iteration {iteration}): {e.strerror or e}{f' ({e.filename})' if e.filename else ''}. "
+                f"cannot write {what} (iteration {iteration}): "
+                f"{e.strerror or e}{f' ({e.filename})' if e.filename else ''}. "
                 f"Nothing earlier is lost: the newest checkpoint is {ckpt or 'none'}. Fix the cause (free space, "
-                f"permissions) and continue with: {self.resume_command}") from None
+                f"permissions) and continue with: {self.resume_command}"
+            ) from None
 
-    def run(self, logger, start: int, total: int, *, resumed: bool, step: Callable[[int], None],
-            due: Callable[[int], bool], checkpoint: Callable[[int], Path],
-            after: Callable[[int, bool], None] | None = None, before: Callable[[], None] | None = None,
-            agree: Callable[[int], int] | None = None, guard: ContextManager | None = None,
-            stop_after: int | None = None) -> int | None:
+    def run(
+        self,
+        logger,
+        start: int,
+        total: int,
+        *,
+        resumed: bool,
+        step: Callable[[int], None],
+        due: Callable[[int], bool],
+        checkpoint: Callable[[int], Path],
+        after: Callable[[int, bool], None] | None = None,
+        before: Callable[[], None] | None = None,
+        agree: Callable[[int], int] | None = None,
+        guard: ContextManager | None = None,
+        stop_after: int | None = None,
+    ) -> int | None:
         """Iterations ``start`` … ``total - 1`` (see the module docstring). ``logger``: a
         :class:`vsml.runlog.RunLogger` (started here, closed at the end); ``before()``: called once
         the logger runs; ``agree(signal) -> signal``: makes every process of a multi-process run stop

@@ -27,8 +27,15 @@ def _cmd_clone(args: argparse.Namespace) -> int:
     if used is None:  # called through the main ``vsml`` CLI: argv = [..., "clone", *options]
         used = sys.argv[sys.argv.index("clone") + 1 :] if "clone" in sys.argv else []
     cmdline = "vsml clone " + " ".join(shlex.quote(a) for a in used if a != "--overwrite")
-    path = run_clone(cc, args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress,
-                     command=cmdline, checkpoint_dir=args.checkpoint_dir)
+    path = run_clone(
+        cc,
+        args.out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        command=cmdline,
+        checkpoint_dir=args.checkpoint_dir,
+    )
     print(f"saved {path} (+ {path.with_suffix('.json').name}); load it with vsml.pretrained.load({str(path)!r})")
     return 0
 
@@ -37,12 +44,17 @@ def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``clone`` sub-command to an ``argparse`` sub-parser set."""
     p = subparsers.add_parser("clone", help="clone online SGD into the VSML sub-RNN (learning-algorithm cloning)")
     p.add_argument("--config", help="YAML file of CloneConfig options (e.g. configs/clone_1layer.yaml)")
-    p.add_argument("--out", default="runs/clone", help="folder for the checkpoint and the LA files (default runs/clone)")
+    p.add_argument(
+        "--out", default="runs/clone", help="folder for the checkpoint and the LA files (default runs/clone)"
+    )
     p.add_argument("--checkpoint-dir", help="folder for <name>.ckpt.npz (default: --out)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint <name>.ckpt.npz")
-    p.add_argument("--overwrite", action="store_true",
-                   help="start afresh where an earlier clone of this name left its checkpoint or LA (removes "
-                        "<name>.ckpt.npz, <name>.metrics.csv, <name>.npz, <name>.json; other files are kept)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh where an earlier clone of this name left its checkpoint or LA (removes "
+        "<name>.ckpt.npz, <name>.metrics.csv, <name>.npz, <name>.json; other files are kept)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs="*", help="dotted CloneConfig overrides, e.g. seed=1 batch=512")
     p.set_defaults(func=_cmd_clone)

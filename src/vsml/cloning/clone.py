@@ -1,9 +1,11 @@
-"""Learning-algorithm cloning: train the VSML sub-RNN to behave like per-cell backprop (the paper's Sec. "Meta learning backpropagation"; docs/cloning.md).
+"""Learning-algorithm cloning: train the VSML sub-RNN to behave like per-cell backprop (the paper's Sec. "Meta learning
+backpropagation"; docs/cloning.md).
 
 The VSML RNN's cells interact only through summed messages, so cloning works on **single,
 independent cells**, a pool of ``batch`` of them per cell kind, run as a batch of 1×1 dense
 layers by the deployment kernel (:func:`vsml.learners.vsml.dense_layer`, ``reduce="sum"``) in the
-backward-pass mode with ``backward_inputs="zeros"``: per step a forward sweep (``fwd_in`` = x_t, ``bwd_in`` = 0), then a backward
+backward-pass mode with ``backward_inputs="zeros"``: per step a forward sweep (``fwd_in`` = x_t, ``bwd_in`` = 0), then
+a backward
 sweep (``fwd_in`` = 0, ``bwd_in`` = δ_t), ``micro_ticks`` ticks each. A cell's weight is ``c[0]``
 (the unit ``init_state`` randomises). Targets come from :mod:`vsml.cloning.backprop_la`, starting
 from each cell's own read-out at the start of a chunk:
@@ -44,7 +46,6 @@ from typing import Annotated
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from vsml import artifacts
@@ -81,7 +82,9 @@ class CloneConfig:
     """Everything a cloning run depends on (with ``seed``, it determines the result)."""
 
     name: str = "cloned_sgd_1layer"
-    hidden: Annotated[tuple[int, ...], Range(">=1")] = ()  # hidden layer sizes of the shipped VSMLConfig (tanh cells above layer 0)
+    hidden: Annotated[
+        tuple[int, ...], Range(">=1")
+    ] = ()  # hidden layer sizes of the shipped VSMLConfig (tanh cells above layer 0)
     lr: Annotated[float, Range(">0")] = 0.01  # α of the cloned SGD
     state_size: Annotated[int, Range(">=1")] = 16
     message_size: Annotated[int, Range(">=2")] = 8
@@ -99,18 +102,24 @@ class CloneConfig:
     preact_std: Annotated[float, Range(">=0")] = 2.0
     preact_clip: Annotated[float, Range(">0")] = 5.0
     error_min: Annotated[float, Range("(0,1]")] = 0.01
-    max_weight: Annotated[float, Range(">0")] = 2.0  # pool cells whose read-out leaves [-max_weight, max_weight] are renewed
+    max_weight: Annotated[float, Range(">0")] = (
+        2.0  # pool cells whose read-out leaves [-max_weight, max_weight] are renewed
+    )
     loss_floor: Annotated[float, Range(">0")] = 0.02  # per-sequence loss scale = mean w² + loss_floor²
     init: str = "handcrafted"  # "handcrafted" (vsml.cloning.handcrafted circuit) or "random"
     support_only: bool = True  # train only the parameters that are non-zero at the start
     init_from: str | None = None  # LA name/path whose cells (matched by kind) initialise ours
     bias: bool = False  # the cloned LA runs with bias units (VSMLConfig.bias): SGD with biases
-    bias_share: Annotated[float, Range("[0,1)")] = 0.0  # share of fresh cells that see a bias unit's constant input (1, or z = 5 for tanh)
+    bias_share: Annotated[float, Range("[0,1)")] = (
+        0.0  # share of fresh cells that see a bias unit's constant input (1, or z = 5 for tanh)
+    )
     train_kinds: tuple[str, ...] | None = None  # only these kinds are trained (None: all)
     seed: Annotated[int, Range(">=0")] = 0
     checkpoint_every: Annotated[int, Range(">=1")] = 200
     eval_seq_len: Annotated[int, Range(">=1")] = 2000  # sequence length of the final per-cell report
-    val_seq_len: Annotated[int, Range(">=1")] = 200  # validation (fixed cells and streams) at every checkpoint; the best params are kept
+    val_seq_len: Annotated[int, Range(">=1")] = (
+        200  # validation (fixed cells and streams) at every checkpoint; the best params are kept
+    )
 
     def __post_init__(self):
         check_ranges(self, "")
@@ -180,8 +189,10 @@ def init_clone_params(cc: CloneConfig, key: jax.Array) -> dict:
 
         src_cfg, src_params = pretrained.load(cc.init_from)
         if (src_cfg.state_size, src_cfg.message_size) != (cc.state_size, cc.message_size):
-            raise ConfigError(f"init_from {cc.init_from!r} has N={src_cfg.state_size}, M={src_cfg.message_size}; "
-                              f"this clone needs N={cc.state_size}, M={cc.message_size}")
+            raise ConfigError(
+                f"init_from {cc.init_from!r} has N={src_cfg.state_size}, M={src_cfg.message_size}; "
+                f"this clone needs N={cc.state_size}, M={cc.message_size}"
+            )
         for i, cell in enumerate(src_params["rnn"]):
             source.setdefault(ref.cell_kind_for_layer(i), cell)
     for kind, k in zip(cc.kinds, jax.random.split(key, len(cc.kinds))):
@@ -320,7 +331,11 @@ def _renew(cc: CloneConfig, kind: str, cells: dict, key: jax.Array, reset_prob: 
     batch = cells["loc"].shape[0]
     fresh = fresh_cells(cc, kind, k1, batch)
     w = cells["c"][:, 0, 0]
-    bad = ~jnp.all(jnp.isfinite(cells["c"]), axis=(1, 2)) | ~jnp.all(jnp.isfinite(cells["h"]), axis=(1, 2)) | (jnp.abs(w) > cc.max_weight)
+    bad = (
+        ~jnp.all(jnp.isfinite(cells["c"]), axis=(1, 2))
+        | ~jnp.all(jnp.isfinite(cells["h"]), axis=(1, 2))
+        | (jnp.abs(w) > cc.max_weight)
+    )
     reset = (jax.random.uniform(k2, (batch,)) < reset_prob) | bad
 
     def pick(a, b):
@@ -455,15 +470,22 @@ def run_clone(
     with contextlib.ExitStack() as stack:
         loop.lock(stack, out_dir)
         la = [out_dir / f"{cc.name}.npz", out_dir / f"{cc.name}.json"]
-        loop.preflight(resume=resume, overwrite=overwrite, newest=ckpt if ckpt.exists() else None, checkpoints=str(ckpt),
-                       foreign=[str(p) for p in la if p.exists()],
-                       owned=[ckpt, ckpt_dir / f"{cc.name}.metrics.csv", *la])
-        return _run_clone(cc, out_dir, ckpt, loop, resume=resume, progress=progress, command=command, log=log,
-                          stop_after=stop_after)
+        loop.preflight(
+            resume=resume,
+            overwrite=overwrite,
+            newest=ckpt if ckpt.exists() else None,
+            checkpoints=str(ckpt),
+            foreign=[str(p) for p in la if p.exists()],
+            owned=[ckpt, ckpt_dir / f"{cc.name}.metrics.csv", *la],
+        )
+        return _run_clone(
+            cc, out_dir, ckpt, loop, resume=resume, progress=progress, command=command, log=log, stop_after=stop_after
+        )
 
 
-def _run_clone(cc: CloneConfig, out_dir: Path, ckpt: Path, loop: TrainingLoop, *, resume, progress, command, log,
-               stop_after):
+def _run_clone(
+    cc: CloneConfig, out_dir: Path, ckpt: Path, loop: TrainingLoop, *, resume, progress, command, log, stop_after
+):
     from vsml import pretrained
 
     root = jax.random.PRNGKey(cc.seed)
@@ -482,9 +504,16 @@ def _run_clone(cc: CloneConfig, out_dir: Path, ckpt: Path, loop: TrainingLoop, *
     data_key = jax.random.fold_in(root, 1)
     t0 = time.time() - elapsed
     last = {}
-    logger = RunLogger(ckpt.parent, f"clone {cc.name}", ("iteration", "seq_len", "loss", "validation_loss"),
-                       progress=progress, metrics_name=f"{cc.name}.metrics", every=cc.checkpoint_every, log=log,
-                       info=lambda r: f"T={r['seq_len']} loss={r['loss']:.2e}")
+    logger = RunLogger(
+        ckpt.parent,
+        f"clone {cc.name}",
+        ("iteration", "seq_len", "loss", "validation_loss"),
+        progress=progress,
+        metrics_name=f"{cc.name}.metrics",
+        every=cc.checkpoint_every,
+        log=log,
+        info=lambda r: f"T={r['seq_len']} loss={r['loss']:.2e}",
+    )
     step_out = {}
 
     def step(it: int) -> None:
@@ -511,26 +540,47 @@ def _run_clone(cc: CloneConfig, out_dir: Path, ckpt: Path, loop: TrainingLoop, *
         if float(val) < float(best[1]):
             best = (params, val)
         rec["validation_loss"] = float(val)
-        loop.write(f"checkpoint {ckpt}", iteration, lambda: save_checkpoint(
-            ckpt, params, (opt_state, pools, best), iteration, time.time() - t0), lambda: ckpt if ckpt.exists() else None)
+        loop.write(
+            f"checkpoint {ckpt}",
+            iteration,
+            lambda: save_checkpoint(ckpt, params, (opt_state, pools, best), iteration, time.time() - t0),
+            lambda: ckpt if ckpt.exists() else None,
+        )
         return ckpt
 
     def after(iteration: int, saved: bool) -> None:
         if saved or iteration % 25 == 0:
             rec = step_out.pop("row") if saved else record(iteration)
-            loop.write(f"{cc.name}.metrics.csv", iteration, lambda: logger.iteration(rec),
-                       lambda: ckpt if ckpt.exists() else None)
+            loop.write(
+                f"{cc.name}.metrics.csv",
+                iteration,
+                lambda: logger.iteration(rec),
+                lambda: ckpt if ckpt.exists() else None,
+            )
 
-    if loop.run(logger, start, cc.total_iterations, resumed=resume and start > 0, step=step,
-                due=lambda i: i % cc.checkpoint_every == 0, checkpoint=checkpoint, after=after,
-                stop_after=stop_after) is not None:
+    if (
+        loop.run(
+            logger,
+            start,
+            cc.total_iterations,
+            resumed=resume and start > 0,
+            step=step,
+            due=lambda i: i % cc.checkpoint_every == 0,
+            checkpoint=checkpoint,
+            after=after,
+            stop_after=stop_after,
+        )
+        is not None
+    ):
         return None
     wall = time.time() - t0
     params = best[0]
     log(f"validation loss of the kept parameters: {float(best[1]):.3e}")
     report = {k: float(v) for k, v in evaluate_cells(cc, params, jax.random.fold_in(root, 2), cc.eval_seq_len).items()}
-    log(f"cloned {cc.name} in {wall:.0f} s; per-cell check over {cc.eval_seq_len} steps: "
-        + ", ".join(f"{k}={v:.4f}" for k, v in report.items()))
+    log(
+        f"cloned {cc.name} in {wall:.0f} s; per-cell check over {cc.eval_seq_len} steps: "
+        + ", ".join(f"{k}={v:.4f}" for k, v in report.items())
+    )
     meta = {
         "clone_config": _to_plain(cc),
         "validation_loss": float(best[1]),
@@ -543,9 +593,12 @@ def _run_clone(cc: CloneConfig, out_dir: Path, ckpt: Path, loop: TrainingLoop, *
         "train_diagnostics": last,
         "jax_version": jax.__version__,
     }
-    return loop.write(f"{out_dir / cc.name}.npz", cc.total_iterations,
-                      lambda: pretrained.save(out_dir / f"{cc.name}.npz", vsml_config(cc), params, meta),
-                      lambda: ckpt if ckpt.exists() else None)
+    return loop.write(
+        f"{out_dir / cc.name}.npz",
+        cc.total_iterations,
+        lambda: pretrained.save(out_dir / f"{cc.name}.npz", vsml_config(cc), params, meta),
+        lambda: ckpt if ckpt.exists() else None,
+    )
 
 
 def _to_plain(obj):

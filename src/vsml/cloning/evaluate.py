@@ -9,7 +9,8 @@ For every LA (name or .npz path) and dataset (test split) it runs, on identical 
 (online SGD with biases, same learning rate and architecture); for an LA cloned without bias units
 also ``sgd-nobias`` — the reference per-cell LA (:class:`~vsml.cloning.backprop_la.ReferenceBackprop`,
 ``use_bias=False``), i.e. exactly what was cloned (with bias units that is ``sgd`` itself).
-``--hidden N`` runs a hidden-layer LA (and its SGD) with N hidden units instead of its default. Writes ``results.json``, ``curves.csv``, ``curves.png`` and ``table.md`` to the
+``--hidden N`` runs a hidden-layer LA (and its SGD) with N hidden units instead of its default. Writes
+``results.json``, ``curves.csv``, ``curves.png`` and ``table.md`` to the
 output folder (tables and curves via :mod:`vsml.eval`) and prints the table.
 """
 
@@ -46,7 +47,10 @@ def learners_for(la: str, hidden_units: int | None = None):
     arch = f"{len(hidden) + 1}L" + (f"-h{hidden[0]}" if hidden else "")
     out = {
         tag: (VSML(config), params),
-        f"sgd {arch} lr={lr:g}": (Backprop(optimizer="sgd", lr=lr, layers=len(hidden) + 1, hidden=hidden[0] if hidden else 160), {}),
+        f"sgd {arch} lr={lr:g}": (
+            Backprop(optimizer="sgd", lr=lr, layers=len(hidden) + 1, hidden=hidden[0] if hidden else 160),
+            {},
+        ),
     }
     if not config.bias:
         out[f"sgd-nobias {arch} lr={lr:g}"] = (ReferenceBackprop(lr=lr, hidden=hidden, use_bias=False), {})
@@ -61,16 +65,28 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     from vsml.limits import ranged
 
     ap.add_argument("--la", action="append", required=True, help="LA name or .npz path (repeatable)")
-    ap.add_argument("-d", "--dataset", action="append", default=None, help="dataset (repeatable; default mnist, fashion_mnist)")
+    ap.add_argument(
+        "-d", "--dataset", action="append", default=None, help="dataset (repeatable; default mnist, fashion_mnist)"
+    )
     ap.add_argument("-n", "--episodes", type=ranged(int, ">=1"), default=16)
     ap.add_argument("-T", "--steps", type=ranged(int, ">=1"), default=2000)
     ap.add_argument("--seed", type=ranged(int, ">=0"), default=0)
     ap.add_argument("--chunk", type=ranged(int, ">=1"), default=8, help="episodes per vmapped batch")
-    ap.add_argument("--resize", type=ranged(int, ">=1"), default=None, help="resize images to S×S (default: native size)")
-    ap.add_argument("--hidden", type=ranged(int, ">=1"), default=None,
-                    help="hidden units of hidden-layer LAs (default: each LA's own)")
-    ap.add_argument("-o", "--out", default=None, help="output folder; must be empty unless --overwrite (default "
-                    "runs/clone_eval, or a fresh runs/clone_eval-N)")
+    ap.add_argument(
+        "--resize", type=ranged(int, ">=1"), default=None, help="resize images to S×S (default: native size)"
+    )
+    ap.add_argument(
+        "--hidden",
+        type=ranged(int, ">=1"),
+        default=None,
+        help="hidden units of hidden-layer LAs (default: each LA's own)",
+    )
+    ap.add_argument(
+        "-o",
+        "--out",
+        default=None,
+        help="output folder; must be empty unless --overwrite (default runs/clone_eval, or a fresh runs/clone_eval-N)",
+    )
     ap.add_argument("--overwrite", action="store_true", help="replace this command's files in a non-empty --out folder")
     ap.add_argument("--no-progress", action="store_true")
 
@@ -93,12 +109,21 @@ def _run(args, argv, prog: str) -> int:
     from vsml.eval.report import markdown_table, write_all
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    out = runs.prepare_output(args.out, default="runs/clone_eval", owned=OWNED, overwrite=args.overwrite,
-                              log=lambda m: print(m, file=sys.stderr))
+    out = runs.prepare_output(
+        args.out,
+        default="runs/clone_eval",
+        owned=OWNED,
+        overwrite=args.overwrite,
+        log=lambda m: print(m, file=sys.stderr),
+    )
     datasets = args.dataset or ["mnist", "fashion_mnist"]
     size = {} if args.resize is None else {"image_size": (args.resize, args.resize)}
-    eps = {d: draw_episodes(SamplerConfig(datasets=(DatasetSpec(d, "test"),), steps=args.steps, **size), args.seed,
-                            args.episodes) for d in datasets}
+    eps = {
+        d: draw_episodes(
+            SamplerConfig(datasets=(DatasetSpec(d, "test"),), steps=args.steps, **size), args.seed, args.episodes
+        )
+        for d in datasets
+    }
     learners = {}
     for la in args.la:
         learners |= learners_for(la, args.hidden)
@@ -116,8 +141,11 @@ def _run(args, argv, prog: str) -> int:
 
 def register(subparsers) -> None:
     """``vsml clone-evaluate``."""
-    p = subparsers.add_parser("clone-evaluate", help="cloned LAs against real online SGD on the same online episodes",
-                              description=__doc__.split("\n\n")[0])
+    p = subparsers.add_parser(
+        "clone-evaluate",
+        help="cloned LAs against real online SGD on the same online episodes",
+        description=__doc__.split("\n\n")[0],
+    )
     add_arguments(p)
     p.set_defaults(func=lambda args: run_command(args, getattr(args, "argv", None)))
 

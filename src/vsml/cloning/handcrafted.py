@@ -16,7 +16,8 @@ tanh(u/2) ≈ u/2, and the even parts cancel exactly):
     12, 13  E±  c = σ(±a·(1 − T²))·tanh(r_b·h_W) at B1, difference ∝ (1 − T²)·w;  R± then use E
 
 (F1 F2 = forward-sweep ticks, B1 B2 = backward-sweep ticks.) Errors are a few per cent: the
-nonlinearity tanh(w) in h_W, tanh(εx) and the small-signal approximations. Supervised cloning (:mod:`vsml.cloning.clone`) then reduces them.
+nonlinearity tanh(w) in h_W, tanh(εx) and the small-signal approximations. Supervised cloning
+(:mod:`vsml.cloning.clone`) then reduces them.
 """
 
 from __future__ import annotations
@@ -134,5 +135,13 @@ def handcrafted_cell(kind: str, state_size: int = 16, message_size: int = 8, lr:
     wf[Qp, FWD_CHANNEL], wf[Qm, FWD_CHANNEL] = m_f, -m_f
     m_b = 2.0 / (A_BWD * R_BWD)
     wb[Rp, BWD_CHANNEL], wb[Rm, BWD_CHANNEL] = m_b, -m_b
-    arrays = {"wx": wx, "wh": wh, "b": b, "wf": wf, "bf": np.zeros(m, np.float32), "wb": wb, "bb": np.zeros(m, np.float32)}
+    arrays = {
+        "wx": wx,
+        "wh": wh,
+        "b": b,
+        "wf": wf,
+        "bf": np.zeros(m, np.float32),
+        "wb": wb,
+        "bb": np.zeros(m, np.float32),
+    }
     return {k: jnp.asarray(v) for k, v in arrays.items()}

@@ -1,7 +1,8 @@
 """`vsml data ...` sub-commands: ``download NAME...``, ``list``, ``info NAME_OR_PATH`` and ``forget PATH``.
 
 The main CLI calls :func:`register` on its subparsers and then ``args.func(args)``, which returns
-an exit code (1: ``list`` found a problem; 2: an error, one line on stderr). :func:`main` runs the sub-command stand-alone (``main(["list"])``).
+an exit code (1: ``list`` found a problem; 2: an error, one line on stderr). :func:`main` runs the sub-command
+stand-alone (``main(["list"])``).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ def _cmd_download(args) -> int:
     for name in args.names:
         registry.get_info(name)  # fail early on a typo, before any download
     for name in args.names:
-        paths = download(name, data_dir=args.data_dir, base_url=args.base_url, force=args.force,
-                            progress=not args.quiet)
+        paths = download(
+            name, data_dir=args.data_dir, base_url=args.base_url, force=args.force, progress=not args.quiet
+        )
         if not args.quiet:
             what = "built in, nothing to download" if not paths else f"{len(paths)} file(s) verified"
             console.print(f"{registry.get_info(name).name}: {what} in {registry.data_dir(args.data_dir)}")
@@ -92,8 +94,10 @@ def _cmd_info(args) -> int:
             print(f"  {split}: not available ({str(e).splitlines()[0]})")
             continue
         counts = np.bincount(d.labels, minlength=d.num_classes)
-        print(f"  {split}: {len(d)} examples, dtype {d.images.dtype}, {int((counts > 0).sum())} classes present, "
-              f"{int(counts[counts > 0].min())}..{int(counts.max())} per class")
+        print(
+            f"  {split}: {len(d)} examples, dtype {d.images.dtype}, {int((counts > 0).sum())} classes present, "
+            f"{int(counts[counts > 0].min())}..{int(counts.max())} per class"
+        )
     return 0
 
 
@@ -102,21 +106,29 @@ def _cmd_forget(args) -> int:
     for path in args.paths:
         shown = path.rsplit("?", 1)[0]
         known = forget_fingerprint(shown)
-        print(f"{shown}: {'fingerprint forgotten; the next read records the current content' if known else 'no fingerprint was recorded'}")
+        forgotten = "fingerprint forgotten; the next read records the current content"
+        what = forgotten if known else "no fingerprint was recorded"
+        print(f"{shown}: {what}")
     return 0
 
 
 def register(subparsers) -> argparse.ArgumentParser:
     """Add the ``data`` command (``download``, ``list``, ``info``, ``forget``) to an argparse ``subparsers`` object."""
-    p = subparsers.add_parser("data", help="list and download datasets",
-                              description="Dataset files live in VSML_DATA_DIR (default ~/.cache/vsml/data).")
+    p = subparsers.add_parser(
+        "data",
+        help="list and download datasets",
+        description="Dataset files live in VSML_DATA_DIR (default ~/.cache/vsml/data).",
+    )
     sub = p.add_subparsers(dest="data_command", metavar="{download,list,info,forget}")
     sub.required = True
     d = sub.add_parser("download", help="fetch, verify and install the canonical files of datasets")
     d.add_argument("names", nargs="+", metavar="NAME", help=f"dataset names: {', '.join(registry.names())}")
     d.add_argument("--data-dir", default=None, help="target data directory (default: $VSML_DATA_DIR)")
-    d.add_argument("--base-url", default=None,
-                   help="mirror laid out like the data directory (default: $VSML_DATA_BASE_URL, else the official addresses)")
+    d.add_argument(
+        "--base-url",
+        default=None,
+        help="mirror laid out like the data directory (default: $VSML_DATA_BASE_URL, else the official addresses)",
+    )
     d.add_argument("--force", action="store_true", help="download again even if a verified file is present")
     d.add_argument("--quiet", action="store_true", help="no progress bars")
     d.set_defaults(func=_cmd_download)
@@ -124,12 +136,16 @@ def register(subparsers) -> argparse.ArgumentParser:
     ls.add_argument("--data-dir", default=None, help="data directory (default: $VSML_DATA_DIR)")
     ls.add_argument("--no-verify", action="store_true", help="skip checksum verification")
     ls.set_defaults(func=_cmd_list)
-    i = sub.add_parser("info", help="describe a dataset or a file of your own (.npz, .csv, folder): shape, classes, splits")
+    i = sub.add_parser(
+        "info", help="describe a dataset or a file of your own (.npz, .csv, folder): shape, classes, splits"
+    )
     i.add_argument("name", metavar="NAME_OR_PATH")
     i.add_argument("--data-dir", default=None, help="data directory (default: $VSML_DATA_DIR)")
     i.add_argument("--no-verify", action="store_true", help="skip checksum / fingerprint verification")
     i.set_defaults(func=_cmd_info)
-    f = sub.add_parser("forget", help="accept the changed content of files of your own (drop their recorded fingerprints)")
+    f = sub.add_parser(
+        "forget", help="accept the changed content of files of your own (drop their recorded fingerprints)"
+    )
     f.add_argument("paths", nargs="+", metavar="PATH")
     f.set_defaults(func=_cmd_forget)
     return p

@@ -43,8 +43,13 @@ class _Progress:
 
             from vsml.progress import progress_bar  # plain periodic lines when not on a terminal
 
-            self.bar = progress_bar(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                                    TransferSpeedColumn(), TimeRemainingColumn())
+            self.bar = progress_bar(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+            )
 
     def __enter__(self):
         if self.bar:
@@ -93,8 +98,15 @@ def _fetch(url: str, part: Path, expected_size: int | None, progress: _Progress,
                 advance(len(block))
 
 
-def download_file(spec: FileSpec, root: Path, *, base_url: str | None = None, force: bool = False,
-                  progress: bool = True, _progress: _Progress | None = None) -> Path:
+def download_file(
+    spec: FileSpec,
+    root: Path,
+    *,
+    base_url: str | None = None,
+    force: bool = False,
+    progress: bool = True,
+    _progress: _Progress | None = None,
+) -> Path:
     """Download one canonical file into ``root / spec.path`` (verified). Returns the path."""
     target = root / spec.path
     if target.exists() and not force:
@@ -119,14 +131,21 @@ def download_file(spec: FileSpec, root: Path, *, base_url: str | None = None, fo
                 errors.append(f"{url}: HTTP {e.code} {e.reason}")
                 break
             except http.client.HTTPException as e:  # connection dropped mid-file: keep the part
-                raise DataError(f"download of {url} was interrupted ({e!r}); run the command again to "
-                                f"resume from {part.stat().st_size if part.exists() else 0} bytes") from None
+                raise DataError(
+                    f"download of {url} was interrupted ({e!r}); run the command again to "
+                    f"resume from {part.stat().st_size if part.exists() else 0} bytes"
+                ) from None
             except (urllib.error.URLError, socket.timeout, ConnectionError, OSError) as e:
                 reason = getattr(e, "reason", e)
                 errors.append(f"{url}: cannot connect ({reason})")
                 break
             try:
-                check_file(spec, part, hint="The download was corrupt and has been deleted; try again or use another mirror (--base-url).", use_cache=False)
+                check_file(
+                    spec,
+                    part,
+                    hint="The download was corrupt and has been deleted; try again or use another mirror (--base-url).",
+                    use_cache=False,
+                )
             except DataError as e:
                 part.unlink(missing_ok=True)
                 if resumed and attempt == 0:
@@ -135,15 +154,24 @@ def download_file(spec: FileSpec, root: Path, *, base_url: str | None = None, fo
             os.replace(part, target)
             return target
     offline = all("cannot connect" in e for e in errors)
-    hint = ("No address could be reached: are you offline? Copy the files into "
-            f"{root / spec.path.rsplit('/', 1)[0]} by hand, set VSML_DATA_DIR to a folder that has them, "
-            "or point VSML_DATA_BASE_URL / --base-url at a mirror." if offline
-            else "Check the address, or point VSML_DATA_BASE_URL / --base-url at a mirror.")
+    hint = (
+        "No address could be reached: are you offline? Copy the files into "
+        f"{root / spec.path.rsplit('/', 1)[0]} by hand, set VSML_DATA_DIR to a folder that has them, "
+        "or point VSML_DATA_BASE_URL / --base-url at a mirror."
+        if offline
+        else "Check the address, or point VSML_DATA_BASE_URL / --base-url at a mirror."
+    )
     raise DataError(f"could not download {spec.path}:\n  " + "\n  ".join(errors) + f"\n{hint}")
 
 
-def download(name: str, *, data_dir: str | os.PathLike | None = None, base_url: str | None = None,
-             force: bool = False, progress: bool = True) -> list[Path]:
+def download(
+    name: str,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    base_url: str | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> list[Path]:
     """Fetch every downloadable file of dataset ``name`` into the data directory; returns their paths.
 
     Built-in datasets need nothing. ``base_url`` defaults to ``$VSML_DATA_BASE_URL``.

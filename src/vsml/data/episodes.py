@@ -120,7 +120,9 @@ class SamplerConfig:
     projection: Mode = "none"
     projection_dim: Annotated[int | None, Range(">=1")] = None
     permutation: Mode = "none"
-    input_scale: Annotated[tuple[float, float] | None, Range(">0")] = None  # per episode, inputs times a factor log-uniform in [lo, hi]
+    input_scale: Annotated[tuple[float, float] | None, Range(">0")] = (
+        None  # per episode, inputs times a factor log-uniform in [lo, hi]
+    )
     seed: Annotated[int, Range(">=0")] = 0
     fewshot: FewShotConfig | None = None
     data_dir: str | None = None
@@ -141,9 +143,13 @@ class SamplerConfig:
                 object.__setattr__(self, name, v)
         if self.fewshot is not None:
             if self.steps is not None and self.steps != self.fewshot.steps:
-                raise DataError(f"few-shot episodes have ways*shots+queries = {self.fewshot.steps} steps, but steps={self.steps}")
+                raise DataError(
+                    f"few-shot episodes have ways*shots+queries = {self.fewshot.steps} steps, but steps={self.steps}"
+                )
             if self.num_classes is not None and self.num_classes != self.fewshot.ways:
-                raise DataError(f"few-shot episodes have {self.fewshot.ways} classes (ways), but num_classes={self.num_classes}")
+                raise DataError(
+                    f"few-shot episodes have {self.fewshot.ways} classes (ways), but num_classes={self.num_classes}"
+                )
         if self.episode_steps < 1 or self.batch_size < 1:
             raise DataError(f"steps and batch_size must be >= 1, got {self.episode_steps} and {self.batch_size}")
         if self.num_classes is not None and self.num_classes < 2:
@@ -226,8 +232,10 @@ def _prepare_member(spec: DatasetSpec, cfg: SamplerConfig):
             unit = transforms.to_unit(x)
             mean, std = float(unit.mean()), float(unit.std())
             if not std > 0:
-                raise DataError(f"dataset '{spec.name}' split '{spec.split}': every pixel has the same value, "
-                                "so it cannot be normalised (std 0); set normalize=False")
+                raise DataError(
+                    f"dataset '{spec.name}' split '{spec.split}': every pixel has the same value, "
+                    "so it cannot be normalised (std 0); set normalize=False"
+                )
         if x.dtype == np.uint8:  # keep uint8 on device; normalise after the gather
             scale, shift = 1.0 / (255.0 * std), -mean / std
         else:
@@ -238,7 +246,9 @@ def _prepare_member(spec: DatasetSpec, cfg: SamplerConfig):
     return x, np.asarray(labels, np.int32), num_classes, scale, shift
 
 
-def feature_statistics(name: str, split: str, *, data_dir=None, verify: bool = True) -> tuple[np.ndarray, np.ndarray, str]:
+def feature_statistics(
+    name: str, split: str, *, data_dir=None, verify: bool = True
+) -> tuple[np.ndarray, np.ndarray, str]:
     """Per-feature ``(mean, std, source split)`` for standardising split ``split`` of the table
     ``name``: always from its training split, so a test split is scaled like the data a learner
     was fitted on and nothing of the test split leaks into its own preprocessing. The training
@@ -263,8 +273,10 @@ def _prepare_features(spec: DatasetSpec, cfg: SamplerConfig, split, x, labels, n
     0), or with the split's published scalar ``mean``/``std`` when its registration gives them."""
     for option in ("image_size", "pad_to"):
         if getattr(cfg, option) is not None:
-            raise DataError(f"dataset '{spec.name}' holds feature vectors [N, {x.shape[1]}] (a table), not images: "
-                            f"{option} does not apply; remove it (projection_dim changes the input size)")
+            raise DataError(
+                f"dataset '{spec.name}' holds feature vectors [N, {x.shape[1]}] (a table), not images: "
+                f"{option} does not apply; remove it (projection_dim changes the input size)"
+            )
     x = transforms.to_unit(x)
     if cfg.normalize:
         if split.mean is not None and split.std is not None:
@@ -289,11 +301,17 @@ class EpisodeSampler:
         shapes = {tuple(p[0].shape[1:]) for p in parts}
         if len(shapes) > 1:
             detail = ", ".join(f"{s.name}: {list(p[0].shape[1:])}" for s, p in zip(cfg.datasets, parts))
-            raise DataError(f"mixture members must share one input shape after preprocessing ({detail}); "
-                            "set image_size (and/or pad_to), and grayscale=True to mix RGB with grayscale")
+            raise DataError(
+                f"mixture members must share one input shape after preprocessing ({detail}); "
+                "set image_size (and/or pad_to), and grayscale=True to mix RGB with grayscale"
+            )
         if any(p[0].dtype != np.uint8 for p in parts):  # mixed storage: materialise floats
-            parts = [(p[0].astype(np.float32) * np.float32(p[3]) + np.float32(p[4]), p[1], p[2], 1.0, 0.0)
-                     if p[0].dtype == np.uint8 else p for p in parts]
+            parts = [
+                (p[0].astype(np.float32) * np.float32(p[3]) + np.float32(p[4]), p[1], p[2], 1.0, 0.0)
+                if p[0].dtype == np.uint8
+                else p
+                for p in parts
+            ]
         need = cfg.fewshot.shots + cfg.fewshot.queries if cfg.fewshot else 1
         max_c = max(p[2] for p in parts)
         M = len(parts)
@@ -309,14 +327,17 @@ class EpisodeSampler:
             want = cfg.fewshot.ways if cfg.fewshot else (cfg.num_classes or 1)
             if eligible < want:
                 what = f"with at least {need} examples " if cfg.fewshot else ""
-                raise DataError(f"dataset '{spec.name}' split '{spec.split}' has {eligible} classes {what}"
-                                f"but episodes need {want}")
+                raise DataError(
+                    f"dataset '{spec.name}' split '{spec.split}' has {eligible} classes {what}but episodes need {want}"
+                )
             offset += len(labels)
         slots = cfg.fewshot.ways if cfg.fewshot else (cfg.num_classes or max_c)
         out_classes = slots
         if cfg.output_classes is not None:
             if cfg.output_classes < slots:
-                raise DataError(f"output_classes={cfg.output_classes} is smaller than the {slots} classes of an episode")
+                raise DataError(
+                    f"output_classes={cfg.output_classes} is smaller than the {slots} classes of an episode"
+                )
             out_classes = cfg.output_classes
         stored = tuple(parts[0][0].shape[1:])
         d = int(np.prod(stored))
@@ -339,12 +360,22 @@ class EpisodeSampler:
             permutation=None if fixed_perm is None else jnp.asarray(fixed_perm),
         )
         self.static = _Static(
-            steps=cfg.episode_steps, batch=cfg.batch_size, members=M, max_classes=max_c, slots=slots,
+            steps=cfg.episode_steps,
+            batch=cfg.batch_size,
+            members=M,
+            max_classes=max_c,
+            slots=slots,
             all_classes=cfg.fewshot is None and cfg.num_classes is None,
-            permute_classes=cfg.permute_classes, balanced=cfg.balanced, stored_shape=stored,
-            flatten=cfg.flatten, projection=cfg.projection, projection_dim=proj_dim, permutation=cfg.permutation,
+            permute_classes=cfg.permute_classes,
+            balanced=cfg.balanced,
+            stored_shape=stored,
+            flatten=cfg.flatten,
+            projection=cfg.projection,
+            projection_dim=proj_dim,
+            permutation=cfg.permutation,
             fewshot=(cfg.fewshot.ways, cfg.fewshot.shots, cfg.fewshot.queries) if cfg.fewshot else None,
-            max_count=int(count.max()), input_scale=cfg.input_scale,
+            max_count=int(count.max()),
+            input_scale=cfg.input_scale,
         )
         self.config = cfg
         self.num_classes = out_classes
@@ -410,8 +441,10 @@ class EpisodeSampler:
 
     def __repr__(self) -> str:
         names = "+".join(f"{d.name}:{d.split}" for d in self.config.datasets)
-        return (f"EpisodeSampler({names}, steps={self.steps}, batch={self.batch_size}, "
-                f"input_shape={self.input_shape}, num_classes={self.num_classes})")
+        return (
+            f"EpisodeSampler({names}, steps={self.steps}, batch={self.batch_size}, "
+            f"input_shape={self.input_shape}, num_classes={self.num_classes})"
+        )
 
 
 class Episodes(NamedTuple):
@@ -476,7 +509,9 @@ def _draw_member(t: _Tables, key, s: _Static):
     if s.members == 1:
         return jnp.int32(0)
     cdf = jnp.cumsum(jnp.exp(t.logits))  # inverse-CDF draw of the mixture member
-    return jnp.minimum(jnp.searchsorted(cdf, jax.random.uniform(key) * cdf[-1], side="right"), s.members - 1).astype(jnp.int32)
+    return jnp.minimum(jnp.searchsorted(cdf, jax.random.uniform(key) * cdf[-1], side="right"), s.members - 1).astype(
+        jnp.int32
+    )
 
 
 def _draw_slots(t: _Tables, m, key, s: _Static):
@@ -552,8 +587,12 @@ def _fewshot_episode(t: _Tables, key, s: _Static):
     u = jax.random.uniform(k_examples, (B, ways, s.max_count))
     r = jnp.where(jnp.arange(s.max_count) < slot_count[None, :, None], u, -1.0)
     _, picks = jax.lax.top_k(r, shots + queries)  # [B, ways, shots+queries] distinct offsets per class
-    shuffle = jnp.argsort(jax.random.uniform(k_order, (B, ways * shots)), axis=1)  # random order of the labelled examples
-    sup_labels = jnp.take_along_axis(jnp.broadcast_to(jnp.repeat(jnp.arange(ways), shots), (B, ways * shots)), shuffle, 1)
+    shuffle = jnp.argsort(
+        jax.random.uniform(k_order, (B, ways * shots)), axis=1
+    )  # random order of the labelled examples
+    sup_labels = jnp.take_along_axis(
+        jnp.broadcast_to(jnp.repeat(jnp.arange(ways), shots), (B, ways * shots)), shuffle, 1
+    )
     sup_offsets = jnp.take_along_axis(picks[:, :, :shots].reshape(B, ways * shots), shuffle, 1)
     q_labels = jnp.minimum(jnp.floor(jax.random.uniform(k_queries, (B, queries)) * ways).astype(jnp.int32), ways - 1)
     held_back = picks[:, :, shots:].transpose(0, 2, 1)  # [B, queries, ways]

@@ -17,8 +17,6 @@ from vsml.data.integrity import DataError, FileSpec
 Reader = Callable[[Sequence[Path]], tuple[np.ndarray, np.ndarray]]
 
 
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class Source:
     """One way to obtain a split: when all ``files`` are present, ``read(paths)`` -> (images, labels)."""
@@ -86,7 +84,6 @@ class Split:
         return len(self.labels)
 
 
-
 SplitValue = Callable[..., tuple[np.ndarray, np.ndarray]] | Source | Sequence[Source] | tuple[np.ndarray, np.ndarray]
 
 
@@ -97,16 +94,21 @@ def _sources(name: str, split: str, value, specs) -> tuple[Source, ...]:
         return (value,)
     if isinstance(value, (tuple, list)) and value and all(isinstance(v, Source) for v in value):
         return tuple(value)
-    if isinstance(value, (tuple, list)) and len(value) == 2 and not any(callable(v) or isinstance(v, Source) for v in value):
+    if (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and not any(callable(v) or isinstance(v, Source) for v in value)
+    ):
         images, labels = value  # in-memory arrays
         return (Source((), lambda paths: (images, labels)),)
     if callable(value):
         if specs:
             return (Source(tuple(specs), lambda paths: value(list(paths))),)
         return (Source((), lambda paths: value()),)
-    raise DataError(f"dataset '{name}': split '{split}' must be a reader function, an (images, labels) pair, "
-                    f"or Source(s); got {type(value).__name__}")
-
+    raise DataError(
+        f"dataset '{name}': split '{split}' must be a reader function, an (images, labels) pair, "
+        f"or Source(s); got {type(value).__name__}"
+    )
 
 
 def dataset_info(
@@ -132,13 +134,20 @@ def dataset_info(
     if len(shape) == 2:
         shape += (1,)
     if len(shape) not in (1, 3) or min(shape) < 1:
-        raise DataError(f"dataset '{name}': image_shape must be (H, W, C), (H, W) or (F,) with positive sizes, got {image_shape}")
+        raise DataError(
+            f"dataset '{name}': image_shape must be (H, W, C), (H, W) or (F,) with positive sizes, got {image_shape}"
+        )
     if not splits:
         raise DataError(f"dataset '{name}': needs at least one split")
-    files = {k: tuple(FileSpec(f) if isinstance(f, (str, os.PathLike)) else f for f in v) for k, v in (files or {}).items()}
+    files = {
+        k: tuple(FileSpec(f) if isinstance(f, (str, os.PathLike)) else f for f in v) for k, v in (files or {}).items()
+    }
     for key in (*files, *(split_classes or {})):
         if key not in splits:
-            raise DataError(f"dataset '{name}': files/split_classes name split '{key}', which is not in splits ({', '.join(splits)})")
+            raise DataError(
+                f"dataset '{name}': files/split_classes name split '{key}', which is not in splits "
+                f"({', '.join(splits)})"
+            )
     sources = {}
     for split, value in splits.items():
         if not re.fullmatch(r"[A-Za-z0-9_]+", str(split)):
@@ -148,7 +157,16 @@ def dataset_info(
         raise DataError(f"dataset '{name}': give both mean and std (std > 0), or neither; got {mean}, {std}")
     if downloads is None:
         downloads = tuple(dict.fromkeys(f for specs in files.values() for f in specs if f.urls))
-    return DatasetInfo(name, description, int(num_classes), shape, sources, tuple(downloads),
-                       None if mean is None else float(mean), None if std is None else float(std),
-                       homepage, license, dict(split_classes or {}))
-
+    return DatasetInfo(
+        name,
+        description,
+        int(num_classes),
+        shape,
+        sources,
+        tuple(downloads),
+        None if mean is None else float(mean),
+        None if std is None else float(std),
+        homepage,
+        license,
+        dict(split_classes or {}),
+    )

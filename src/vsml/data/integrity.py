@@ -112,8 +112,10 @@ def _mismatch(spec: FileSpec, path: Path, what: str, expected, actual, hint: str
 
 
 #: How to skip verification, in every form it is offered.
-SKIP_HINT = ("skip the check with --no-verify (vsml evaluate / introspect, vsml data list / info), data.verify=false "
-             "in a meta-training config, or verify=False in Python")
+SKIP_HINT = (
+    "skip the check with --no-verify (vsml evaluate / introspect, vsml data list / info), data.verify=false "
+    "in a meta-training config, or verify=False in Python"
+)
 
 
 def file_stamp(st: os.stat_result) -> tuple[int, int, int, int]:

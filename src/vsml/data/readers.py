@@ -9,10 +9,13 @@ from vsml.data import formats
 from vsml.data.info import Source
 from vsml.data.integrity import DataError
 
+
 def read_idx_pair(paths, transpose: bool = False):
     images, labels = formats.read_idx(paths[0]), formats.read_idx(paths[1])
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise DataError(f"{paths[0]} / {paths[1]}: expected images [N, H, W] and N labels, got {images.shape}, {labels.shape}")
+        raise DataError(
+            f"{paths[0]} / {paths[1]}: expected images [N, H, W] and N labels, got {images.shape}, {labels.shape}"
+        )
     if transpose:  # EMNIST stores every image transposed (column-major)
         images = np.ascontiguousarray(images.transpose(0, 2, 1))
     return images, labels

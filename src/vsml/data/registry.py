@@ -35,8 +35,22 @@ from vsml.data.integrity import SKIP_HINT, DataError, FileSpec, cache_dir, check
 from vsml.data.splits import parse_split, partition
 
 __all__ = [  # Source, Split and the split helpers live in info.py / splits.py; importable from here as before
-    "BUILTIN_NAMES", "REGISTRY", "DatasetInfo", "DatasetStatus", "Source", "Split", "data_dir", "get_info", "load",
-    "names", "parse_split", "partition", "register", "register_file", "status", "unregister",
+    "BUILTIN_NAMES",
+    "REGISTRY",
+    "DatasetInfo",
+    "DatasetStatus",
+    "Source",
+    "Split",
+    "data_dir",
+    "get_info",
+    "load",
+    "names",
+    "parse_split",
+    "partition",
+    "register",
+    "register_file",
+    "status",
+    "unregister",
 ]
 from vsml.errors import did_you_mean
 
@@ -58,17 +72,26 @@ _data_dir = data_dir  # for functions whose ``data_dir`` argument shadows this o
 
 REGISTRY: dict[str, DatasetInfo] = {info.name: info for info in builtin_datasets()}
 BUILTIN_NAMES: tuple[str, ...] = tuple(REGISTRY)
-_ALIASES = {"fashion-mnist": "fashion_mnist", "fashionmnist": "fashion_mnist", "cifar-10": "cifar10",
-            "svhn": "svhn_cropped", "emnist/byclass": "emnist"}
+_ALIASES = {
+    "fashion-mnist": "fashion_mnist",
+    "fashionmnist": "fashion_mnist",
+    "cifar-10": "cifar10",
+    "svhn": "svhn_cropped",
+    "emnist/byclass": "emnist",
+}
 
 
 def _check_new_name(name: str, overwrite: bool) -> None:
     if not userdata.valid_name(name):
-        raise DataError(f"cannot register dataset {name!r}: names use letters, digits, '_', '-' and '/' "
-                        "(no '.', so they are never mistaken for file paths)")
+        raise DataError(
+            f"cannot register dataset {name!r}: names use letters, digits, '_', '-' and '/' "
+            "(no '.', so they are never mistaken for file paths)"
+        )
     if name in REGISTRY and not overwrite:
-        raise DataError(f"dataset '{name}' is already registered ({REGISTRY[name].description or 'no description'}); "
-                        "pass overwrite=True to replace it, or choose another name")
+        raise DataError(
+            f"dataset '{name}' is already registered ({REGISTRY[name].description or 'no description'}); "
+            "pass overwrite=True to replace it, or choose another name"
+        )
 
 
 def register(
@@ -102,15 +125,33 @@ def register(
     :class:`DataError` unless ``overwrite=True``. Returns the :class:`DatasetInfo`.
     """
     _check_new_name(name, overwrite)
-    info = dataset_info(name, splits, num_classes=num_classes, image_shape=image_shape, description=description,
-                        files=files, mean=mean, std=std, downloads=downloads, homepage=homepage, license=license,
-                        split_classes=split_classes)
+    info = dataset_info(
+        name,
+        splits,
+        num_classes=num_classes,
+        image_shape=image_shape,
+        description=description,
+        files=files,
+        mean=mean,
+        std=std,
+        downloads=downloads,
+        homepage=homepage,
+        license=license,
+        split_classes=split_classes,
+    )
     REGISTRY[name] = info
     return info
 
 
-def register_file(name: str, path: str | os.PathLike, *, label: str | None = None, size: str | None = None,
-                  description: str = "", overwrite: bool = False) -> DatasetInfo:
+def register_file(
+    name: str,
+    path: str | os.PathLike,
+    *,
+    label: str | None = None,
+    size: str | None = None,
+    description: str = "",
+    overwrite: bool = False,
+) -> DatasetInfo:
     """Register a file or folder of your own (see :mod:`vsml.data.userdata`) under ``name``.
 
     ``label``: the label column of a CSV; ``size``: ``"HxW"`` to resize a folder's images on load.
@@ -146,7 +187,9 @@ def _load_plugins() -> None:
     for entry in filter(None, (e.strip() for e in os.environ.get("VSML_DATASETS", "").split(","))):
         try:
             if entry.endswith(".py"):
-                spec = importlib.util.spec_from_file_location(f"vsml_datasets_{Path(entry).stem}", Path(entry).expanduser())
+                spec = importlib.util.spec_from_file_location(
+                    f"vsml_datasets_{Path(entry).stem}", Path(entry).expanduser()
+                )
                 if spec is None or spec.loader is None:
                     raise ImportError(f"cannot load {entry}")
                 spec.loader.exec_module(importlib.util.module_from_spec(spec))
@@ -177,13 +220,22 @@ def _path_info(name: str) -> DatasetInfo:
             raise DataError(f"{e} Did you mean the registered dataset '{close}'?") from None
         raise
     n = sum(len(labels) for _, labels in data.stored.values())
-    splits = ("train/test = fixed 80/20 of all" if data.partition is not None else "/".join(data.split_names))
+    splits = "train/test = fixed 80/20 of all" if data.partition is not None else "/".join(data.split_names)
     what = "features" if len(data.example_shape) == 1 else "images"
-    description = (f"your {data.kind} {userdata.parse_name(name)[0]}: {n} {what} {list(data.example_shape)}, "
-                   f"{data.num_classes} classes, splits {splits}")
-    return DatasetInfo(name, description, data.num_classes, data.example_shape,
-                       {s: (Source((), functools.partial(_user_split, data, s)),) for s in data.split_names},
-                       path=name, fingerprint=data.fingerprint, class_names=data.class_names)
+    description = (
+        f"your {data.kind} {userdata.parse_name(name)[0]}: {n} {what} {list(data.example_shape)}, "
+        f"{data.num_classes} classes, splits {splits}"
+    )
+    return DatasetInfo(
+        name,
+        description,
+        data.num_classes,
+        data.example_shape,
+        {s: (Source((), functools.partial(_user_split, data, s)),) for s in data.split_names},
+        path=name,
+        fingerprint=data.fingerprint,
+        class_names=data.class_names,
+    )
 
 
 def get_info(name: str) -> DatasetInfo:
@@ -206,8 +258,10 @@ def get_info(name: str) -> DatasetInfo:
     hint = f" Did you mean '{_ALIASES.get(close, close)}'?" if close else ""
     if Path(name).exists():
         hint += f" There is a file or folder '{name}' here: write './{name}' to read it."
-    raise DataError(f"unknown dataset '{name}'.{hint} Known datasets: {', '.join(REGISTRY)}. "
-                    "Files of your own: a path to an .npz, a .csv or a folder (see docs/data.md).")
+    raise DataError(
+        f"unknown dataset '{name}'.{hint} Known datasets: {', '.join(REGISTRY)}. "
+        "Files of your own: a path to an .npz, a .csv or a folder (see docs/data.md)."
+    )
 
 
 # --- loading ---------------------------------------------------------------------------------
@@ -225,16 +279,22 @@ def _missing_error(info: DatasetInfo, split: str, root: Path) -> DataError:
     first = info.splits[split][0]
     missing = next(f for f in first.files if not (root / f.path).is_file())
     here = available_splits(info, root)
-    msg = (f"{info.name}: split '{split}' is not available: file {root / missing.path} missing; "
-           f"run `vsml data download {info.name}` or set VSML_DATA_DIR (now {root}).")
+    msg = (
+        f"{info.name}: split '{split}' is not available: file {root / missing.path} missing; "
+        f"run `vsml data download {info.name}` or set VSML_DATA_DIR (now {root})."
+    )
     if here:
-        msg += (f" Available here: {', '.join(here)}; for a held-out partition of one of them use e.g. "
-                f"'{here[-1]}[:80%]' and '{here[-1]}[80%:]'.")
+        msg += (
+            f" Available here: {', '.join(here)}; for a held-out partition of one of them use e.g. "
+            f"'{here[-1]}[:80%]' and '{here[-1]}[80%:]'."
+        )
     return DataError(msg)
 
 
 @functools.lru_cache(maxsize=16)
-def _read_cached(source: Source, what: str, image_shape: tuple, paths: tuple[str, ...], stamps: tuple) -> tuple[np.ndarray, np.ndarray]:
+def _read_cached(
+    source: Source, what: str, image_shape: tuple, paths: tuple[str, ...], stamps: tuple
+) -> tuple[np.ndarray, np.ndarray]:
     try:
         images, labels = source.read([Path(p) for p in paths])
     except (DataError, OSError):
@@ -248,8 +308,10 @@ def _read_cached(source: Source, what: str, image_shape: tuple, paths: tuple[str
     if len(images) != len(labels):
         raise DataError(f"{what}: {len(images)} examples but {len(labels)} labels")
     if tuple(images.shape[1:]) != image_shape:
-        raise DataError(f"{what}: examples of shape {list(images.shape[1:])}, but the dataset is registered with "
-                        f"image_shape {list(image_shape)}")
+        raise DataError(
+            f"{what}: examples of shape {list(images.shape[1:])}, but the dataset is registered with "
+            f"image_shape {list(image_shape)}"
+        )
     labels = labels.astype(np.int32)
     images.setflags(write=False)
     labels.setflags(write=False)
@@ -281,8 +343,11 @@ def load(name: str, split: str = "train", *, data_dir: str | os.PathLike | None 
         source = info.splits[base][index]
         paths = tuple(str(root / f.path) for f in source.files)
         if verify:
-            hint = (f"Delete it and run `vsml data download {info.name}`, or, for a non-canonical copy, {SKIP_HINT}."
-                    if info.downloads else f"Replace it with the canonical file, or, for a non-canonical copy, {SKIP_HINT}.")
+            hint = (
+                f"Delete it and run `vsml data download {info.name}`, or, for a non-canonical copy, {SKIP_HINT}."
+                if info.downloads
+                else f"Replace it with the canonical file, or, for a non-canonical copy, {SKIP_HINT}."
+            )
             for spec, path in zip(source.files, paths):
                 check_file(spec, Path(path), hint=hint)
         try:
@@ -292,7 +357,9 @@ def load(name: str, split: str = "train", *, data_dir: str | os.PathLike | None 
             raise DataError(f"{info.name}: cannot read {e.filename or paths}: {e.strerror or e}") from None
     num_classes = info.classes_in(base)
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise DataError(f"{info.name}/{base}: labels span [{labels.min()}, {labels.max()}], expected [0, {num_classes})")
+        raise DataError(
+            f"{info.name}/{base}: labels span [{labels.min()}, {labels.max()}], expected [0, {num_classes})"
+        )
     sel = partition(len(labels), split)
     if sel is not None:
         images, labels = images[sel], labels[sel]
@@ -329,4 +396,6 @@ def status(name: str, *, data_dir: str | os.PathLike | None = None, verify: bool
                 problems.append(str(e).splitlines()[0])
     size = sum((root / f.path).stat().st_size for f in present)
     verified = (not problems) if (verify and present) else None
-    return DatasetStatus(info.name, info.description, tuple(available_splits(info, root)), verified, size, tuple(problems))
+    return DatasetStatus(
+        info.name, info.description, tuple(available_splits(info, root)), verified, size, tuple(problems)
+    )

@@ -17,7 +17,9 @@ def parse_split(split: str) -> tuple[str, str | None, str | None]:
     """``"test[:80%]"`` -> ``("test", None, "80%")``; ``"train"`` -> ``("train", None, None)``."""
     m = _SPLIT_RE.match(split or "")
     if not m:
-        raise DataError(f"bad split '{split}': use NAME, NAME[a:b] with a, b integers or percentages, e.g. 'test[:80%]'")
+        raise DataError(
+            f"bad split '{split}': use NAME, NAME[a:b] with a, b integers or percentages, e.g. 'test[:80%]'"
+        )
     return m.group(1), (m.group(2) or None), (m.group(3) or None)
 
 

@@ -94,8 +94,10 @@ def as_images(raw, what: str) -> np.ndarray:
     x = x.astype(np.float32, copy=False)
     bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
     if bad.any():
-        raise DataError(f"{what}: {int(bad.sum())} example(s) hold NaN or infinite values (the first is example "
-                        f"{int(np.argmax(bad))}); fill in or drop them")
+        raise DataError(
+            f"{what}: {int(bad.sum())} example(s) hold NaN or infinite values (the first is example "
+            f"{int(np.argmax(bad))}); fill in or drop them"
+        )
     return x
 
 
@@ -106,8 +108,9 @@ def as_labels(raw, what: str) -> tuple[np.ndarray, tuple[str, ...]]:
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
-        raise DataError(f"{what}: labels must be [N] class indices, got shape {list(y.shape)} "
-                        "(one-hot labels: store their argmax)")
+        raise DataError(
+            f"{what}: labels must be [N] class indices, got shape {list(y.shape)} (one-hot labels: store their argmax)"
+        )
     if y.dtype.kind in "US":
         names, index = np.unique(y.astype(str), return_inverse=True)
         return index.astype(np.int64), tuple(str(n) for n in names)
@@ -122,7 +125,9 @@ def as_labels(raw, what: str) -> tuple[np.ndarray, tuple[str, ...]]:
         raise DataError(f"{what}: labels must be integers or class names, got dtype {y.dtype}")
     if y.size and y.min() < 0:
         i = int(np.argmin(y))
-        raise DataError(f"{what}: labels must be >= 0 (class indices 0..K-1 or class names), but label {i} is {y[i].item()}")
+        raise DataError(
+            f"{what}: labels must be >= 0 (class indices 0..K-1 or class names), but label {i} is {y[i].item()}"
+        )
     return y.astype(np.int64), ()
 
 
@@ -182,13 +187,20 @@ def _kind(path: Path, shown: str) -> str:
     if path.is_dir():
         return "folder"
     if not path.exists():
-        raise DataError(f"{shown}: no such file or directory (relative paths start from the current directory, {Path.cwd()})")
+        raise DataError(
+            f"{shown}: no such file or directory (relative paths start from the current directory, {Path.cwd()})"
+        )
     kind = KINDS.get(path.suffix.lower())
     if kind is None:
-        hint = " (a single .npy array: save images and labels together with np.savez(path, images=..., labels=...))" \
-            if path.suffix.lower() == ".npy" else ""
-        raise DataError(f"{shown}: unknown data file type '{path.suffix}'{hint}; vsml reads .npz archives, .csv tables "
-                        "and folders of class sub-folders of images (see docs/data.md, 'Your own data')")
+        hint = (
+            " (a single .npy array: save images and labels together with np.savez(path, images=..., labels=...))"
+            if path.suffix.lower() == ".npy"
+            else ""
+        )
+        raise DataError(
+            f"{shown}: unknown data file type '{path.suffix}'{hint}; vsml reads .npz archives, .csv tables "
+            "and folders of class sub-folders of images (see docs/data.md, 'Your own data')"
+        )
     return kind
 
 
@@ -245,13 +257,15 @@ def _parse(path: str, shown: str, kind: str, options: tuple, stamps: tuple) -> U
     check_classes(labels, shown)
     shapes = {s: images[s].shape[1:] for s in names}
     if len(set(shapes.values())) > 1:
-        raise DataError(f"{shown}: splits hold examples of different shapes: "
-                        + ", ".join(f"{s} {list(v)}" for s, v in shapes.items()))
+        raise DataError(
+            f"{shown}: splits hold examples of different shapes: "
+            + ", ".join(f"{s} {list(v)}" for s, v in shapes.items())
+        )
     if len({images[s].dtype for s in names}) > 1:
         images = {s: images[s].astype(np.float32) for s in names}
     stored, offset = {}, 0
     for s in names:
-        y = labels[offset: offset + len(images[s])].astype(np.int32)
+        y = labels[offset : offset + len(images[s])].astype(np.int32)
         offset += len(images[s])
         images[s].setflags(write=False)
         y.setflags(write=False)
@@ -285,8 +299,9 @@ def _read_npz(path: Path, shown: str):
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(f"{shown}: not a readable .npz archive ({e})") from None
     if not isinstance(z, np.lib.npyio.NpzFile):
-        raise DataError(f"{shown}: holds a single array, not an .npz archive; "
-                        "save with np.savez(path, images=..., labels=...)")
+        raise DataError(
+            f"{shown}: holds a single array, not an .npz archive; save with np.savez(path, images=..., labels=...)"
+        )
     with z:
         keys = list(z.files)
         pairs: dict[str, dict[str, str]] = {}
@@ -297,16 +312,20 @@ def _read_npz(path: Path, shown: str):
         found = f"(arrays found: {', '.join(keys) or 'none'})"
         if "images" in keys or "labels" in keys:
             if pairs:
-                raise DataError(f"{shown}: holds both 'images'/'labels' and per-split arrays ({', '.join(sorted(pairs))}); "
-                                f"use one convention {found}")
+                raise DataError(
+                    f"{shown}: holds both 'images'/'labels' and per-split arrays ({', '.join(sorted(pairs))}); "
+                    f"use one convention {found}"
+                )
             missing = "labels" if "images" in keys else "images"
             if missing not in keys:
                 raise DataError(f"{shown}: has no '{missing}' array {found}")
             wanted = {"all": ("images", "labels")}
         else:
             if not pairs:
-                raise DataError(f"{shown}: has no 'images' and 'labels' arrays (nor per-split 'train_images', "
-                                f"'train_labels', ...) {found}")
+                raise DataError(
+                    f"{shown}: has no 'images' and 'labels' arrays (nor per-split 'train_images', "
+                    f"'train_labels', ...) {found}"
+                )
             for s, p in sorted(pairs.items()):
                 if len(p) != 2:
                     have = next(iter(p.values()))
@@ -318,8 +337,10 @@ def _read_npz(path: Path, shown: str):
             try:
                 raw[split] = (z[ki], z[kl])
             except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
-                raise DataError(f"{shown}: cannot read arrays '{ki}' / '{kl}' ({e}); the archive may be corrupt, "
-                                "or hold Python objects (save plain numeric or string arrays)") from None
+                raise DataError(
+                    f"{shown}: cannot read arrays '{ki}' / '{kl}' ({e}); the archive may be corrupt, "
+                    "or hold Python objects (save plain numeric or string arrays)"
+                ) from None
     return raw, digest, ()
 
 
@@ -356,8 +377,10 @@ def _read_csv(path: Path, shown: str, label: str | None = None):
         raise DataError(f"{shown}: empty table")
     width = len(rows[0])
     if width < 2:
-        raise DataError(f"{shown}: needs at least 2 columns (features and a label), found {width} "
-                        "(separate fields with ',', ';' or tabs)")
+        raise DataError(
+            f"{shown}: needs at least 2 columns (features and a label), found {width} "
+            "(separate fields with ',', ';' or tabs)"
+        )
     for row, line in zip(rows, lines):
         if len(row) != width:
             raise DataError(f"{shown}, line {line}: {len(row)} fields, but the first row has {width}")
@@ -390,19 +413,25 @@ def _read_csv(path: Path, shown: str, label: str | None = None):
                 if not _is_number(cells[r, c]):
                     value = cells[r, c]
                     what = "a missing value" if value == "" else f"'{value}', not a number"
-                    raise DataError(f"{shown}, line {lines[r]}, column '{names[c]}': {what}; feature columns must be "
-                                    "numeric (one-hot encode categories, fill in or drop missing values)") from None
+                    raise DataError(
+                        f"{shown}, line {lines[r]}, column '{names[c]}': {what}; feature columns must be "
+                        "numeric (one-hot encode categories, fill in or drop missing values)"
+                    ) from None
         raise  # pragma: no cover - astype failed on a value float() accepts
     bad = ~np.isfinite(features)
     if bad.any():
         r, c = map(int, np.argwhere(bad)[0])
-        raise DataError(f"{shown}, line {lines[r]}, column '{names[c]}': NaN or infinite value; fill in or drop such rows")
+        raise DataError(
+            f"{shown}, line {lines[r]}, column '{names[c]}': NaN or infinite value; fill in or drop such rows"
+        )
     if all(re.fullmatch(r"[+-]?\d+", t) for t in label_text):
         values = label_text.astype(np.int64)
         if values.min() < 0:
             r = int(np.argmin(values))
-            raise DataError(f"{shown}, line {lines[r]}, column '{columns[j]}': label {values[r]} is negative; labels must be "
-                            "class indices 0..K-1 or class names")
+            raise DataError(
+                f"{shown}, line {lines[r]}, column '{columns[j]}': label {values[r]} is negative; labels must be "
+                "class indices 0..K-1 or class names"
+            )
         labels = values
     elif all(_is_number(t) for t in label_text):
         labels = label_text.astype(np.float64)  # integral floats accepted; as_labels reports the others
@@ -419,8 +448,13 @@ def _visible_dirs(path: Path) -> list[Path]:
 
 
 def _images_below(path: Path) -> list[Path]:
-    return sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(path).parts))
+    return sorted(
+        p
+        for p in path.rglob("*")
+        if p.suffix.lower() in IMAGE_EXTENSIONS
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(path).parts)
+    )
 
 
 def _parse_size(text: str, shown: str) -> tuple[int, int]:
@@ -439,9 +473,13 @@ def _read_folder(path: Path, shown: str, size: str | None = None):
     if not subdirs:
         loose = [p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS]
         if loose:
-            raise DataError(f"{shown}: images must be in one sub-folder per class ({shown}/<class>/<image>), "
-                            f"found {len(loose)} directly in the folder")
-        raise DataError(f"{shown}: empty folder: expected one sub-folder of images per class ({shown}/<class>/<image>.png)")
+            raise DataError(
+                f"{shown}: images must be in one sub-folder per class ({shown}/<class>/<image>), "
+                f"found {len(loose)} directly in the folder"
+            )
+        raise DataError(
+            f"{shown}: empty folder: expected one sub-folder of images per class ({shown}/<class>/<image>.png)"
+        )
     if all(d.name.lower() in SPLIT_FOLDERS for d in subdirs):
         roots = {d.name.lower(): d for d in subdirs}
     else:
@@ -479,8 +517,10 @@ def _read_folder(path: Path, shown: str, size: str | None = None):
     if len(sizes) > 1:
         listed = "; ".join(f"{h}x{w} ({f})" for (h, w), f in list(sizes.items())[:3])
         (h, w) = next(iter(sizes))
-        raise DataError(f"{shown}: images have {len(sizes)} different sizes, e.g. {listed}. Resize them to one size, "
-                        f"or load with '{shown}?size={h}x{w}' (bilinear resize on load)")
+        raise DataError(
+            f"{shown}: images have {len(sizes)} different sizes, e.g. {listed}. Resize them to one size, "
+            f"or load with '{shown}?size={h}x{w}' (bilinear resize on load)"
+        )
     out = {}
     for split, (arrays, labels) in raw.items():
         x = np.stack([np.repeat(a[..., None], 3, -1) if colour and a.ndim == 2 else a for a in arrays])

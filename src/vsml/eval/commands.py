@@ -80,8 +80,11 @@ def resolve_contract(args) -> None:
             raise CommandError(f"cannot load checkpoint {path}: {e}") from None
     merged = contract.merge(found)
     sampler = apply_overrides({}, list(args.sampler))
-    given = {"image_size": sampler.get("image_size", args.image_size), "grayscale": sampler.get("grayscale", args.grayscale),
-             "normalize": sampler.get("normalize")}
+    given = {
+        "image_size": sampler.get("image_size", args.image_size),
+        "grayscale": sampler.get("grayscale", args.grayscale),
+        "normalize": sampler.get("normalize"),
+    }
     args.contract_options, notes = contract.apply(merged, given)
     args.contract = merged
     for note in notes:
@@ -92,8 +95,9 @@ def prepare_outputs(args, default: str, owned) -> Path:
     """Check the output folder (and ``--json``) before any compute (see :func:`vsml.runs.prepare_output`)."""
     from vsml import runs
 
-    out = runs.prepare_output(args.out, default=default, owned=owned, overwrite=args.overwrite,
-                              log=lambda m: print(m, file=sys.stderr))
+    out = runs.prepare_output(
+        args.out, default=default, owned=owned, overwrite=args.overwrite, log=lambda m: print(m, file=sys.stderr)
+    )
     json_path = getattr(args, "json", None)
     if json_path is not None and Path(json_path).resolve().parent != out.resolve():
         runs.check_output_file(json_path, overwrite=args.overwrite)
@@ -105,8 +109,13 @@ def sampler_config(args, dataset: str, split: str | None = None):
     from vsml.config import apply_overrides, from_dict
     from vsml.data.episodes import SamplerConfig
 
-    data = {"datasets": [{"name": dataset, "split": split or args.split}], "steps": args.steps,
-            "batch_size": args.batch_size, "data_dir": args.data_dir, "verify": args.verify}
+    data = {
+        "datasets": [{"name": dataset, "split": split or args.split}],
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "data_dir": args.data_dir,
+        "verify": args.verify,
+    }
     for cli_name in ("num_classes", "grayscale", "permutation", "projection"):
         if getattr(args, cli_name) is not None:
             data[cli_name] = getattr(args, cli_name)
@@ -158,13 +167,22 @@ def evaluate_command(args) -> int:
         tune = None
         if args.tune_lr:
             # Tuning episodes: another seed, and the train split when it exists; never the reported episodes.
-            tune = {d: episodes_for(args, d, n=args.tune_episodes, split=_tuning_split(d, args.split, args.data_dir),
-                                    seed=args.seed + 1_000_003)}
+            tune = {
+                d: episodes_for(
+                    args,
+                    d,
+                    n=args.tune_episodes,
+                    split=_tuning_split(d, args.split, args.data_dir),
+                    seed=args.seed + 1_000_003,
+                )
+            }
         part = evaluate(learners, episodes, seed=args.seed, tune=tune, chunk=args.chunk, progress=progress)
         if args.oracle_backprop or args.reference == "oracle":
             from vsml.eval.compare import oracle_backprop
 
-            report.oracles.update(oracle_backprop(episodes, seed=args.seed, chunk=args.chunk, progress=progress, windows=windows))
+            report.oracles.update(
+                oracle_backprop(episodes, seed=args.seed, chunk=args.chunk, progress=progress, windows=windows)
+            )
         report.results.extend(part.results)
         report.meta["learners"] = part.meta["learners"]
         report.meta["datasets"].update(part.meta["datasets"])
@@ -176,8 +194,10 @@ def evaluate_command(args) -> int:
         report.meta["options"]["contract"] = args.contract.as_dict()
     if args.reference is not None:
         if args.reference != "oracle" and args.reference not in report.learners:
-            raise CommandError(f"--reference {args.reference!r} is not one of the evaluated learners ({', '.join(report.learners)}) "
-                            "or 'oracle'")
+            raise CommandError(
+                f"--reference {args.reference!r} is not one of the evaluated learners ({', '.join(report.learners)}) "
+                "or 'oracle'"
+            )
         report.reference = args.reference
     paths = rep.write_all(report, out, json_path=args.json, plot=not args.no_plot, smooth=args.smooth)
     rep.print_table(report)
@@ -209,25 +229,46 @@ def introspect_command(args) -> int:
             t = min(args.norm_steps, eps.steps)
             norms[label] = state_norms(learner, params, keys[0], eps.xs[0, :t], eps.ys[0, :t], int(eps.num_classes))
     episode0 = {label: r.pop("probs") for label, r in assoc.items()}
-    plot_fast_association(assoc, out / "fast_association.png", title=f"fast association on {dataset} ({eps.num_classes}-way)")
+    plot_fast_association(
+        assoc, out / "fast_association.png", title=f"fast association on {dataset} ({eps.num_classes}-way)"
+    )
     shown = min(args.picture_steps, eps.steps)
-    plot_episode_outputs({k: p[:shown] for k, p in episode0.items()}, np.asarray(eps.ys)[0, :shown, 0], out / "episode_outputs.png",
-                         title=f"predicted class probabilities, first {shown} steps of episode 0 ({dataset}, {eps.num_classes}-way)")
+    plot_episode_outputs(
+        {k: p[:shown] for k, p in episode0.items()},
+        np.asarray(eps.ys)[0, :shown, 0],
+        out / "episode_outputs.png",
+        title=f"predicted class probabilities, first {shown} steps of episode 0 ({dataset}, {eps.num_classes}-way)",
+    )
     print(f"fast association on {dataset}: p(correct class) at its next occurrence after k labelled examples")
     for label, r in assoc.items():
         probs = ", ".join(f"{k}:{p:.2f}" for k, p in zip(r["shots"], r["prob_mean"]))
         print(f"  {label:>12}: one-shot p = {r['one_shot_prob']:.3f}   [{probs}]")
-    payload = {"dataset": dataset, "num_classes": int(eps.num_classes), "episodes": eps.n_episodes, "steps": eps.steps, "fast_association": assoc,
-               "episode0": {"labels": np.asarray(eps.ys)[0, :, 0].tolist(), "probs": {k: np.round(p, 5).tolist() for k, p in episode0.items()}}}
+    payload = {
+        "dataset": dataset,
+        "num_classes": int(eps.num_classes),
+        "episodes": eps.n_episodes,
+        "steps": eps.steps,
+        "fast_association": assoc,
+        "episode0": {
+            "labels": np.asarray(eps.ys)[0, :, 0].tolist(),
+            "probs": {k: np.round(p, 5).tolist() for k, p in episode0.items()},
+        },
+    }
     if norms:
         plot_state_norms(norms, out / "state_norms.png")
-        payload["state_norms"] = {k: {"leaves": names, "norms": np.asarray(v).tolist()} for k, (names, v) in norms.items()}
+        payload["state_norms"] = {
+            k: {"leaves": names, "norms": np.asarray(v).tolist()} for k, (names, v) in norms.items()
+        }
         print(f"state norms: {out / 'state_norms.png'}")
-    print(f"fast association plot: {out / 'fast_association.png'}; one episode's outputs: {out / 'episode_outputs.png'}")
+    print(
+        f"fast association plot: {out / 'fast_association.png'}; one episode's outputs: {out / 'episode_outputs.png'}"
+    )
     from vsml.artifacts import atomic_write_bytes
     from vsml.eval.report import _finite
 
     json_path = Path(args.json) if args.json else out / "introspect.json"
-    atomic_write_bytes(json_path, (json.dumps(_finite(payload), indent=1, default=float) + "\n").encode())  # NaN -> null
+    atomic_write_bytes(
+        json_path, (json.dumps(_finite(payload), indent=1, default=float) + "\n").encode()
+    )  # NaN -> null
     print(f"json: {json_path}")
     return 0

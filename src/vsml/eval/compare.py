@@ -89,8 +89,15 @@ def oracle_from_curves(dataset: str, runs: dict[str, tuple[np.ndarray, np.ndarra
     return Oracle(dataset, best, scores, runs[best["online_acc"][0]])
 
 
-def oracle_backprop(datasets: dict[str, Episodes], seed: int = 0, lrs=None, chunk: int | None = None,
-                    progress: bool = False, windows=(), cache: str | os.PathLike | None = None) -> dict[str, Oracle]:
+def oracle_backprop(
+    datasets: dict[str, Episodes],
+    seed: int = 0,
+    lrs=None,
+    chunk: int | None = None,
+    progress: bool = False,
+    windows=(),
+    cache: str | os.PathLike | None = None,
+) -> dict[str, Oracle]:
     """Run the oracle grid on every dataset's episodes (same episodes and keys as :func:`evaluate`).
 
     ``cache``: a folder of the grid's per-episode curves, one file per set of episodes
@@ -162,8 +169,9 @@ def _cache_write(folder, key: str, runs: dict) -> None:
         pass
 
 
-def paired_differences(report, reference: str, oracles: dict[str, Oracle] | None = None,
-                       confidence: float = 0.95) -> list[dict]:
+def paired_differences(
+    report, reference: str, oracles: dict[str, Oracle] | None = None, confidence: float = 0.95
+) -> list[dict]:
     """``learner − reference`` per dataset and figure, paired over episodes.
 
     ``reference`` is a learner of ``report`` or ``"oracle"`` (then ``oracles`` is needed). Returns

@@ -144,7 +144,9 @@ def _progress(enabled: bool, total: int):
 
         from vsml.progress import progress_bar  # plain periodic lines when not on a terminal
 
-        with progress_bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as prog:
+        with progress_bar(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+        ) as prog:
             task = prog.add_task("episodes", total=total)
 
             def advance(n, label=None):
@@ -224,7 +226,13 @@ def evaluate(
         "seed": seed,
         "learners": [r[0] for r in runs],
         "datasets": {
-            k: {"episodes": v.n_episodes, "steps": v.steps, "batch_size": int(v.xs.shape[2]), "input_shape": list(v.xs.shape[3:]), "num_classes": int(v.num_classes)}
+            k: {
+                "episodes": v.n_episodes,
+                "steps": v.steps,
+                "batch_size": int(v.xs.shape[2]),
+                "input_shape": list(v.xs.shape[3:]),
+                "num_classes": int(v.num_classes),
+            }
             for k, v in datasets.items()
         },
     }

@@ -26,8 +26,12 @@ from pathlib import Path
 from vsml.errors import VSMLError, command
 
 #: option -> axis label; ``shots`` is read from the few-shot sampler option
-AXES = {"image_size": "input size (pixels per side)", "num_classes": "classes per episode",
-        "steps": "steps per episode", "shots": "labelled examples per class (shots)"}
+AXES = {
+    "image_size": "input size (pixels per side)",
+    "num_classes": "classes per episode",
+    "steps": "steps per episode",
+    "shots": "labelled examples per class (shots)",
+}
 
 
 class FigureError(VSMLError, ValueError):
@@ -189,19 +193,28 @@ def _cmd(args) -> int:
 
 def register(subparsers) -> None:
     """``vsml plot bars`` and ``vsml plot sweep``."""
-    plot = subparsers.add_parser("plot", help="report figures from vsml evaluate --json files (bars, sweeps)",
-                                 description=__doc__.split("\n\n")[0])
+    plot = subparsers.add_parser(
+        "plot",
+        help="report figures from vsml evaluate --json files (bars, sweeps)",
+        description=__doc__.split("\n\n")[0],
+    )
     kinds = plot.add_subparsers(dest="kind", required=True)
-    bars = kinds.add_parser("bars", help="one evaluation as grouped bars (dataset × learner, 95 %% intervals)",
-                            description=__doc__.split("\n\n")[1])
+    bars = kinds.add_parser(
+        "bars",
+        help="one evaluation as grouped bars (dataset × learner, 95 %% intervals)",
+        description=__doc__.split("\n\n")[1],
+    )
     bars.add_argument("results", type=Path, help="results.json of vsml evaluate --json")
     bars.add_argument("--metric", default="online_acc", help="figure to plot (default online_acc)")
     _common(bars)
-    sweep = kinds.add_parser("sweep", help="several evaluations against the option they sweep",
-                             description=__doc__.split("\n\n")[2])
+    sweep = kinds.add_parser(
+        "sweep", help="several evaluations against the option they sweep", description=__doc__.split("\n\n")[2]
+    )
     sweep.add_argument("results", nargs="+", type=Path, help="results.json of vsml evaluate --json, one per value")
     sweep.add_argument("--x", required=True, choices=sorted(AXES), help="the option the files sweep")
-    sweep.add_argument("--metric", default="online_acc", help="figure to plot (default online_acc; 'window': the one --window)")
+    sweep.add_argument(
+        "--metric", default="online_acc", help="figure to plot (default online_acc; 'window': the one --window)"
+    )
     sweep.add_argument("--dataset", help="dataset to plot where a file holds several")
     _common(sweep)
     for p in (bars, sweep):

@@ -1,6 +1,7 @@
 """Looking inside learners: fast association, one episode's outputs and per-step state norms.
 
-Fast association (the paper's introspection of the learned LA): for each step whose label is class c, count how many labelled
+Fast association (the paper's introspection of the learned LA): for each step whose label is class c, count how many
+labelled
 examples of c the learner had already seen (``shots``), and record the probability it assigns to
 c. Averaging by ``shots`` gives "p(correct) at the next occurrence after k examples"; a learner
 that learns by fast association is already confident after one example (``one_shot_prob``), while
@@ -59,8 +60,15 @@ def fast_association_from_logits(logits, ys, num_classes: int, max_shots: int = 
     return out
 
 
-def fast_association(learner: OnlineLearner, params, eps: Episodes, keys, max_shots: int = 10, chunk: int | None = None,
-                     with_probs: bool = False) -> dict:
+def fast_association(
+    learner: OnlineLearner,
+    params,
+    eps: Episodes,
+    keys,
+    max_shots: int = 10,
+    chunk: int | None = None,
+    with_probs: bool = False,
+) -> dict:
     """Run ``learner`` on ``eps`` and measure fast association (see :func:`fast_association_from_logits`).
 
     With ``with_probs`` the result also holds ``'probs' [T, C]``: the predicted class
@@ -132,5 +140,12 @@ def state_norms(learner: OnlineLearner, params, key, xs, ys, num_classes: int) -
     return names, np.concatenate([np.asarray(init)[None], np.asarray(trace)], axis=0)
 
 
-__all__ = ["shots_seen", "fast_association", "fast_association_from_logits", "first_occurrences", "softmax", "state_norms",
-           "check_episodes"]
+__all__ = [
+    "shots_seen",
+    "fast_association",
+    "fast_association_from_logits",
+    "first_occurrences",
+    "softmax",
+    "state_norms",
+    "check_episodes",
+]

@@ -119,7 +119,9 @@ def ordered_metrics(keys) -> list[str]:
     then the loss."""
     keys = set(keys)
     fixed = [m for m in METRIC_LABELS if m in keys and m != "online_loss"]
-    windows = sorted((k for k in keys if _WINDOW.fullmatch(k)), key=lambda k: tuple(map(int, _WINDOW.fullmatch(k).groups())))
+    windows = sorted(
+        (k for k in keys if _WINDOW.fullmatch(k)), key=lambda k: tuple(map(int, _WINDOW.fullmatch(k).groups()))
+    )
     return fixed + windows + (["online_loss"] if "online_loss" in keys else [])
 
 

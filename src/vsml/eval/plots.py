@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vsml.eval.metrics import curve_ci, smooth as running_mean
-
+from vsml.eval.metrics import curve_ci
+from vsml.eval.metrics import smooth as running_mean
 
 _FILE_BACKENDS = ("agg", "cairo", "pdf", "pgf", "ps", "svg", "template")
 
@@ -39,7 +39,9 @@ def default_window(steps: int) -> int:
     return max(1, min(100, steps // 20))
 
 
-def plot_learning_curves(report, path: str | Path, *, smooth: int | None = None, confidence: float = 0.95, log_x: bool = False) -> Path:
+def plot_learning_curves(
+    report, path: str | Path, *, smooth: int | None = None, confidence: float = 0.95, log_x: bool = False
+) -> Path:
     """One panel per dataset; per learner the running-mean accuracy over steps with a CI band.
 
     Each episode's per-step accuracy is smoothed with a trailing window of ``smooth`` steps
@@ -60,15 +62,25 @@ def plot_learning_curves(report, path: str | Path, *, smooth: int | None = None,
             mean, lo, hi = curve_ci(running_mean(r.correct, w), confidence)
             steps = np.arange(1, len(mean) + 1)
             (line,) = ax.plot(steps, 100 * mean, label=r.learner, lw=1.4)
-            ax.fill_between(steps, np.clip(100 * lo, 0, 100), np.clip(100 * hi, 0, 100), color=line.get_color(), alpha=0.2, lw=0)
+            ax.fill_between(
+                steps, np.clip(100 * lo, 0, 100), np.clip(100 * hi, 0, 100), color=line.get_color(), alpha=0.2, lw=0
+            )
         oracle = getattr(report, "oracles", {}).get(dname)
         if oracle is not None and oracle.online_curves is not None:
             correct = np.asarray(oracle.online_curves[0])
             mean, lo, hi = curve_ci(running_mean(correct, smooth or default_window(correct.shape[1])), confidence)
             steps = np.arange(1, len(mean) + 1)
-            ax.plot(steps, 100 * mean, color="black", ls="--", lw=1.4,
-                    label=f"oracle best backprop ({oracle.best['online_acc'][0]})")
-            ax.fill_between(steps, np.clip(100 * lo, 0, 100), np.clip(100 * hi, 0, 100), color="black", alpha=0.08, lw=0)
+            ax.plot(
+                steps,
+                100 * mean,
+                color="black",
+                ls="--",
+                lw=1.4,
+                label=f"oracle best backprop ({oracle.best['online_acc'][0]})",
+            )
+            ax.fill_between(
+                steps, np.clip(100 * lo, 0, 100), np.clip(100 * hi, 0, 100), color="black", alpha=0.08, lw=0
+            )
         ax.set_title(dname)
         ax.set_xlabel("step (examples seen)")
         ax.set_ylabel("online accuracy (%)")
@@ -145,15 +157,38 @@ def plot_episode_outputs(probs: dict, ys, path: str | Path, title: str = "predic
     ys = np.asarray(ys)
     steps = len(ys)
     first = first_occurrences(ys)
-    fig, axes = plt.subplots(len(probs), 1, figsize=(max(6.0, 0.22 * steps + 1.5), 1.0 + 0.35 * np.asarray(next(iter(probs.values()))).shape[1] * len(probs)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(probs),
+        1,
+        figsize=(
+            max(6.0, 0.22 * steps + 1.5),
+            1.0 + 0.35 * np.asarray(next(iter(probs.values()))).shape[1] * len(probs),
+        ),
+        squeeze=False,
+    )
     t = np.arange(1, steps + 1)
     for ax, (name, p) in zip(axes[:, 0], probs.items()):
         p = np.asarray(p)[:steps]
-        im = ax.imshow(p.T, aspect="auto", origin="lower", cmap="viridis", vmin=0, vmax=1,
-                       extent=(0.5, steps + 0.5, -0.5, p.shape[1] - 0.5), interpolation="nearest")
+        im = ax.imshow(
+            p.T,
+            aspect="auto",
+            origin="lower",
+            cmap="viridis",
+            vmin=0,
+            vmax=1,
+            extent=(0.5, steps + 0.5, -0.5, p.shape[1] - 0.5),
+            interpolation="nearest",
+        )
         ax.scatter(t[~first], ys[~first], s=10, c="white", edgecolors="black", linewidths=0.5, label="true class")
-        ax.scatter(t[first], ys[first], s=42, facecolors="none", edgecolors="red", linewidths=1.2, label="first example of its class")
+        ax.scatter(
+            t[first],
+            ys[first],
+            s=42,
+            facecolors="none",
+            edgecolors="red",
+            linewidths=1.2,
+            label="first example of its class",
+        )
         ax.set_ylabel(f"{name}\nclass")
         ax.set_yticks(range(p.shape[1]))
         fig.colorbar(im, ax=ax, fraction=0.02, pad=0.01, label="p")

@@ -32,14 +32,16 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
-
 from vsml.config import ConfigError, Range, check_ranges
 from vsml.errors import command
 from vsml.eval.metrics import Estimate, mean_ci
 
 #: (figure of :func:`vsml.eval.metrics.episode_summaries`, minimum paired difference in points, label)
-TARGETS = (("first_1000_acc", 3.0, "first 1,000 steps"), ("online_acc", 2.0, "all steps"), ("final_acc", -1.0, "last 100 steps"))
+TARGETS = (
+    ("first_1000_acc", 3.0, "first 1,000 steps"),
+    ("online_acc", 2.0, "all steps"),
+    ("final_acc", -1.0, "last 100 steps"),
+)
 DEFAULT_DATASETS = ("fashion_mnist:10", "kmnist:10", "emnist:10", "emnist:62")
 
 
@@ -62,8 +64,10 @@ class ProtocolConfig:
     def __post_init__(self):
         check_ranges(self, "protocol")
         if self.long_steps and self.long_steps < 2000:
-            raise ConfigError(f"protocol.long_steps must be 0 or >= 2000 (windows 1,000-2,000 and the last 1,000), "
-                              f"got {self.long_steps}")
+            raise ConfigError(
+                f"protocol.long_steps must be 0 or >= 2000 (windows 1,000-2,000 and the last 1,000), "
+                f"got {self.long_steps}"
+            )
         if self.long_steps and self.long_episodes < 2:
             raise ConfigError(f"protocol.long_episodes must be >= 2 when long_steps > 0, got {self.long_episodes}")
         for spec in self.datasets:
@@ -96,13 +100,24 @@ def episodes(config: ProtocolConfig, spec: str, size: int, steps: int, n: int):
     from vsml.data.episodes import SamplerConfig, draw_episodes
 
     name, classes = parse_dataset(spec)
-    sampler = from_dict(SamplerConfig, {"datasets": [{"name": name, "split": "test"}], "steps": steps, "num_classes": classes,
-                                        "image_size": [size, size], "flatten": True, "data_dir": config.data_dir},
-                        path="episodes")
+    sampler = from_dict(
+        SamplerConfig,
+        {
+            "datasets": [{"name": name, "split": "test"}],
+            "steps": steps,
+            "num_classes": classes,
+            "image_size": [size, size],
+            "flatten": True,
+            "data_dir": config.data_dir,
+        },
+        path="episodes",
+    )
     return draw_episodes(sampler, config.seed, n)
 
 
-def run(learners: dict, config: ProtocolConfig = ProtocolConfig(), progress: bool = False, log=print, on_part=None) -> dict:
+def run(
+    learners: dict, config: ProtocolConfig = ProtocolConfig(), progress: bool = False, log=print, on_part=None
+) -> dict:
     """``learners``: label -> ``(learner, params)``. Returns ``{"config", "rows", "long", "seconds"}``:
     one row per (learner, dataset, size) with the paired difference to the oracle on every target
     figure (:class:`Estimate` as dicts, in points) and ``met``; ``long`` per (learner, dataset)
@@ -117,12 +132,18 @@ def run(learners: dict, config: ProtocolConfig = ProtocolConfig(), progress: boo
     rows = []
     curves = EvalReport([])  # per dataset x size: every LA and the oracle's best-online configuration
     for size in config.sizes:
-        data = {f"{spec} {size}x{size}": episodes(config, spec, size, config.steps, config.episodes) for spec in config.datasets}
+        data = {
+            f"{spec} {size}x{size}": episodes(config, spec, size, config.steps, config.episodes)
+            for spec in config.datasets
+        }
         log(f"{size}x{size}: {len(learners)} LA(s) and the oracle grid on {', '.join(data)}")
         report = evaluate(learners, data, seed=config.seed, chunk=config.chunk, progress=progress)
-        oracles = oracle_backprop(data, seed=config.seed, chunk=config.chunk, progress=progress, cache=config.oracle_cache)
-        curves.results += report.results + [Curves(f"oracle ({o.best['online_acc'][0]})", d, *o.online_curves)
-                                            for d, o in oracles.items()]
+        oracles = oracle_backprop(
+            data, seed=config.seed, chunk=config.chunk, progress=progress, cache=config.oracle_cache
+        )
+        curves.results += report.results + [
+            Curves(f"oracle ({o.best['online_acc'][0]})", d, *o.online_curves) for d, o in oracles.items()
+        ]
         for row in paired_differences(report, "oracle", oracles):
             spec, _ = row["dataset"].rsplit(" ", 1)
             out = {"learner": row["learner"], "dataset": spec, "size": size, "episodes": row["episodes"], "targets": {}}
@@ -130,28 +151,63 @@ def run(learners: dict, config: ProtocolConfig = ProtocolConfig(), progress: boo
                 if figure not in row:  # a window longer than the episodes
                     continue
                 est: Estimate = row[figure]
-                out["targets"][figure] = {"mean": 100 * est.mean, "ci_low": 100 * est.lo, "ci_high": 100 * est.hi,
-                                          "target": threshold, "met": bool(100 * est.mean >= threshold),
-                                          "oracle": oracles[row["dataset"]].best[figure][0]}
+                out["targets"][figure] = {
+                    "mean": 100 * est.mean,
+                    "ci_low": 100 * est.lo,
+                    "ci_high": 100 * est.hi,
+                    "target": threshold,
+                    "met": bool(100 * est.mean >= threshold),
+                    "oracle": oracles[row["dataset"]].best[figure][0],
+                }
             rows.append(out)
         if on_part is not None:
-            on_part({"config": dataclasses.asdict(config), "rows": rows, "long": [], "seconds": time.time() - t0, "partial": True,
-                     "_curves": curves})
+            on_part(
+                {
+                    "config": dataclasses.asdict(config),
+                    "rows": rows,
+                    "long": [],
+                    "seconds": time.time() - t0,
+                    "partial": True,
+                    "_curves": curves,
+                }
+            )
     long = []
     if config.long_steps:
-        data = {spec: episodes(config, spec, config.long_size, config.long_steps, config.long_episodes) for spec in config.datasets}
+        data = {
+            spec: episodes(config, spec, config.long_size, config.long_steps, config.long_episodes)
+            for spec in config.datasets
+        }
         log(f"{config.long_steps}-step lifetimes at {config.long_size}x{config.long_size}: {', '.join(data)}")
         report = evaluate(learners, data, seed=config.seed, chunk=config.chunk, progress=progress)
-        curves.results += [dataclasses.replace(r, dataset=f"{r.dataset} {config.long_size}x{config.long_size}, "
-                                               f"{config.long_steps} steps") for r in report.results]
+        curves.results += [
+            dataclasses.replace(
+                r, dataset=f"{r.dataset} {config.long_size}x{config.long_size}, {config.long_steps} steps"
+            )
+            for r in report.results
+        ]
         for r in report.results:
             early = r.correct[:, 1000:2000].mean(1)
             late = r.correct[:, -1000:].mean(1)
             est = mean_ci(100 * (late - early))
-            long.append({"learner": r.learner, "dataset": r.dataset, "size": config.long_size, "episodes": int(r.correct.shape[0]),
-                         "early": float(100 * early.mean()), "late": float(100 * late.mean()),
-                         "gain": {"mean": est.mean, "ci_low": est.lo, "ci_high": est.hi}, "met": bool(est.mean >= 0)})
-    return {"config": dataclasses.asdict(config), "rows": rows, "long": long, "seconds": time.time() - t0, "_curves": curves}
+            long.append(
+                {
+                    "learner": r.learner,
+                    "dataset": r.dataset,
+                    "size": config.long_size,
+                    "episodes": int(r.correct.shape[0]),
+                    "early": float(100 * early.mean()),
+                    "late": float(100 * late.mean()),
+                    "gain": {"mean": est.mean, "ci_low": est.lo, "ci_high": est.hi},
+                    "met": bool(est.mean >= 0),
+                }
+            )
+    return {
+        "config": dataclasses.asdict(config),
+        "rows": rows,
+        "long": long,
+        "seconds": time.time() - t0,
+        "_curves": curves,
+    }
 
 
 def _fmt(t: dict) -> str:
@@ -163,10 +219,13 @@ def _fmt(t: dict) -> str:
 def table_markdown(result: dict) -> str:
     """The table of :func:`run` as markdown."""
     cfg = result["config"]
-    lines = [f"Paired difference to the oracle best backprop (points; mean ± 95 % half-width over {cfg['episodes']} "
-             f"episodes × {cfg['steps']} steps, seed {cfg['seed']}); ✓ = target met.", "",
-             "| learner | dataset | size | " + " | ".join(f"{label} (≥ {thr:+g})" for _, thr, label in TARGETS) + " |",
-             "|---|---|---|" + "---:|" * len(TARGETS)]
+    lines = [
+        f"Paired difference to the oracle best backprop (points; mean ± 95 % half-width over {cfg['episodes']} "
+        f"episodes × {cfg['steps']} steps, seed {cfg['seed']}); ✓ = target met.",
+        "",
+        "| learner | dataset | size | " + " | ".join(f"{label} (≥ {thr:+g})" for _, thr, label in TARGETS) + " |",
+        "|---|---|---|" + "---:|" * len(TARGETS),
+    ]
     for r in result["rows"]:
         cells = " | ".join(_fmt(r["targets"][f]) if f in r["targets"] else "—" for f, _, _ in TARGETS)
         lines.append(f"| {r['learner']} | {r['dataset']} | {r['size']}×{r['size']} | {cells} |")
@@ -174,15 +233,28 @@ def table_markdown(result: dict) -> str:
     total = sum(len(r["targets"]) for r in result["rows"])
     lines += ["", f"Targets met: {met} of {total}."]
     if result["long"]:
-        lines += ["", f"{cfg['long_steps']}-step lifetimes ({cfg['long_size']}×{cfg['long_size']}, {cfg['long_episodes']} episodes): "
-                  "accuracy over steps 1,000–2,000 and over the last 1,000 steps; target: no loss (gain ≥ 0).", "",
-                  "| learner | dataset | steps 1,000–2,000 | last 1,000 | gain | met |", "|---|---|---:|---:|---:|:---:|"]
+        lines += [
+            "",
+            f"{cfg['long_steps']}-step lifetimes ({cfg['long_size']}×{cfg['long_size']}, {cfg['long_episodes']} "
+            f"episodes): "
+            "accuracy over steps 1,000–2,000 and over the last 1,000 steps; target: no loss (gain ≥ 0).",
+            "",
+            "| learner | dataset | steps 1,000–2,000 | last 1,000 | gain | met |",
+            "|---|---|---:|---:|---:|:---:|",
+        ]
         for r in result["long"]:
             g = r["gain"]
             half = (g["ci_high"] - g["ci_low"]) / 2
-            lines.append(f"| {r['learner']} | {r['dataset']} | {r['early']:.1f} | {r['late']:.1f} | {g['mean']:+.1f} ± {half:.1f} | "
-                         f"{'✓' if r['met'] else '✗'} |")
-    lines += ["", f"Wall-clock: {result['seconds'] / 60:.1f} min." + (" Partial: the run has not finished." if result.get("partial") else "")]
+            lines.append(
+                f"| {r['learner']} | {r['dataset']} | {r['early']:.1f} | {r['late']:.1f} | {g['mean']:+.1f} ± "
+                f"{half:.1f} | "
+                f"{'✓' if r['met'] else '✗'} |"
+            )
+    lines += [
+        "",
+        f"Wall-clock: {result['seconds'] / 60:.1f} min."
+        + (" Partial: the run has not finished." if result.get("partial") else ""),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -193,27 +265,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``vsml protocol`` (also ``python -m vsml.eval.protocol``)."""
     from vsml.limits import ranged
 
-    parser.add_argument("--checkpoint", action="append", required=True, help="LA to judge: run folder, checkpoint, LA file or shipped name (repeatable)")
-    parser.add_argument("-o", "--out", default=None, help="output folder for table.md, results.json and curves.png; must be "
-                        "empty unless --overwrite (default runs/protocol, or a fresh runs/protocol-N)")
-    parser.add_argument("--overwrite", action="store_true", help="replace this command's files in a non-empty --out folder")
-    parser.add_argument("-d", "--dataset", action="append", default=None, help="NAME[:CLASSES] (repeatable; default: %s)" % ", ".join(DEFAULT_DATASETS))
-    parser.add_argument("--size", type=ranged(int, ">=1"), action="append", default=None, help="square input size (repeatable; default 14 and 28)")
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        required=True,
+        help="LA to judge: run folder, checkpoint, LA file or shipped name (repeatable)",
+    )
+    parser.add_argument(
+        "-o",
+        "--out",
+        default=None,
+        help="output folder for table.md, results.json and curves.png; must be "
+        "empty unless --overwrite (default runs/protocol, or a fresh runs/protocol-N)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace this command's files in a non-empty --out folder"
+    )
+    parser.add_argument(
+        "-d",
+        "--dataset",
+        action="append",
+        default=None,
+        help="NAME[:CLASSES] (repeatable; default: %s)" % ", ".join(DEFAULT_DATASETS),
+    )
+    parser.add_argument(
+        "--size",
+        type=ranged(int, ">=1"),
+        action="append",
+        default=None,
+        help="square input size (repeatable; default 14 and 28)",
+    )
     parser.add_argument("-n", "--episodes", type=ranged(int, ">=2"), default=20)
     parser.add_argument("-T", "--steps", type=ranged(int, ">=100"), default=2000)
-    parser.add_argument("--long-steps", type=ranged(int, ">=0"), default=10_000, help="lifetime of the long check (0: skip)")
+    parser.add_argument(
+        "--long-steps", type=ranged(int, ">=0"), default=10_000, help="lifetime of the long check (0: skip)"
+    )
     parser.add_argument("--long-episodes", type=ranged(int, ">=1"), default=4)
     parser.add_argument("--seed", type=ranged(int, ">=0"), default=0)
     parser.add_argument("--chunk", type=ranged(int, ">=1"), default=None, help="episodes run at once (memory)")
     parser.add_argument("--data-dir", default=None, help="data directory (default $VSML_DATA_DIR)")
-    parser.add_argument("--oracle-cache", default=default_oracle_cache(), metavar="DIR",
-                        help="folder caching the oracle grid's curves per set of episodes, so judging another LA on the "
-                             "same episodes runs only that LA (default: %(default)s; 'none' disables it)")
+    parser.add_argument(
+        "--oracle-cache",
+        default=default_oracle_cache(),
+        metavar="DIR",
+        help="folder caching the oracle grid's curves per set of episodes, so judging another LA on the "
+        "same episodes runs only that LA (default: %(default)s; 'none' disables it)",
+    )
     parser.add_argument("--no-progress", action="store_true")
 
 
 def run_command(args, argv=None, prog: str = "vsml protocol") -> int:
-    """Run the protocol for parsed ``args``; errors are one line on stderr and exit status 2 (:func:`vsml.errors.command`)."""
+    """Run the protocol for parsed ``args``; errors are one line on stderr and exit status 2
+    (:func:`vsml.errors.command`)."""
     return command(prog)(lambda a: _run_command(a, argv, prog))(args)
 
 
@@ -223,13 +326,26 @@ def _run_command(args, argv, prog: str) -> int:
     from vsml.eval.commands import load_checkpoints
     from vsml.eval.plots import plot_learning_curves
 
-    config = ProtocolConfig(datasets=tuple(args.dataset or DEFAULT_DATASETS), sizes=tuple(args.size or (14, 28)),
-                            episodes=args.episodes, steps=args.steps, long_steps=args.long_steps,
-                            long_episodes=args.long_episodes, seed=args.seed, chunk=args.chunk, data_dir=args.data_dir,
-                            oracle_cache=None if args.oracle_cache in (None, "", "none") else args.oracle_cache)
+    config = ProtocolConfig(
+        datasets=tuple(args.dataset or DEFAULT_DATASETS),
+        sizes=tuple(args.size or (14, 28)),
+        episodes=args.episodes,
+        steps=args.steps,
+        long_steps=args.long_steps,
+        long_episodes=args.long_episodes,
+        seed=args.seed,
+        chunk=args.chunk,
+        data_dir=args.data_dir,
+        oracle_cache=None if args.oracle_cache in (None, "", "none") else args.oracle_cache,
+    )
     learners = load_checkpoints(args.checkpoint)
-    out = runs.prepare_output(args.out, default="runs/protocol", owned=OWNED, overwrite=args.overwrite,
-                              log=lambda m: print(m, file=sys.stderr))
+    out = runs.prepare_output(
+        args.out,
+        default="runs/protocol",
+        owned=OWNED,
+        overwrite=args.overwrite,
+        log=lambda m: print(m, file=sys.stderr),
+    )
     line = f"{prog} " + " ".join(argv if argv is not None else sys.argv[1:])
 
     def write(result):
@@ -249,8 +365,12 @@ def _run_command(args, argv, prog: str) -> int:
 
 def register(subparsers) -> None:
     """``vsml protocol``."""
-    p = subparsers.add_parser("protocol", help="the general-LA protocol: learned LAs against the oracle best backprop on "
-                              "unseen test splits, every target in one table", description=__doc__.split("\n\n")[0])
+    p = subparsers.add_parser(
+        "protocol",
+        help="the general-LA protocol: learned LAs against the oracle best backprop on "
+        "unseen test splits, every target in one table",
+        description=__doc__.split("\n\n")[0],
+    )
     add_arguments(p)
     p.set_defaults(func=lambda args: run_command(args, getattr(args, "argv", None)))
 

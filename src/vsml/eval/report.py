@@ -9,10 +9,8 @@ import math
 from pathlib import Path
 
 from vsml.artifacts import atomic_write_bytes
-
 from vsml.eval.evaluate import EvalReport
 from vsml.eval.metrics import curve_ci, metric_label, ordered_metrics
-
 
 ORACLE = "oracle best backprop"
 
@@ -29,8 +27,13 @@ def summary_rows(report: EvalReport, confidence: float = 0.95) -> list[dict]:
         rows.append(row)
     for dataset, oracle in report.oracles.items():
         first = next(r for r in report.results if r.dataset == dataset)
-        row = {"learner": ORACLE, "dataset": dataset, "episodes": first.correct.shape[0], "steps": first.correct.shape[1],
-               "oracle_choice": {m: label for m, (label, _) in oracle.best.items()}}
+        row = {
+            "learner": ORACLE,
+            "dataset": dataset,
+            "episodes": first.correct.shape[0],
+            "steps": first.correct.shape[1],
+            "oracle_choice": {m: label for m, (label, _) in oracle.best.items()},
+        }
         row.update(oracle.summary(confidence))
         rows.append(row)
     return rows
@@ -51,10 +54,12 @@ def _paired_markdown(report: EvalReport, confidence: float) -> str:
         return ""
     metrics = [m for m in ordered_metrics(k for r in rows for k in r) if m.endswith("_acc")]
     ref = ORACLE if report.reference == "oracle" else report.reference
-    lines = [f"\n**Paired differences: learner − {ref}** (accuracy points; mean ± half-width of the "
-             f"{int(confidence * 100)} % t-interval of the per-episode difference; same episodes and keys)\n",
-             "| dataset | learner | " + " | ".join(metric_label(m) for m in metrics) + " |",
-             "|" + "|".join(["---"] * 2 + ["---:"] * len(metrics)) + "|"]
+    lines = [
+        f"\n**Paired differences: learner − {ref}** (accuracy points; mean ± half-width of the "
+        f"{int(confidence * 100)} % t-interval of the per-episode difference; same episodes and keys)\n",
+        "| dataset | learner | " + " | ".join(metric_label(m) for m in metrics) + " |",
+        "|" + "|".join(["---"] * 2 + ["---:"] * len(metrics)) + "|",
+    ]
     for r in rows:
         cells = [_fmt_diff(r.get(m)) for m in metrics]
         lines.append(f"| {r['dataset']} | {r['learner']} | " + " | ".join(cells) + " |")
@@ -95,15 +100,21 @@ def markdown_table(report: EvalReport, confidence: float = 0.95) -> str:
         cells = [row["dataset"], name] + [_fmt(row.get(m), m.endswith("_acc")) for m in metrics]
         lines.append("| " + " | ".join(cells) + " |")
     e = {r["episodes"] for r in rows}
-    note = f"\nMean ± half-width of the {int(confidence * 100)} % t-interval over {', '.join(map(str, sorted(e)))} episode{'' if e == {1} else 's'}" + \
-        ("; final = last 100 steps." if "final_acc" in metrics else ".")
+    note = (
+        f"\nMean ± half-width of the {int(confidence * 100)} % t-interval over {', '.join(map(str, sorted(e)))} "
+        f"episode{'' if e == {1} else 's'}" + ("; final = last 100 steps." if "final_acc" in metrics else ".")
+    )
     if 1 in e:
         note += " With one episode the interval is undefined (n/a)."
     for row in rows:
         if "oracle_choice" in row:
-            choice = "; ".join(f"{metric_label(m)}: {label}" for m, label in row["oracle_choice"].items() if m in metrics)
-            note += (f"\n{ORACLE} on {row['dataset']}: for each column the best of SGD/Adam × {{linear, 160-tanh}} × a "
-                     f"learning-rate grid, chosen on these same episodes (favours backprop) — {choice}.")
+            choice = "; ".join(
+                f"{metric_label(m)}: {label}" for m, label in row["oracle_choice"].items() if m in metrics
+            )
+            note += (
+                f"\n{ORACLE} on {row['dataset']}: for each column the best of SGD/Adam × {{linear, 160-tanh}} × a "
+                f"learning-rate grid, chosen on these same episodes (favours backprop) — {choice}."
+            )
     return "\n".join(lines) + "\n" + note + "\n" + _paired_markdown(report, confidence)
 
 
@@ -111,15 +122,23 @@ def report_json(report: EvalReport, confidence: float = 0.95) -> dict:
     """Every figure of the table as plain JSON (means, CI bounds, n), plus the settings."""
     out = {"meta": report.meta, "confidence": confidence, "results": []}
     for row in summary_rows(report, confidence):
-        entry = {k: v for k, v in row.items() if k in ("learner", "dataset", "episodes", "steps", "tuned_lr", "oracle_choice")}
+        entry = {
+            k: v
+            for k, v in row.items()
+            if k in ("learner", "dataset", "episodes", "steps", "tuned_lr", "oracle_choice")
+        }
         entry["metrics"] = {m: row[m].as_dict() for m in ordered_metrics(row)}
         out["results"].append(entry)
     if report.oracles:
         out["oracle_grid"] = {d: o.scores for d, o in report.oracles.items()}
     if report.reference is not None:
-        out["paired"] = [{**{k: r[k] for k in ("learner", "reference", "dataset", "episodes")},
-                          "metrics": {m: r[m].as_dict() for m in ordered_metrics(r)}}
-                         for r in paired_rows(report, confidence)]
+        out["paired"] = [
+            {
+                **{k: r[k] for k in ("learner", "reference", "dataset", "episodes")},
+                "metrics": {m: r[m].as_dict() for m in ordered_metrics(r)},
+            }
+            for r in paired_rows(report, confidence)
+        ]
     return _finite(out)
 
 
@@ -146,13 +165,17 @@ def write_curves_csv(report: EvalReport, path: str | Path, confidence: float = 0
     """
     f = io.StringIO(newline="")  # built in memory, then written atomically
     w = csv.writer(f)
-    w.writerow(["learner", "dataset", "step", "acc_mean", "acc_lo", "acc_hi", "loss_mean", "loss_lo", "loss_hi", "episodes"])
+    w.writerow(
+        ["learner", "dataset", "step", "acc_mean", "acc_lo", "acc_hi", "loss_mean", "loss_lo", "loss_hi", "episodes"]
+    )
     for r in report.results:
         am, al, ah = curve_ci(r.correct, confidence)
         lm, ll, lh = curve_ci(r.loss, confidence)
         e = r.correct.shape[0]
         for t in range(len(am)):
-            w.writerow([r.learner, r.dataset, t + 1] + [_cell(v) for v in (am[t], al[t], ah[t], lm[t], ll[t], lh[t])] + [e])
+            w.writerow(
+                [r.learner, r.dataset, t + 1] + [_cell(v) for v in (am[t], al[t], ah[t], lm[t], ll[t], lh[t])] + [e]
+            )
     return atomic_write_bytes(path, f.getvalue().encode())
 
 
@@ -184,7 +207,9 @@ def print_table(report: EvalReport, confidence: float = 0.95, console=None) -> N
     if paired:
         acc = [m for m in metrics if m.endswith("_acc")]
         ref = ORACLE if report.reference == "oracle" else report.reference
-        pt = Table(title=f"paired difference: learner − {ref} (points, mean ± {int(confidence * 100)} % CI, same episodes)")
+        pt = Table(
+            title=f"paired difference: learner − {ref} (points, mean ± {int(confidence * 100)} % CI, same episodes)"
+        )
         pt.add_column("dataset")
         pt.add_column("learner")
         for m in acc:
@@ -198,7 +223,15 @@ def print_table(report: EvalReport, confidence: float = 0.95, console=None) -> N
 OWNED = ("curves.csv", "table.md", "curves.png", "results.json")
 
 
-def write_all(report: EvalReport, out_dir: str | Path, *, json_path=None, plot: bool = True, smooth: int | None = None, confidence=0.95) -> dict[str, Path]:
+def write_all(
+    report: EvalReport,
+    out_dir: str | Path,
+    *,
+    json_path=None,
+    plot: bool = True,
+    smooth: int | None = None,
+    confidence=0.95,
+) -> dict[str, Path]:
     """Write ``curves.csv``, ``table.md``, ``curves.png`` (and JSON if ``json_path``) under ``out_dir``,
     each atomically (a failed write leaves no partial file). :data:`OWNED` names them."""
     out_dir = Path(out_dir)

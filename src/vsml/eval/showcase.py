@@ -60,8 +60,11 @@ def run_showcase(
     if oracle:
         grid = ", ".join(f"{k} {{{', '.join(f'{v:g}' for v in lrs)}}}" for k, lrs in ORACLE_LRS.items())
         say = console.print if console is not None else print
-        say(f"Reference: oracle best backprop = online SGD/Adam, linear or 160-tanh hidden layer, learning rates {grid}; "
-            f"for each figure the best of these 22 configurations on these same episodes (favours backprop).")
+        say(
+            f"Reference: oracle best backprop = online SGD/Adam, linear or 160-tanh hidden layer, learning rates "
+            f"{grid}; "
+            f"for each figure the best of these 22 configurations on these same episodes (favours backprop)."
+        )
         report.reference = "oracle"
     for size, group in groups.items():
         if not group:
@@ -96,9 +99,14 @@ def headline(report: EvalReport, label: str, confidence: float = 0.95) -> str | 
     if mine is None or diff is None:
         return None
     oracle = next(r for r in rows if r["learner"] == ORACLE and r["dataset"] == mine["dataset"])
-    return (f"{label} on {mine['dataset']} ({mine['episodes']} episodes × {mine['steps']} steps): online accuracy "
-            f"{mine['online_acc'].mean * 100:.1f} % against {oracle['online_acc'].mean * 100:.1f} % for the oracle best "
-            f"backprop; paired difference {_fmt_diff(diff.get('online_acc'))} points over all steps"
-            + "".join(f", {_fmt_diff(diff[k])} over the {name}" for k, name in
-                      (("first_100_acc", "first 100"), ("final_acc", "last 100")) if k in diff)  # windows that fit
-            + f" ({int(confidence * 100)} % CI).")
+    return (
+        f"{label} on {mine['dataset']} ({mine['episodes']} episodes × {mine['steps']} steps): online accuracy "
+        f"{mine['online_acc'].mean * 100:.1f} % against {oracle['online_acc'].mean * 100:.1f} % for the oracle best "
+        f"backprop; paired difference {_fmt_diff(diff.get('online_acc'))} points over all steps"
+        + "".join(
+            f", {_fmt_diff(diff[k])} over the {name}"
+            for k, name in (("first_100_acc", "first 100"), ("final_acc", "last 100"))
+            if k in diff
+        )  # windows that fit
+        + f" ({int(confidence * 100)} % CI)."
+    )

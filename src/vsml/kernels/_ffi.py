@@ -34,8 +34,10 @@ def load() -> tuple[ctypes.CDLL | None, str]:
     except (ImportError, ValueError):
         spec = None
     if spec is None or not spec.origin:
-        return None, ("the compiled extension vsml._vsml_kernels is not installed (no C++ compiler or jaxlib "
-                      "headers when vsml was installed? reinstall with `pip install -e .` and see its log)")
+        return None, (
+            "the compiled extension vsml._vsml_kernels is not installed (no C++ compiler or jaxlib "
+            "headers when vsml was installed? reinstall with `pip install -e .` and see its log)"
+        )
     try:
         lib = ctypes.CDLL(spec.origin)
         lib.vsml_build_info.restype = ctypes.c_char_p

@@ -65,7 +65,6 @@ class FusedKernelWarning(UserWarning):
     """``kernel: auto`` fell back to the pure-JAX (XLA) kernels."""
 
 
-
 # The mesh whose devices each run the fused calls traced under `per_device` on their own share
 # (None: calls are traced as they are, one call over whatever operands XLA gives them).
 _PER_DEVICE: contextvars.ContextVar = contextvars.ContextVar("vsml_kernel_per_device", default=None)
@@ -80,7 +79,9 @@ def per_device(mesh):
     share. Outside such a ``vmap`` the call runs whole on every device (replicated operands),
     as an unpartitioned custom call would. Nested uses keep the outer mesh."""
     outer = _PER_DEVICE.get()
-    token = _PER_DEVICE.set(outer if outer is not None else (mesh if mesh is not None and mesh.devices.size > 1 else None))
+    token = _PER_DEVICE.set(
+        outer if outer is not None else (mesh if mesh is not None and mesh.devices.size > 1 else None)
+    )
     try:
         yield
     finally:
@@ -147,8 +148,10 @@ def unavailable_reason() -> str | None:
         try:
             _smoke_test()
         except Exception as e:  # noqa: BLE001
-            return (f"the compiled kernel ({_ffi.build_info()}) does not work with the installed jaxlib "
-                    f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); reinstall vsml to rebuild it")
+            return (
+                f"the compiled kernel ({_ffi.build_info()}) does not work with the installed jaxlib "
+                f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); reinstall vsml to rebuild it"
+            )
     return None
 
 
@@ -164,9 +167,12 @@ def _warn_fallback(reason: str) -> None:
     global _warned
     if not _warned:
         _warned = True
-        warnings.warn(f"vsml: fused CPU kernel unavailable, using the pure-JAX (XLA) kernels, which are slower. "
-                      f"Reason: {reason}. Set {ENV_VAR}=xla or kernel: xla to silence this.",
-                      FusedKernelWarning, stacklevel=3)
+        warnings.warn(
+            f"vsml: fused CPU kernel unavailable, using the pure-JAX (XLA) kernels, which are slower. "
+            f"Reason: {reason}. Set {ENV_VAR}=xla or kernel: xla to silence this.",
+            FusedKernelWarning,
+            stacklevel=3,
+        )
 
 
 def resolve_kernel(kind: str = "auto") -> str:
@@ -245,14 +251,18 @@ def _fwd_call(wh, u, v, h, c, ticks, heads, mesh=None):
     if heads is not None:
         ops += [(heads[0], 2), (heads[1], 1)]
     ops, lead = _aligned(*ops)
-    ops[3] = jnp.broadcast_to(ops[3], lead + ops[3].shape[len(lead):])  # h, c: updated in place
-    ops[4] = jnp.broadcast_to(ops[4], lead + ops[4].shape[len(lead):])
+    ops[3] = jnp.broadcast_to(ops[3], lead + ops[3].shape[len(lead) :])  # h, c: updated in place
+    ops[4] = jnp.broadcast_to(ops[4], lead + ops[4].shape[len(lead) :])
     batch, cells, n = ops[3].shape[-3:]
     a, b = ops[1].shape[-2], ops[2].shape[-2]
     r = n if heads is None else ops[5].shape[-1] // 2
     f32 = jnp.float32
-    shapes = (jax.ShapeDtypeStruct(lead + (batch, cells, n), f32), jax.ShapeDtypeStruct(lead + (batch, cells, n), f32),
-              jax.ShapeDtypeStruct(lead + (batch, b, r), f32), jax.ShapeDtypeStruct(lead + (batch, a, r), f32))
+    shapes = (
+        jax.ShapeDtypeStruct(lead + (batch, cells, n), f32),
+        jax.ShapeDtypeStruct(lead + (batch, cells, n), f32),
+        jax.ShapeDtypeStruct(lead + (batch, b, r), f32),
+        jax.ShapeDtypeStruct(lead + (batch, a, r), f32),
+    )
     target = "vsml_dense_fwd" if heads is None else "vsml_dense_fwd_cellnorm"
     call = jax.ffi.ffi_call(target, shapes, vmap_method=VMAP_METHOD, input_output_aliases={3: 0, 4: 1})
     return tuple(_on_each_device(lambda *a: call(*a, ticks=np.int64(ticks)), mesh)(*ops))
@@ -276,7 +286,7 @@ def _bwd_call(ticks, res, cts, mesh=None):
     ops, lead = _aligned(*ops)
     k = len(ops) - 4  # dh_out, dc_out: overwritten in place by dh, dc
     for i in (k, k + 1):
-        ops[i] = jnp.broadcast_to(ops[i], lead + ops[i].shape[len(lead):])
+        ops[i] = jnp.broadcast_to(ops[i], lead + ops[i].shape[len(lead) :])
     f32 = jnp.float32
     base = [wh.shape[-2:], u.shape[-3:], v.shape[-3:], h.shape[-3:], c.shape[-3:]]
     if heads is not None:

@@ -17,6 +17,22 @@ from vsml.learners.registry import make_learner, names, register, unregister
 from vsml.learners.vsml import VSML, LayerSpec, VSMLConfig
 
 __all__ = [
-    "Backprop", "DeltaFWP", "EpisodeResult", "FWM", "Hebbian", "InputError", "LayerSpec", "MetaRNN", "OnlineLearner",
-    "TaskSpec", "VSML", "VSMLConfig", "make_learner", "names", "register", "run_episode", "run_episodes", "unregister",
+    "Backprop",
+    "DeltaFWP",
+    "EpisodeResult",
+    "FWM",
+    "Hebbian",
+    "InputError",
+    "LayerSpec",
+    "MetaRNN",
+    "OnlineLearner",
+    "TaskSpec",
+    "VSML",
+    "VSMLConfig",
+    "make_learner",
+    "names",
+    "register",
+    "run_episode",
+    "run_episodes",
+    "unregister",
 ]

@@ -6,7 +6,8 @@ The network (1 or 2 dense layers, hidden 160, tanh) sizes itself from the :class
 ``(k−1)//2`` before and ``k//2`` after, as VSML's ``conv_padding: same``), on ``[H, W]`` or
 ``[H, W, C]`` inputs; its output is flattened into the dense layers, so
 ``Backprop(conv_channels=4, layers=2, hidden=16)`` is conv 3×3/2, 4 channels → 16 → classes.
-Weights and the optimizer state (optax) live in the per-episode learner state; fresh weights are drawn from the episode key (truncated normal,
+Weights and the optimizer state (optax) live in the per-episode learner state; fresh weights are drawn from the episode
+key (truncated normal,
 std 1/sqrt(fan_in), zero biases). Each step: predict with the current weights, then one gradient
 step on the mean cross-entropy of that step's batch.
 
@@ -84,8 +85,10 @@ class Backprop(OnlineLearner):
         """``(C_in, output units)`` of the conv layer; :class:`InputError` for inputs it cannot take."""
         shape = task.input_shape if len(task.input_shape) == 3 else (*task.input_shape, 1)
         if len(shape) != 3:
-            raise InputError(f"Backprop(conv_channels={self.conv_channels}) needs [H, W] or [H, W, C] inputs, got "
-                             f"input shape {task.input_shape} (do not flatten the episodes)")
+            raise InputError(
+                f"Backprop(conv_channels={self.conv_channels}) needs [H, W] or [H, W, C] inputs, got "
+                f"input shape {task.input_shape} (do not flatten the episodes)"
+            )
         h, w, c = shape
         s = self.conv_stride  # SAME padding (same_padding) adds k - 1 rows and columns: out = (h + k - 1 - k) // s + 1
         return c, ((h - 1) // s + 1) * ((w - 1) // s + 1) * self.conv_channels
@@ -98,8 +101,9 @@ class Backprop(OnlineLearner):
             conv, net = net[0], net[1:]
             img = h if h.ndim == 4 else h[..., None]
             pad = [same_padding(self.conv_kernel)] * 2
-            h = jax.lax.conv_general_dilated(img, conv["w"], (self.conv_stride,) * 2, pad,
-                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            h = jax.lax.conv_general_dilated(
+                img, conv["w"], (self.conv_stride,) * 2, pad, dimension_numbers=("NHWC", "HWIO", "NHWC")
+            )
             h = act(h + conv["b"])
         h = h.reshape(h.shape[0], -1)
         for i, layer in enumerate(net):
@@ -123,8 +127,12 @@ class Backprop(OnlineLearner):
             key, ck = jax.random.split(key)
             c, fan_in = self._conv_geometry(task)
             k = self.conv_kernel
-            conv = [{"w": trunc_normal(ck, (k, k, c, self.conv_channels), 1.0 / math.sqrt(k * k * c)),
-                     "b": jnp.zeros((self.conv_channels,), jnp.float32)}]
+            conv = [
+                {
+                    "w": trunc_normal(ck, (k, k, c, self.conv_channels), 1.0 / math.sqrt(k * k * c)),
+                    "b": jnp.zeros((self.conv_channels,), jnp.float32),
+                }
+            ]
         sizes = [fan_in] + [self.hidden] * (self.layers - 1) + [task.num_classes]
         keys = jax.random.split(key, len(sizes) - 1)
         net = conv + [dense_init(k, a, b) for k, a, b in zip(keys, sizes[:-1], sizes[1:])]

@@ -174,8 +174,9 @@ def run_steps(learner: OnlineLearner, params, state, xs, ys, *, remat: bool = Fa
     return state, EpisodeResult(*(jnp.concatenate(parts) for parts in zip(*outs)))
 
 
-def episode(learner: OnlineLearner, params, key, xs, ys, task: TaskSpec, *, remat: bool = False,
-            truncation: int | None = None):
+def episode(
+    learner: OnlineLearner, params, key, xs, ys, task: TaskSpec, *, remat: bool = False, truncation: int | None = None
+):
     """Pure, traceable episode: fresh state from ``key``, then :func:`run_steps`. Returns (state, result)."""
     state = learner.init_state(params, key, task)
     return run_steps(learner, params, state, xs, ys, remat=remat, truncation=truncation)

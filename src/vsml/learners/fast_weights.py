@@ -83,7 +83,13 @@ class FWM(OnlineLearner):
         self.check_task(task)
         b, d, c = task.batch_size, self.mem_size, task.num_classes
         z = jnp.zeros
-        return {"h": z((b, self.hidden)), "c": z((b, self.hidden)), "mem": z((b, d, d, d)), "err": z((b, c)), "label": z((b, c))}
+        return {
+            "h": z((b, self.hidden)),
+            "c": z((b, self.hidden)),
+            "mem": z((b, d, d, d)),
+            "err": z((b, c)),
+            "label": z((b, c)),
+        }
 
     @staticmethod
     def _lin(p, h):
@@ -92,7 +98,11 @@ class FWM(OnlineLearner):
     def predict(self, params, state, x):
         num_classes = state["err"].shape[-1]
         inp = jnp.concatenate(
-            [flatten_pad(x, self.input_size), pad_last(state["err"], self.num_outputs), pad_last(state["label"], self.num_outputs)],
+            [
+                flatten_pad(x, self.input_size),
+                pad_last(state["err"], self.num_outputs),
+                pad_last(state["label"], self.num_outputs),
+            ],
             axis=-1,
         )
         h, c = lstm_step(params["lstm"], state["h"], state["c"], inp)

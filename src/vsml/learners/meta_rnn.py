@@ -21,7 +21,15 @@ import jax
 import jax.numpy as jnp
 
 from vsml.config import Range, check_ranges
-from vsml.learners._common import check_fixed_size, dense_init, error_signal, flatten_pad, lstm_init, lstm_step, pad_last
+from vsml.learners._common import (
+    check_fixed_size,
+    dense_init,
+    error_signal,
+    flatten_pad,
+    lstm_init,
+    lstm_step,
+    pad_last,
+)
 from vsml.learners.base import OnlineLearner, TaskSpec
 
 

@@ -16,8 +16,8 @@ import dataclasses
 from typing import Any, Callable
 
 from vsml.config import ConfigError, from_dict, parse_yaml, to_dict
-from vsml.learners.backprop import Backprop
 from vsml.errors import did_you_mean
+from vsml.learners.backprop import Backprop
 from vsml.learners.base import OnlineLearner
 from vsml.learners.fast_weights import FWM, DeltaFWP
 from vsml.learners.hebbian import Hebbian

@@ -106,11 +106,15 @@ class VSMLConfig:
     separate_backward_rnn: bool = False  # own sub-RNN(s) for that sweep (needs backward_pass)
     label_feeding: bool = False  # feed one-hot y_{t-1} next to the error
     init_c_fraction: Annotated[float, Range("[0,1]")] = 0.5  # fraction of c drawn at random per episode ("weights")
-    merge_fraction: Annotated[float, Range("[0,1]")] = 0.5  # fraction of h and c averaged over the batch before each step
+    merge_fraction: Annotated[float, Range("[0,1]")] = (
+        0.5  # fraction of h and c averaged over the batch before each step
+    )
     output_bound: Annotated[float, Range(">=0")] = 100.0  # ŷ = bound·tanh(ŷ/bound); 0 disables
     kernel: Literal["auto", "fused", "xla"] = "auto"  # dense-layer tick: fused C++ kernel or XLA (vsml.kernels)
     bias: bool = False  # one constant input unit per layer (dense layers only; docs/vsml.md "Biases")
-    hidden_bias_input: Annotated[float, Range("any")] = 5.0  # prediction channel of that unit above the first layer (tanh(5) = 0.9999)
+    hidden_bias_input: Annotated[float, Range("any")] = (
+        5.0  # prediction channel of that unit above the first layer (tanh(5) = 0.9999)
+    )
     # semantic choices: default = the authors' code; the other value = this library's older semantics
     layer_norm_placement: Literal["cell", "reduced"] = "cell"  # LN each cell's message, then reduce / reduce, then LN
     backward_inputs: Literal["replay", "zeros"] = "replay"  # what the two sweeps of backward_pass see (docs/vsml.md)
@@ -283,8 +287,7 @@ def layer_geometry(config: VSMLConfig, input_shape: tuple[int, ...], num_classes
 # Sub-RNN parameters
 
 
-def init_cell_params(key: jax.Array, state_size: int, message_size: int, layer_norm: bool,
-                     init: str = "joint") -> dict:
+def init_cell_params(key: jax.Array, state_size: int, message_size: int, layer_norm: bool, init: str = "joint") -> dict:
     """Parameters of one sub-RNN: truncated normal (±2) weights, zero biases, LayerNorm scale 1.
 
     ``init="joint"`` (the authors'): the LSTM kernel over ``[fwd_in, bwd_in, h]`` is drawn as one
@@ -447,8 +450,10 @@ def dense_layer(p, h, c, fwd_in, bwd_in, geom: DenseGeom, config: VSMLConfig):
     v = matmul(bwd_in, p["wx"][m:]) + p["b"]  # [batch, B, 4N]
     # resolved at trace time (config, VSML_KERNEL, availability); unsupported operands: XLA below
     cell_norm = _ln_per_cell(config)
-    if kernels.resolve_kernel(config.kernel) == "fused" and kernels.unsupported(
-            h, c, u, v, *p.values(), state_size=n, head_size=m if cell_norm else None) is None:
+    if (
+        kernels.resolve_kernel(config.kernel) == "fused"
+        and kernels.unsupported(h, c, u, v, *p.values(), state_size=n, head_size=m if cell_norm else None) is None
+    ):
         return kernels.fused_dense_layer(p, h, c, u, v, geom, config, cell_norm=cell_norm)
     uv = outer_add(u, v)  # [batch, A·B, 4N]
     for _ in range(config.micro_ticks):
@@ -546,8 +551,7 @@ def bound_output(y: jax.Array, bound: float) -> jax.Array:
     return bound * jnp.tanh(y / bound) if bound > 0 else y
 
 
-def error_message(logits, y, num_classes: int, message_size: int, label_feeding: bool,
-                  error_scale: str = "batch_mean"):
+def error_message(logits, y, num_classes: int, message_size: int, label_feeding: bool, error_scale: str = "batch_mean"):
     """Backward input of the last layer: ``[batch, C, M]``, the error in channel 0 (and y in 1).
 
     The error is the gradient of the cross-entropy w.r.t. the (bounded) logits: of its batch mean,

@@ -14,14 +14,41 @@ from vsml.meta.gradient import GradientConfig, GradientDescent
 from vsml.meta.objective import MetaProblem, ObjectiveConfig
 from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics
 from vsml.meta.persistent import LifetimeConfig
-from vsml.meta.pes import PESConfig, PersistentES
+from vsml.meta.pes import PersistentES, PESConfig
 from vsml.meta.registry import make_meta_optimizer, names, register
 from vsml.meta.tbptt import TBPTTConfig, TruncatedBPTT
-from vsml.meta.trainer import MetaConfig, MetaOptimizerSpec, MetaTrainer, MetaTrainingError, TrainResult, load_meta_config
+from vsml.meta.trainer import (
+    MetaConfig,
+    MetaOptimizerSpec,
+    MetaTrainer,
+    MetaTrainingError,
+    TrainResult,
+    load_meta_config,
+)
 
 __all__ = [
-    "AntitheticES", "ESConfig", "GradientConfig", "GradientDescent", "LifetimeConfig", "MetaConfig", "MetaOptimizer",
-    "MetaOptimizerSpec", "MetaProblem", "MetaState", "MetaTrainer", "MetaTrainingError", "ObjectiveConfig", "PESConfig",
-    "PersistentES", "Stage", "StepMetrics", "TBPTTConfig", "TrainResult", "TruncatedBPTT", "load_meta_config",
-    "make_meta_optimizer", "names", "register",
+    "AntitheticES",
+    "ESConfig",
+    "GradientConfig",
+    "GradientDescent",
+    "LifetimeConfig",
+    "MetaConfig",
+    "MetaOptimizer",
+    "MetaOptimizerSpec",
+    "MetaProblem",
+    "MetaState",
+    "MetaTrainer",
+    "MetaTrainingError",
+    "ObjectiveConfig",
+    "PESConfig",
+    "PersistentES",
+    "Stage",
+    "StepMetrics",
+    "TBPTTConfig",
+    "TrainResult",
+    "TruncatedBPTT",
+    "load_meta_config",
+    "make_meta_optimizer",
+    "names",
+    "register",
 ]

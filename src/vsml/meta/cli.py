@@ -19,9 +19,10 @@ from vsml.limits import ranged
 def register(subparsers) -> None:
     """Add the ``meta-train`` sub-command."""
     p = subparsers.add_parser(
-        "meta-train", help="meta-train a learning algorithm (gradient or ES) from a YAML config",
+        "meta-train",
+        help="meta-train a learning algorithm (gradient or ES) from a YAML config",
         description="Meta-train the meta-parameters of a learner. CONFIG is a YAML file (see configs/meta_*.yaml); "
-                    "key.sub=value overrides follow it, e.g. iterations=200 gradient.lr=3e-3.",
+        "key.sub=value overrides follow it, e.g. iterations=200 gradient.lr=3e-3.",
     )
     _add_args(p)
     p.set_defaults(func=cmd_meta_train)
@@ -31,20 +32,38 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="YAML config file")
     p.add_argument("overrides", nargs="*", help="dotted overrides key.sub=value (values parsed as YAML)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in the out folder")
-    p.add_argument("--allow-change", action="append", default=[], metavar="KEY",
-                   help="with --resume: let this dotted config key (or section) differ from the checkpoint's, "
-                        "to continue a run with a changed recipe on purpose (repeatable; recorded in the checkpoints)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="start afresh in an out folder that holds an earlier run: removes that run's files (checkpoints, "
-                        "logs, learner, best) and keeps everything else (default: refuse)")
+    p.add_argument(
+        "--allow-change",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="with --resume: let this dotted config key (or section) differ from the checkpoint's, "
+        "to continue a run with a changed recipe on purpose (repeatable; recorded in the checkpoints)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh in an out folder that holds an earlier run: removes that run's files (checkpoints, "
+        "logs, learner, best) and keeps everything else (default: refuse)",
+    )
     p.add_argument("--out", default=None, help="output folder (default: config 'out', else runs/meta/<name>)")
     p.add_argument("--no-progress", action="store_true", help="plain log lines instead of a progress bar")
     p.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
-    p.add_argument("--wait-lock", type=ranged(float, ">=0"), default=0.0, metavar="SECONDS",
-                   help="wait up to this long for another run holding the out folder to end (default: fail at once)")
-    p.add_argument("--time-limit", type=ranged(float, ">0"), default=None, metavar="SECONDS",
-                   help="stop gracefully once this much wall-clock time has passed, as on SIGTERM: finish the "
-                        "current iteration, write a checkpoint, exit 143 (a borrowed machine, a scheduler slot)")
+    p.add_argument(
+        "--wait-lock",
+        type=ranged(float, ">=0"),
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to this long for another run holding the out folder to end (default: fail at once)",
+    )
+    p.add_argument(
+        "--time-limit",
+        type=ranged(float, ">0"),
+        default=None,
+        metavar="SECONDS",
+        help="stop gracefully once this much wall-clock time has passed, as on SIGTERM: finish the "
+        "current iteration, write a checkpoint, exit 143 (a borrowed machine, a scheduler slot)",
+    )
 
 
 def _command(args) -> str:
@@ -105,8 +124,11 @@ def cmd_meta_train(args) -> int:
     trainer = MetaTrainer(cfg, command=_command(args), lock_wait=getattr(args, "wait_lock", 0.0))
     timer = _stop_after(args.time_limit) if getattr(args, "time_limit", None) else None
     try:
-        result = trainer.run(resume=args.resume, overwrite=getattr(args, "overwrite", False),
-                             allow_changes=tuple(getattr(args, "allow_change", ())))
+        result = trainer.run(
+            resume=args.resume,
+            overwrite=getattr(args, "overwrite", False),
+            allow_changes=tuple(getattr(args, "allow_change", ())),
+        )
     except OSError as e:  # not a checked write: say how to continue all the same
         raise OutputError(f"{e}; continue with: {trainer.resume_command}") from None
     finally:

@@ -40,7 +40,9 @@ class Stage:
     iterations: Annotated[int | None, Range(">=1")] = None  # advance after this many iterations in the stage
     loss_below: Annotated[float | None, Range("any")] = None  # ... or when the meta-loss EMA drops below this
     min_iterations: Annotated[int, Range(">=0")] = 0
-    lr: Annotated[float | None, Range(">0")] = None  # meta learning rate in this stage (None: the method's own, e.g. gradient.lr)
+    lr: Annotated[float | None, Range(">0")] = (
+        None  # meta learning rate in this stage (None: the method's own, e.g. gradient.lr)
+    )
 
     def __post_init__(self):
         check_ranges(self, "curriculum stage")
@@ -88,8 +90,13 @@ class Curriculum:
         """The base sampler config with stage ``stage``'s overrides applied."""
         st = self.stages[stage]
         data = to_dict(base)
-        for field, key in (("classes", "num_classes"), ("steps", "steps"), ("projection", "projection"),
-                           ("permutation", "permutation"), ("image_size", "image_size")):
+        for field, key in (
+            ("classes", "num_classes"),
+            ("steps", "steps"),
+            ("projection", "projection"),
+            ("permutation", "permutation"),
+            ("image_size", "image_size"),
+        ):
             v = getattr(st, field)
             if v is not None:
                 data[key] = to_dict(v)

@@ -42,7 +42,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from vsml.config import ConfigError, Range, check_ranges
 from vsml.errors import VSMLError
@@ -161,8 +162,10 @@ def _startup_message(cfg: DistributedConfig, kwargs: dict) -> str:
     else:
         if n == 2 and me in (0, 1):
             msg += f". Process {1 - me} has not joined"
-        msg += (". Start every process with the same VSML_COORDINATOR and VSML_NUM_PROCESSES and a distinct "
-                "VSML_PROCESS_ID in 0..n-1 (or the same scheduler launch), or raise distributed.startup_timeout")
+        msg += (
+            ". Start every process with the same VSML_COORDINATOR and VSML_NUM_PROCESSES and a distinct "
+            "VSML_PROCESS_ID in 0..n-1 (or the same scheduler launch), or raise distributed.startup_timeout"
+        )
     return msg
 
 
@@ -191,11 +194,14 @@ def initialize(setting="auto") -> bool:
     except Exception:  # noqa: BLE001 - a jax without the option
         pass
     # Our own watchdogs end a wait first: the runtime's timeouts end it with an abort.
-    timeouts = dict(initialization_timeout=int(cfg.startup_timeout) + 60,
-                    heartbeat_timeout_seconds=2 * int(cfg.peer_timeout) + 10,
-                    shutdown_timeout_seconds=max(2, int(cfg.peer_timeout)))
-    watchdog = threading.Timer(cfg.startup_timeout, lambda: hard_exit(
-        EXIT_PEER_LOST, f"vsml: error: {_startup_message(cfg, kwargs)}"))
+    timeouts = dict(
+        initialization_timeout=int(cfg.startup_timeout) + 60,
+        heartbeat_timeout_seconds=2 * int(cfg.peer_timeout) + 10,
+        shutdown_timeout_seconds=max(2, int(cfg.peer_timeout)),
+    )
+    watchdog = threading.Timer(
+        cfg.startup_timeout, lambda: hard_exit(EXIT_PEER_LOST, f"vsml: error: {_startup_message(cfg, kwargs)}")
+    )
     watchdog.daemon = True
     watchdog.start()
     try:
@@ -228,9 +234,12 @@ class _PeerWatch(threading.Thread):
     def _fire(self, who: str, why: str) -> None:
         if self.stopped.is_set():
             return
-        hard_exit(EXIT_PEER_LOST, f"vsml: error: process {self.me} lost contact with {who}: {why}. This {self.n}-process run "
-                  f"cannot continue; every process stops. Check that process (and its host), then restart all {self.n} "
-                  "with --resume (the last checkpoint is intact)")
+        hard_exit(
+            EXIT_PEER_LOST,
+            f"vsml: error: process {self.me} lost contact with {who}: {why}. This {self.n}-process run "
+            f"cannot continue; every process stops. Check that process (and its host), then restart all {self.n} "
+            "with --resume (the last checkpoint is intact)",
+        )
 
     def _get(self, key: str):
         try:
@@ -248,8 +257,14 @@ class _PeerWatch(threading.Thread):
         while not self.stopped.wait(interval):
             count += 1
             now = time.monotonic()
-            guard = threading.Timer(self.timeout, self._fire, ("the coordinator (process 0)",
-                                    f"it stopped answering for {self.timeout:g} s (distributed.peer_timeout)"))
+            guard = threading.Timer(
+                self.timeout,
+                self._fire,
+                (
+                    "the coordinator (process 0)",
+                    f"it stopped answering for {self.timeout:g} s (distributed.peer_timeout)",
+                ),
+            )
             guard.daemon = True
             guard.start()
             try:
@@ -266,8 +281,11 @@ class _PeerWatch(threading.Thread):
                 if peer not in seen or seen[peer][0] != v:
                     seen[peer] = (v, now if peer in seen or v is not None else t_start)
                 elif now - seen[peer][1] > self.timeout:
-                    self._fire(f"process {peer}", f"no sign of life for {self.timeout:g} s (distributed.peer_timeout); it "
-                               "hangs, or its host is unreachable")
+                    self._fire(
+                        f"process {peer}",
+                        f"no sign of life for {self.timeout:g} s (distributed.peer_timeout); it "
+                        "hangs, or its host is unreachable",
+                    )
 
 
 def is_multiprocess() -> bool:
@@ -314,14 +332,18 @@ def agree(record: dict, timeout: float, what: str = "run") -> None:
     with contextlib.suppress(Exception):  # nobody leaves before everyone has read every record
         client.wait_at_barrier(f"{key}/read", int(timeout * 1000))
     if missing:
-        raise PeerLostError(f"process(es) {', '.join(map(str, missing))} did not report their {what} settings within "
-                            f"{timeout:g} s (distributed.startup_timeout); restart every process")
+        raise PeerLostError(
+            f"process(es) {', '.join(map(str, missing))} did not report their {what} settings within "
+            f"{timeout:g} s (distributed.startup_timeout); restart every process"
+        )
     failed = {i: r["error"] for i, r in records.items() if r.get("error")}
     if failed and len(failed) == n and len(set(failed.values())) == 1:
         raise DistributedError(f"{what} cannot start (every process found the same): {failed[0]}")
     if failed:
-        raise DistributedError(f"{what} cannot start on every process, so none starts: "
-                               + "; ".join(f"process {i}: {e}" for i, e in failed.items()))
+        raise DistributedError(
+            f"{what} cannot start on every process, so none starts: "
+            + "; ".join(f"process {i}: {e}" for i, e in failed.items())
+        )
     flat = {i: _flatten({k: v for k, v in r.items() if k != "error"}) for i, r in records.items()}
     keys = sorted(set().union(*flat.values()))
     diffs = []
@@ -331,8 +353,10 @@ def agree(record: dict, timeout: float, what: str = "run") -> None:
             diffs.append(f"{k}: " + ", ".join(f"process {i} has {json.dumps(v)}" for i, v in enumerate(values)))
     if diffs:
         shown = "; ".join(diffs[:8]) + (f"; ... ({len(diffs)} differences)" if len(diffs) > 8 else "")
-        raise DistributedError(f"the processes of this {what} disagree, so its results would be wrong: {shown}. "
-                               "Start every process with the same config, overrides, code and run folder")
+        raise DistributedError(
+            f"the processes of this {what} disagree, so its results would be wrong: {shown}. "
+            "Start every process with the same config, overrides, code and run folder"
+        )
 
 
 _max_fns: dict = {}
@@ -351,8 +375,11 @@ def process_max(value: int, mesh: Mesh) -> int:
     return int(np.asarray(fn(arr).addressable_data(0)))
 
 
-_PEER_FAILURE = re.compile(r"gloo|connection (closed|reset|refused)|socket closed|unavailable|heartbeat|"
-                           r"deadline.?exceeded|broken pipe|peer", re.I)
+_PEER_FAILURE = re.compile(
+    r"gloo|connection (closed|reset|refused)|socket closed|unavailable|heartbeat|"
+    r"deadline.?exceeded|broken pipe|peer",
+    re.I,
+)
 
 
 @contextlib.contextmanager
@@ -373,7 +400,8 @@ def peer_guard(where: str = "the run"):
         raise PeerLostError(
             f"process {me} lost contact with {peer}{detail} during {where}: it died or was killed, so this "
             f"{n}-process run cannot continue. Every process stops; restart all {n} with --resume "
-            "(the last checkpoint is intact)") from None
+            "(the last checkpoint is intact)"
+        ) from None
 
 
 def make_mesh() -> Mesh:
@@ -411,6 +439,7 @@ def shard_leading(tree, mesh: Mesh):
 def place_leading(tree, mesh: Mesh):
     """Host pytree (the whole global arrays, on every process) -> global arrays split over the mesh
     along their leading axis (replicated where it does not divide evenly)."""
+
     def put(leaf):
         arr = np.asarray(leaf)
         return jax.make_array_from_callback(arr.shape, _leading_sharding(arr.shape, mesh), lambda idx: arr[idx])
@@ -437,6 +466,7 @@ def to_host(tree):
     process (:func:`jax.experimental.multihost_utils.process_allgather`), so a checkpoint holds
     every process's lifetimes. Gathering is a collective: in a multi-process run every process
     must call this at the same point with the same tree."""
+
     def get(leaf):
         if not isinstance(leaf, jax.Array) or leaf.is_fully_addressable:
             return np.asarray(leaf)

@@ -64,7 +64,9 @@ class ESConfig:
     sigma: Annotated[float, Range(">0")] = 0.05
     lr: Annotated[float, Range(">0")] = 0.025
     eps: Annotated[float, Range(">0")] = 1e-8  # Adam's epsilon
-    trainable: tuple[str, ...] = ()  # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
+    trainable: tuple[
+        str, ...
+    ] = ()  # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
     clip: Annotated[float, Range(">=0")] = 0.0
     fitness_shaping: Shaping | bool = "none"  # a FITNESS_SHAPING name (true/false: centered_ranks/none)
     episodes: Literal["member", "pair"] = "member"
@@ -76,7 +78,9 @@ class ESConfig:
         if isinstance(self.fitness_shaping, bool):
             object.__setattr__(self, "fitness_shaping", "centered_ranks" if self.fitness_shaping else "none")
         if self.fitness_shaping not in FITNESS_SHAPING:
-            raise ConfigError(f"es.fitness_shaping must be one of {sorted(FITNESS_SHAPING)}, got {self.fitness_shaping!r}")
+            raise ConfigError(
+                f"es.fitness_shaping must be one of {sorted(FITNESS_SHAPING)}, got {self.fitness_shaping!r}"
+            )
         if self.population % 2:
             raise ConfigError(f"es.population must be even (antithetic pairs), got {self.population}")
         if self.episodes not in ("member", "pair"):
@@ -105,8 +109,9 @@ def antithetic_gradient(loss_fn, flat: jax.Array, keys: jax.Array, cfg: ESConfig
 
     # One vmap over all members (a single batched inner loop), pair-major so a device keeps its pairs.
     thetas, mkeys = jax.vmap(members)(keys)
-    loss, acc = chunked_map(lambda a: loss_fn(*a), (thetas.reshape(2 * pairs, -1), mkeys.reshape(2 * pairs, -1)),
-                            mesh, cfg.chunk)
+    loss, acc = chunked_map(
+        lambda a: loss_fn(*a), (thetas.reshape(2 * pairs, -1), mkeys.reshape(2 * pairs, -1)), mesh, cfg.chunk
+    )
     lp, ln = loss.reshape(pairs, 2).T
     finite = jnp.all(jnp.isfinite(lp)) & jnp.all(jnp.isfinite(ln))
     shaped = FITNESS_SHAPING[cfg.fitness_shaping](jnp.concatenate([lp, ln]))
@@ -145,6 +150,7 @@ class AntitheticES(MetaOptimizer):
         fmask = None if mask is None else ravel_pytree(mask)[0]
         g, loss, acc, finite = antithetic_gradient(loss_fn, flat, keys, cfg, problem.mesh, fmask)
         loss = jnp.where(finite, loss, jnp.nan)
-        params, opt_state, gnorm, ok = guarded_update(self.update_rule(lr), state.params, state.opt_state, unravel(g), loss,
-                                                      mask=mask)
+        params, opt_state, gnorm, ok = guarded_update(
+            self.update_rule(lr), state.params, state.opt_state, unravel(g), loss, mask=mask
+        )
         return MetaState(params, opt_state, state.inner), StepMetrics(loss, acc, gnorm, ok)

@@ -32,9 +32,15 @@ class GradientConfig:
     remat: bool = True
     b1: Annotated[float, Range("[0,1)")] = 0.9
     b2: Annotated[float, Range("[0,1)")] = 0.999
-    eps: Annotated[float, Range(">0")] = 1e-8  # Adam's epsilon (a much smaller one shortens chance plateaus: Kirsch et al. 2022)
-    trainable: tuple[str, ...] = ()  # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
-    chunk: Annotated[int | None, Range(">=1")] = None  # episodes differentiated at once per device; gradients averaged (memory)
+    eps: Annotated[float, Range(">0")] = (
+        1e-8  # Adam's epsilon (a much smaller one shortens chance plateaus: Kirsch et al. 2022)
+    )
+    trainable: tuple[
+        str, ...
+    ] = ()  # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
+    chunk: Annotated[int | None, Range(">=1")] = (
+        None  # episodes differentiated at once per device; gradients averaged (memory)
+    )
 
     def __post_init__(self):
         check_ranges(self, "gradient")
@@ -74,7 +80,10 @@ class GradientDescent(MetaOptimizer):
             loss, acc, grads = loss.mean(), acc.mean(), jax.tree_util.tree_map(lambda g: g.mean(0), grads)
         else:
             keys = shard_batch(keys, mesh)
-            (loss, acc), grads = jax.value_and_grad(lambda p: problem.meta_loss(p, keys, cfg.remat), has_aux=True)(params)
-        params, opt_state, gnorm, finite = guarded_update(self.update_rule(lr), params, state.opt_state, grads, loss,
-                                                          mask=self.mask(params))
+            (loss, acc), grads = jax.value_and_grad(lambda p: problem.meta_loss(p, keys, cfg.remat), has_aux=True)(
+                params
+            )
+        params, opt_state, gnorm, finite = guarded_update(
+            self.update_rule(lr), params, state.opt_state, grads, loss, mask=self.mask(params)
+        )
         return MetaState(params, opt_state, state.inner), StepMetrics(loss, acc, gnorm, finite)

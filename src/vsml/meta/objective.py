@@ -57,20 +57,30 @@ class ObjectiveConfig:
     last_steps: Annotated[int, Range(">=1")] = 1
     truncation: Annotated[int | None, Range(">=1")] = None
     normalize: bool = False  # divide each episode's loss by log(num_classes) (its chance level)
-    bands: Annotated[tuple[int, ...], Range(">=1")] = ()  # step-band boundaries: each band's mean loss counts equally (see module docstring)
-    band_share: Annotated[float, Range("[0,1]")] = 1.0  # share of the band-balanced mean in the objective; the rest is the plain mean
+    bands: Annotated[
+        tuple[int, ...], Range(">=1")
+    ] = ()  # step-band boundaries: each band's mean loss counts equally (see module docstring)
+    band_share: Annotated[float, Range("[0,1]")] = (
+        1.0  # share of the band-balanced mean in the objective; the rest is the plain mean
+    )
 
     def __post_init__(self):
         if self.kind not in ("online", "last"):
             raise ConfigError(f"objective.kind must be 'online' or 'last', got {self.kind!r}")
         check_ranges(self, "objective")
         bands = tuple(self.bands)
-        if any(not isinstance(b, int) or isinstance(b, bool) or b < 1 for b in bands) or list(bands) != sorted(set(bands)):
-            raise ConfigError(f"objective.bands must be strictly increasing integers >= 1 (step boundaries), got {list(bands)}")
+        if any(not isinstance(b, int) or isinstance(b, bool) or b < 1 for b in bands) or list(bands) != sorted(
+            set(bands)
+        ):
+            raise ConfigError(
+                f"objective.bands must be strictly increasing integers >= 1 (step boundaries), got {list(bands)}"
+            )
         if bands and self.kind != "online":
             raise ConfigError("objective.bands weights the steps of the online loss; it needs objective.kind: online")
         if self.band_share != 1.0 and not bands:
-            raise ConfigError("objective.band_share mixes the band-balanced and the plain mean; it needs objective.bands")
+            raise ConfigError(
+                "objective.band_share mixes the band-balanced and the plain mean; it needs objective.bands"
+            )
         object.__setattr__(self, "bands", bands)
         object.__setattr__(self, "band_share", float(self.band_share))
 
@@ -156,7 +166,9 @@ class MetaProblem:
 
     def families(self) -> tuple["MetaProblem", ...]:
         """One single-family problem per task family."""
-        return tuple(MetaProblem(self.learner, t, self.objective, s, self.mesh) for t, s in zip(self.tasks, self.samplers))
+        return tuple(
+            MetaProblem(self.learner, t, self.objective, s, self.mesh) for t, s in zip(self.tasks, self.samplers)
+        )
 
     def episode_loss(self, params, key, remat: bool = True):
         """Draw one episode per family from ``key`` (data and initial state) and score them: ``(loss, accuracy)``."""
@@ -164,8 +176,9 @@ class MetaProblem:
         for f, (task, sampler) in enumerate(zip(self.tasks, self.samplers)):
             k_data, k_state = jax.random.split(key if f == 0 else jax.random.fold_in(key, f))
             xs, ys = sampler.sample_episode(k_data)
-            _, result = episode(self.learner, params, k_state, xs, ys, task, remat=remat,
-                                truncation=self.objective.truncation)
+            _, result = episode(
+                self.learner, params, k_state, xs, ys, task, remat=remat, truncation=self.objective.truncation
+            )
             loss, acc = score(result, self.objective)
             losses.append(loss)
             accs.append(acc)

@@ -93,12 +93,14 @@ class MetaOptimizer:
         works: Adam's state does not depend on the rate), the config's ``clip`` and, where the
         config has them, Adam's ``b1``, ``b2``, ``eps``."""
         c = self.config
-        return make_optimizer(c.lr if lr is None else lr, c.clip, getattr(c, "b1", 0.9), getattr(c, "b2", 0.999),
-                              getattr(c, "eps", 1e-8))
+        return make_optimizer(
+            c.lr if lr is None else lr, c.clip, getattr(c, "b1", 0.9), getattr(c, "b2", 0.999), getattr(c, "eps", 1e-8)
+        )
 
 
-def make_optimizer(lr, clip: float = 0.0, b1: float = 0.9, b2: float = 0.999,
-                   eps: float = 1e-8) -> optax.GradientTransformation:
+def make_optimizer(
+    lr, clip: float = 0.0, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
+) -> optax.GradientTransformation:
     """``clip_by_global_norm(clip)`` (if > 0) followed by Adam: the update rule of every estimator.
     ``lr``: a float or a (traced) float32 scalar; the state layout is the same for both, and so are
     the updates, bit for bit (Adam's step times the rate, one multiplication either way)."""
@@ -135,9 +137,13 @@ def trainable_mask(params, patterns, section: str = "trainable") -> PyTree | Non
     paths = [param_path(p) for p, _ in leaves]
     hit = [any(re.search(p, path) for p in patterns) for path in paths]
     if not any(hit):
-        raise ConfigError(f"{section}.trainable {list(patterns)} matches no meta-parameter; their paths: {', '.join(paths)}")
+        raise ConfigError(
+            f"{section}.trainable {list(patterns)} matches no meta-parameter; their paths: {', '.join(paths)}"
+        )
     flags = iter(hit)
-    return jax.tree_util.tree_map(lambda x: jnp.full(jnp.shape(x), 1.0 if next(flags) else 0.0, jnp.result_type(x)), params)
+    return jax.tree_util.tree_map(
+        lambda x: jnp.full(jnp.shape(x), 1.0 if next(flags) else 0.0, jnp.result_type(x)), params
+    )
 
 
 def guarded_update(optimizer, params, opt_state, grads, loss, mask=None):

@@ -39,8 +39,10 @@ class LifetimeConfig:
     def __post_init__(self):
         check_ranges(self, "lifetime")
         if not self.truncation <= self.min_length <= self.max_length:
-            raise ConfigError("lifetime lengths must satisfy truncation <= min_length <= max_length, got "
-                              f"{self.truncation}, {self.min_length}, {self.max_length}")
+            raise ConfigError(
+                "lifetime lengths must satisfy truncation <= min_length <= max_length, got "
+                f"{self.truncation}, {self.min_length}, {self.max_length}"
+            )
 
 
 class Particles(NamedTuple):
@@ -79,13 +81,18 @@ def renew(particles: Particles, sampler, key, cfg: LifetimeConfig) -> tuple[Part
     reset = particles.t >= particles.length
     task, life, length = jax.vmap(lambda k: new_lifetime(sampler, k, cfg))(jax.random.split(key, n))
     pick = lambda new, old: select(reset, new, old)  # noqa: E731
-    out = Particles(pick(task, particles.task), pick(life, particles.key), jnp.where(reset, 0, particles.t),
-                    jnp.where(reset, length, particles.length))
+    out = Particles(
+        pick(task, particles.task),
+        pick(life, particles.key),
+        jnp.where(reset, 0, particles.t),
+        jnp.where(reset, length, particles.length),
+    )
     return out, reset
 
 
 def select(mask: jax.Array, new: PyTree, old: PyTree) -> PyTree:
     """Per-particle choice: ``new`` where ``mask [P]`` is true, else ``old`` (any pytree, leading axis P)."""
+
     def one(a, b):
         return jnp.where(mask.reshape((-1,) + (1,) * (a.ndim - 1)), a, b)
 
@@ -94,6 +101,7 @@ def select(mask: jax.Array, new: PyTree, old: PyTree) -> PyTree:
 
 def truncation_data(particles: Particles, sampler, steps: int):
     """The next ``steps`` examples of every particle: ``xs [P, steps, batch, ...]``, ``ys [P, steps, batch]``."""
+
     def one(task, key, t):
         return sampler.sample_steps(task, jax.random.fold_in(key, t), steps)
 
@@ -103,7 +111,9 @@ def truncation_data(particles: Particles, sampler, steps: int):
 def truncation_weights(particles: Particles, objective, steps: int) -> jax.Array:
     """Step weights ``[P, steps]`` of every particle's next truncation under ``objective.bands``
     (:func:`vsml.meta.objective.step_weights` at the particle's lifetime position; all ones without bands)."""
-    return jax.vmap(lambda t, n: step_weights(objective.bands, t, steps, n, objective.band_share))(particles.t, particles.length)
+    return jax.vmap(lambda t, n: step_weights(objective.bands, t, steps, n, objective.band_share))(
+        particles.t, particles.length
+    )
 
 
 def advance(particles: Particles, steps: int) -> Particles:

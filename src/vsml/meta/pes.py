@@ -5,7 +5,8 @@ inner-loop lifetimes, as a meta-optimizer value.
     state = opt.init(params, key, problem)          # particles: tasks, lifetime positions, learner states
     state, metrics = opt.step(state, key, problem)  # every lifetime advances by one truncation
 
-Each of ``population / 2`` antithetic pairs (per task family of the problem) follows one lifetime (:mod:`vsml.meta.persistent`):
+Each of ``population / 2`` antithetic pairs (per task family of the problem) follows one lifetime
+(:mod:`vsml.meta.persistent`):
 its two members run the same examples with meta-parameters θ + σz and θ − σz, where z ~ N(0, I) is
 drawn afresh every truncation, and each member keeps its own learner state from truncation to
 truncation. PES accumulates the noise of the current lifetime, Z = Σ z, and estimates
@@ -58,7 +59,9 @@ class PESConfig:
     sigma: Annotated[float, Range(">0")] = 0.05
     lr: Annotated[float, Range(">0")] = 0.01
     eps: Annotated[float, Range(">0")] = 1e-8  # Adam's epsilon
-    trainable: tuple[str, ...] = ()  # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
+    trainable: tuple[
+        str, ...
+    ] = ()  # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
     clip: Annotated[float, Range(">=0")] = 0.0
     lifetime: ps.LifetimeConfig = ps.LifetimeConfig()
     chunk: Annotated[int | None, Range(">=1")] = 8  # members unrolled at once per device (memory / cache); null: all
@@ -130,8 +133,13 @@ class PersistentES(MetaOptimizer):
         for f, fam in enumerate(problem.families()):
             k_p, k_s = jax.random.split(jax.random.fold_in(key, f))
             particles = ps.init_particles(fam.sampler, k_p, pairs, self.config.lifetime)
-            out.append(PESInner(particles, self._fresh_states(params, jax.random.split(k_s, pairs), fam),
-                                jnp.zeros((pairs, flat.shape[0]), flat.dtype)))
+            out.append(
+                PESInner(
+                    particles,
+                    self._fresh_states(params, jax.random.split(k_s, pairs), fam),
+                    jnp.zeros((pairs, flat.shape[0]), flat.dtype),
+                )
+            )
         return tuple(shard_leading(i, fam.mesh) for i, fam in zip(out, problem.families()))
 
     def init(self, params, key, problem) -> MetaState:
@@ -166,8 +174,9 @@ class PersistentES(MetaOptimizer):
         if trained is not None:
             tflat = ravel_pytree(trained)[0]
             mask = tflat if mask is None else mask * tflat
-        g, noise, states, loss, acc = pes_estimate(unroll, flat, states, noise, (xs, ys, ws), keys, cfg.sigma, fam.mesh, cfg.chunk,
-                                                   mask)
+        g, noise, states, loss, acc = pes_estimate(
+            unroll, flat, states, noise, (xs, ys, ws), keys, cfg.sigma, fam.mesh, cfg.chunk, mask
+        )
         ok = jnp.isfinite(loss).reshape(-1, 2).all(axis=1)
         particles = ps.advance(particles, life.truncation)
         particles = particles._replace(t=jnp.where(ok, particles.t, particles.length))  # diverged: restart next step
@@ -188,7 +197,8 @@ class PersistentES(MetaOptimizer):
             losses.append(loss)
             accs.append(acc)
         g, loss, acc = sum(grads) / len(grads), sum(losses) / len(losses), sum(accs) / len(accs)
-        params, opt_state, gnorm, finite = guarded_update(self.update_rule(lr), state.params, state.opt_state, unravel(g), loss,
-                                                          mask=self.mask(state.params))
+        params, opt_state, gnorm, finite = guarded_update(
+            self.update_rule(lr), state.params, state.opt_state, unravel(g), loss, mask=self.mask(state.params)
+        )
         inners = tuple(shard_leading(i, fam.mesh) for i, fam in zip(inners, problem.families()))
         return MetaState(params, opt_state, inners), StepMetrics(loss, acc, gnorm, finite)

@@ -42,8 +42,10 @@ def names() -> list[str]:
 def _config_class_of(cls: type) -> type:
     hint = typing.get_type_hints(cls).get("config") if dataclasses.is_dataclass(cls) else None
     if hint is None or not dataclasses.is_dataclass(hint):
-        raise TypeError(f"{cls.__name__}: a meta-optimizer is a dataclass with a `config` field typed by its config "
-                        "dataclass (or pass config_class=)")
+        raise TypeError(
+            f"{cls.__name__}: a meta-optimizer is a dataclass with a `config` field typed by its config "
+            "dataclass (or pass config_class=)"
+        )
     return hint
 
 

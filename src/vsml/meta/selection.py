@@ -79,13 +79,19 @@ def keep_best_default(keep_best: bool | None, configured: bool, roles: dict[str,
     where = ", ".join(f"{k} ({r})" for k, r in other.items())
     if keep_best is None:
         if configured and roles and not other:
-            return True, (f"eval.keep_best on (the default with validation data: {', '.join(roles)} is neither "
-                          "meta-trained on nor in the protocol's meta-test); set eval.keep_best: false to turn it off")
+            return True, (
+                f"eval.keep_best on (the default with validation data: {', '.join(roles)} is neither "
+                "meta-trained on nor in the protocol's meta-test); set eval.keep_best: false to turn it off"
+            )
         if configured and other:
-            return False, (f"eval.keep_best off: {where} is not validation data, so choosing a checkpoint on it would "
-                           "make it seen; set eval.keep_best: true to choose on it anyway")
+            return False, (
+                f"eval.keep_best off: {where} is not validation data, so choosing a checkpoint on it would "
+                "make it seen; set eval.keep_best: true to choose on it anyway"
+            )
         return False, None
     if keep_best and other:
-        return True, (f"eval.keep_best chooses best.npz on {where}: judge the chosen learner on other datasets "
-                      "(docs/meta_training.md, \"Selection\")")
+        return True, (
+            f"eval.keep_best chooses best.npz on {where}: judge the chosen learner on other datasets "
+            '(docs/meta_training.md, "Selection")'
+        )
     return bool(keep_best), None

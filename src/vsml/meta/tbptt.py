@@ -4,7 +4,8 @@
     state = opt.init(params, key, problem)
     state, metrics = opt.step(state, key, problem)
 
-Each particle (per task family of the problem) follows one lifetime (:mod:`vsml.meta.persistent`); a meta-step runs the next
+Each particle (per task family of the problem) follows one lifetime (:mod:`vsml.meta.persistent`); a meta-step runs the
+next
 truncation of every lifetime from the state the previous truncation left (gradients stopped at the
 boundary) and takes one Adam step on the gradient of the mean online loss of those truncations.
 Cheaper than :mod:`vsml.meta.pes` per meta-step (one member per lifetime, exact gradients within a
@@ -40,8 +41,12 @@ class TBPTTConfig:
     clip: Annotated[float, Range(">=0")] = 25.0
     b1: Annotated[float, Range("[0,1)")] = 0.9
     b2: Annotated[float, Range("[0,1)")] = 0.999
-    eps: Annotated[float, Range(">0")] = 1e-8  # Adam's epsilon (a much smaller one shortens chance plateaus: Kirsch et al. 2022)
-    trainable: tuple[str, ...] = ()  # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
+    eps: Annotated[float, Range(">0")] = (
+        1e-8  # Adam's epsilon (a much smaller one shortens chance plateaus: Kirsch et al. 2022)
+    )
+    trainable: tuple[
+        str, ...
+    ] = ()  # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
     remat: bool = True
     lifetime: ps.LifetimeConfig = ps.LifetimeConfig()
 
@@ -75,8 +80,12 @@ class TruncatedBPTT(MetaOptimizer):
         n, out = self.config.particles, []
         for f, fam in enumerate(problem.families()):
             k_p, k_s = jax.random.split(jax.random.fold_in(key, f))
-            out.append(TBPTTInner(ps.init_particles(fam.sampler, k_p, n, self.config.lifetime),
-                                  self._fresh_states(params, jax.random.split(k_s, n), fam)))
+            out.append(
+                TBPTTInner(
+                    ps.init_particles(fam.sampler, k_p, n, self.config.lifetime),
+                    self._fresh_states(params, jax.random.split(k_s, n), fam),
+                )
+            )
         return tuple(shard_leading(i, fam.mesh) for i, fam in zip(out, problem.families()))
 
     def init(self, params, key, problem) -> MetaState:
@@ -121,9 +130,12 @@ class TruncatedBPTT(MetaOptimizer):
         inners = []
         for (particles, _, _), (states, ok) in zip(prepared, outs):
             particles = ps.advance(particles, life.truncation)
-            particles = particles._replace(t=jnp.where(ok, particles.t, particles.length))  # diverged: restart next step
+            particles = particles._replace(
+                t=jnp.where(ok, particles.t, particles.length)
+            )  # diverged: restart next step
             inners.append(TBPTTInner(particles, states))
-        params, opt_state, gnorm, finite = guarded_update(self.update_rule(lr), state.params, state.opt_state, grads, loss,
-                                                          mask=self.mask(state.params))
+        params, opt_state, gnorm, finite = guarded_update(
+            self.update_rule(lr), state.params, state.opt_state, grads, loss, mask=self.mask(state.params)
+        )
         inners = tuple(shard_leading(i, fam.mesh) for i, (_, _, fam) in zip(inners, prepared))
         return MetaState(params, opt_state, inners), StepMetrics(loss, acc, gnorm, finite)

@@ -135,7 +135,9 @@ class EvalConfig:
     last: Annotated[int, Range(">=1")] = 100
     seed: Annotated[int, Range(">=0")] = 12345
     sampler: dict | None = None  # other SamplerConfig overrides for meta-test (e.g. projection: none)
-    keep_best: bool | None = None  # keep best.npz (best meta-test so far by ``score``); None: on with validation data (vsml.meta.selection)
+    keep_best: bool | None = (
+        None  # keep best.npz (best meta-test so far by ``score``); None: on with validation data (vsml.meta.selection)
+    )
     score: str = "online"  # what keep_best compares, averaged over eval datasets: online | first | balanced
     at_start: bool = False  # also meta-test the starting learner (iteration 0): best.npz is then never worse than it
 
@@ -150,8 +152,11 @@ class EvalConfig:
         """The figure ``keep_best`` maximises: ``score`` averaged over the meta-test datasets."""
         if not results:
             return math.nan
-        pick = {"online": lambda r: r["online"], "first": lambda r: r["first"],
-                "balanced": lambda r: (r["first"] + r["online"] + r["last"]) / 3}[self.score]
+        pick = {
+            "online": lambda r: r["online"],
+            "first": lambda r: r["first"],
+            "balanced": lambda r: (r["first"] + r["online"] + r["last"]) / 3,
+        }[self.score]
         return float(np.mean([pick(r) for r in results.values()]))
 
 
@@ -187,7 +192,9 @@ class MetaConfig:
     iterations: Annotated[int, Range(">=0")] = 1000
     learner: LearnerSpec = LearnerSpec()
     init: str | None = None  # start from a checkpoint / run folder / LA file / shipped LA name
-    init_layers: Annotated[tuple[int, ...] | None, Range(">=0")] = None  # per-layer sub-RNNs: layer k starts from init's sub-RNN init_layers[k]
+    init_layers: Annotated[tuple[int, ...] | None, Range(">=0")] = (
+        None  # per-layer sub-RNNs: layer k starts from init's sub-RNN init_layers[k]
+    )
     data: SamplerConfig = SamplerConfig(datasets=(DatasetSpec("digits"),), flatten=True, steps=100)
     families: tuple[dict, ...] = ()  # task families: SamplerConfig overrides each; every meta-step trains on all
     curriculum: tuple[Stage, ...] = ()
@@ -198,15 +205,21 @@ class MetaConfig:
     checkpoint: CheckpointConfig = CheckpointConfig()
     log: LogConfig = LogConfig()
     max_nonfinite: Annotated[int, Range(">=1")] = 10
-    distributed: Literal["auto", "on", "off"] | dist.DistributedConfig = "auto"  # or {mode, startup_timeout, peer_timeout}
+    distributed: Literal["auto", "on", "off"] | dist.DistributedConfig = (
+        "auto"  # or {mode, startup_timeout, peer_timeout}
+    )
 
     def __post_init__(self):
         check_ranges(self, "")
         if self.init_layers is not None:
             if not self.init:
                 raise ConfigError("init_layers needs `init` (the LA whose per-layer sub-RNNs it maps)")
-            if not self.init_layers or any(not isinstance(i, int) or isinstance(i, bool) or i < 0 for i in self.init_layers):
-                raise ConfigError(f"init_layers must be a non-empty list of sub-RNN indices >= 0, got {self.init_layers!r}")
+            if not self.init_layers or any(
+                not isinstance(i, int) or isinstance(i, bool) or i < 0 for i in self.init_layers
+            ):
+                raise ConfigError(
+                    f"init_layers must be a non-empty list of sub-RNN indices >= 0, got {self.init_layers!r}"
+                )
             object.__setattr__(self, "init_layers", tuple(self.init_layers))
 
     @property
@@ -256,6 +269,7 @@ def _get(tree: dict, dotted: str):
 
 def _same_computation(a, b) -> bool:
     """Equal learners, up to a VSML learner's ``kernel`` setting (which implementation runs, not what it computes)."""
+
     def norm(learner):
         cfg = getattr(learner, "config", None)
         if dataclasses.is_dataclass(learner) and cfg is not None and hasattr(cfg, "kernel"):
@@ -278,8 +292,15 @@ def _takes_lr(opt: MetaOptimizer) -> bool:
 class MetaTrainer:
     """Meta-trains ``config.learner``'s meta-parameters (see module docstring)."""
 
-    def __init__(self, config: MetaConfig, out_dir: str | os.PathLike | None = None, log=None, *,
-                 command: str | None = None, lock_wait: float = 0.0):
+    def __init__(
+        self,
+        config: MetaConfig,
+        out_dir: str | os.PathLike | None = None,
+        log=None,
+        *,
+        command: str | None = None,
+        lock_wait: float = 0.0,
+    ):
         self.config = config
         self.out_dir = Path(out_dir) if out_dir is not None else config.out_dir
         self._log = log or (lambda msg: print(msg, file=sys.stderr))
@@ -289,8 +310,9 @@ class MetaTrainer:
         dist.initialize(config.distributed)
         self.main = dist.is_main()
         #: run folder, lock, preflight, graceful stop, atomic writes, resume (shared with cloning)
-        self.loop = TrainingLoop(self.out_dir, "meta-training", command=self.command, log=self.log, main=self.main,
-                                 lock_wait=lock_wait)
+        self.loop = TrainingLoop(
+            self.out_dir, "meta-training", command=self.command, log=self.log, main=self.main, lock_wait=lock_wait
+        )
         spec = {"name": config.learner.name, "options": dict(config.learner.options)}
         try:
             if config.learner.from_init:
@@ -313,18 +335,24 @@ class MetaTrainer:
         self.curriculum = Curriculum(tuple(config.curriculum), config.curriculum_ema)
         self.mesh = dist.make_mesh()
         #: per stage: its learning rate (the stage's ``lr``, else the estimator's; None without one)
-        self.stage_lrs = tuple(st.lr if st.lr is not None else getattr(section, "lr", None) for st in self.curriculum.stages)
+        self.stage_lrs = tuple(
+            st.lr if st.lr is not None else getattr(section, "lr", None) for st in self.curriculum.stages
+        )
         # One meta-optimizer value for every stage: its step takes the rate as a traced argument, so
         # stages that differ only in `lr` share one compiled step (and `init` / `restart`). An
         # estimator whose step takes no `lr` gets a copy per stage rate (same state layout).
         self._lr_arg = _takes_lr(self.meta_optimizer) and None not in self.stage_lrs
         self._stage_optimizers = tuple(
-            self.meta_optimizer if self._lr_arg or st.lr is None
+            self.meta_optimizer
+            if self._lr_arg or st.lr is None
             else make_meta_optimizer(method, dataclasses.replace(section, lr=st.lr))
-            for st in self.curriculum.stages)
+            for st in self.curriculum.stages
+        )
         self._stage_lr_arrays: dict[int, jax.Array] = {}
-        dist.check_divisible(self.meta_optimizer.parallel_size,
-                             f"the parallel axis of meta-optimizer {method!r} ({self.meta_optimizer.parallel_size})")
+        dist.check_divisible(
+            self.meta_optimizer.parallel_size,
+            f"the parallel axis of meta-optimizer {method!r} ({self.meta_optimizer.parallel_size})",
+        )
         self._problems: dict[int, MetaProblem] = {}
 
     # ---- pieces ------------------------------------------------------------------------------
@@ -356,7 +384,9 @@ class MetaTrainer:
                 self.learner.check_task(task)
                 tasks.append(task)
                 samplers.append(dist.replicate(sampler, self.mesh))
-            self._problems[stage] = MetaProblem(self.learner, tuple(tasks), self.config.objective, tuple(samplers), self.mesh)
+            self._problems[stage] = MetaProblem(
+                self.learner, tuple(tasks), self.config.objective, tuple(samplers), self.mesh
+            )
         return self._problems[stage]
 
     def optimizer(self, stage: int) -> MetaOptimizer:
@@ -387,15 +417,22 @@ class MetaTrainer:
                 learner, loaded = load_learner(self.config.init)
             except CheckpointError as e:
                 raise MetaTrainingError(f"init {self.config.init}: {e}") from None
-            if type(learner) is not type(self.learner) or getattr(learner, "config", None) != getattr(self.learner, "config", None):
-                self.log(f"note: init {self.config.init} was saved with learner {learner!r}; using its parameters with {self.learner!r}")
+            if type(learner) is not type(self.learner) or getattr(learner, "config", None) != getattr(
+                self.learner, "config", None
+            ):
+                self.log(
+                    f"note: init {self.config.init} was saved with learner {learner!r}; using its parameters with "
+                    f"{self.learner!r}"
+                )
             if self.config.init_layers is not None:
                 loaded = self._map_layers(loaded)
             t_leaves, t_def = jax.tree_util.tree_flatten(params)
             l_leaves, l_def = jax.tree_util.tree_flatten(loaded)
             if t_def != l_def or any(np.shape(a) != np.shape(b) for a, b in zip(t_leaves, l_leaves)):
-                raise MetaTrainingError(f"init {self.config.init}: its parameters do not fit learner {self.config.learner.name} "
-                                        f"with options {self.config.learner.options}")
+                raise MetaTrainingError(
+                    f"init {self.config.init}: its parameters do not fit learner {self.config.learner.name} "
+                    f"with options {self.config.learner.options}"
+                )
             params = loaded
         return jax.tree_util.tree_map(lambda x: np.asarray(x, np.float32), params)
 
@@ -411,8 +448,10 @@ class MetaTrainer:
             if group in loaded:
                 have = len(loaded[group])
                 if max(idx) >= have:
-                    raise MetaTrainingError(f"init_layers {list(idx)}: init {name} has {have} sub-RNN(s) in {group!r} "
-                                            f"(indices 0..{have - 1})")
+                    raise MetaTrainingError(
+                        f"init_layers {list(idx)}: init {name} has {have} sub-RNN(s) in {group!r} "
+                        f"(indices 0..{have - 1})"
+                    )
                 out[group] = tuple(loaded[group][i] for i in idx)
         return out
 
@@ -426,17 +465,24 @@ class MetaTrainer:
     def place(self, state: MetaState) -> MetaState:
         """Host meta-state -> global arrays: parameters and optimizer state replicated, persistent
         inner state split over the mesh the way every meta-step leaves it."""
-        return MetaState(dist.replicate(state.params, self.mesh), dist.replicate(state.opt_state, self.mesh),
-                         dist.place_leading(state.inner, self.mesh))
+        return MetaState(
+            dist.replicate(state.params, self.mesh),
+            dist.replicate(state.opt_state, self.mesh),
+            dist.place_leading(state.inner, self.mesh),
+        )
 
     def step(self, state: MetaState, iteration: int, stage: int):
         """One meta-iteration. Returns ``(state, StepMetrics)``."""
         try:
             if self._lr_arg:
-                return self.optimizer(stage).step(state, self.key(iteration), self.problem(stage), lr=self.stage_lr(stage))
+                return self.optimizer(stage).step(
+                    state, self.key(iteration), self.problem(stage), lr=self.stage_lr(stage)
+                )
             return self.optimizer(stage).step(state, self.key(iteration), self.problem(stage))
         except (TypeError, ValueError) as e:
-            raise MetaTrainingError(f"meta-step failed for learner {self.config.learner.name} on stage {stage}: {e}") from None
+            raise MetaTrainingError(
+                f"meta-step failed for learner {self.config.learner.name} on stage {stage}: {e}"
+            ) from None
 
     def eval_configs(self) -> dict[str, SamplerConfig]:
         """The meta-test episodes' sampler config per held-out dataset (``label -> SamplerConfig``)."""
@@ -479,8 +525,11 @@ class MetaTrainer:
         for label, scfg in self.eval_configs().items():
             eps = draw_episodes(scfg, ev.seed, ev.episodes)
             corr = run_learner(self.learner, host, eps, episode_keys(ev.seed, ev.episodes))["correct"]
-            out[label] = {"online": float(corr.mean()), "first": float(corr[:, : ev.first].mean()),
-                          "last": float(corr[:, -ev.last :].mean())}
+            out[label] = {
+                "online": float(corr.mean()),
+                "first": float(corr[:, : ev.first].mean()),
+                "last": float(corr[:, -ev.last :].mean()),
+            }
         return out
 
     def _check_resumed_learner(self, path, record: dict) -> None:
@@ -499,7 +548,8 @@ class MetaTrainer:
             raise CheckpointError(
                 f"checkpoint {path} was made by a learner that differs from this config's in {', '.join(diffs)} "
                 f"(a checkpoint written before an option existed uses its legacy value, docs/vsml.md); "
-                f"to resume, add the overrides: {fix}")
+                f"to resume, add the overrides: {fix}"
+            )
         raise CheckpointError(f"checkpoint {path} was made by learner {record.get('name')!r}, not this config's")
 
     # ---- the loop ----------------------------------------------------------------------------
@@ -523,12 +573,16 @@ class MetaTrainer:
                 except CheckpointError:
                     bad.append(p)
             if good is None:
-                hint = (f"no earlier checkpoint in {mgr.folder} is readable either; start a new run folder "
-                        "(or restore the file from a backup)")
+                hint = (
+                    f"no earlier checkpoint in {mgr.folder} is readable either; start a new run folder "
+                    "(or restore the file from a backup)"
+                )
             else:
                 moves = " && ".join(f"mv {b} {b}.corrupt" for b in bad)
-                hint = (f"the newest good checkpoint is {good[0]} (iteration {good[1]}); to resume from it, move the bad "
-                        f"one{'s' if len(bad) > 1 else ''} aside and resume: {moves} && {self.resume_command}")
+                hint = (
+                    f"the newest good checkpoint is {good[0]} (iteration {good[1]}); to resume from it, move the bad "
+                    f"one{'s' if len(bad) > 1 else ''} aside and resume: {moves} && {self.resume_command}"
+                )
             raise CheckpointError(f"{e}; {hint}") from None
 
     def _resume_point(self, mgr: CheckpointManager, cfg_dict: dict, allow: tuple[str, ...] = ()):
@@ -546,9 +600,11 @@ class MetaTrainer:
         self._changes = {k: [_get(stored, k), _get(cfg_dict, k)] for k in allowed}
         changed = [k for k in changed if k not in allowed]
         if changed:
-            raise CheckpointError(f"checkpoint {latest} was written with a different config ({', '.join(changed)}); "
-                                  "resume with the same config, start a new run folder, or continue this run with the "
-                                  "changed recipe on purpose: --allow-change KEY (recorded in the checkpoints)")
+            raise CheckpointError(
+                f"checkpoint {latest} was written with a different config ({', '.join(changed)}); "
+                "resume with the same config, start a new run folder, or continue this run with the "
+                "changed recipe on purpose: --allow-change KEY (recorded in the checkpoints)"
+            )
         return latest, art
 
     def _fingerprint(self, cfg_dict: dict, resume: bool, latest: Path | None, error: Exception | None) -> dict:
@@ -556,9 +612,16 @@ class MetaTrainer:
         ckpt = None
         if latest is not None:
             ckpt = {"file": latest.name, "sha256": hashlib.sha256(latest.read_bytes()).hexdigest()}
-        return {"config": cfg_dict, "code": runs.code_version(), "jax": jax.__version__, "resume": bool(resume),
-                "checkpoint": ckpt, "local_devices": jax.local_device_count(), "kernel": self._kernel_path(),
-                "error": None if error is None else f"{type(error).__name__}: {error}"}
+        return {
+            "config": cfg_dict,
+            "code": runs.code_version(),
+            "jax": jax.__version__,
+            "resume": bool(resume),
+            "checkpoint": ckpt,
+            "local_devices": jax.local_device_count(),
+            "kernel": self._kernel_path(),
+            "error": None if error is None else f"{type(error).__name__}: {error}",
+        }
 
     def _kernel_path(self) -> str | None:
         """Which dense-layer kernel this process runs (``fused`` | ``xla``; None for a learner without
@@ -573,7 +636,9 @@ class MetaTrainer:
         except (kernels.KernelUnavailableError, ValueError) as e:
             return f"unavailable ({e})"
 
-    def _start(self, stack: contextlib.ExitStack, mgr: CheckpointManager, cfg_dict: dict, resume: bool, overwrite: bool):
+    def _start(
+        self, stack: contextlib.ExitStack, mgr: CheckpointManager, cfg_dict: dict, resume: bool, overwrite: bool
+    ):
         """Lock the run folder (the main process), check it (:meth:`TrainingLoop.preflight`: a fresh
         run may only find the files of a run that died before its first checkpoint), find the resume
         point, and check that every process agrees on config, code and checkpoint. Returns
@@ -581,9 +646,14 @@ class MetaTrainer:
         latest = art = error = restored = None
         try:
             self.loop.lock(stack, temps=[mgr.folder])
-            self.loop.preflight(resume=resume, overwrite=overwrite, newest=mgr.latest(), checkpoints=f"in {mgr.folder}",
-                                foreign=[n for n in runs.visible_entries(self.out_dir) if n not in RESTARTABLE],
-                                owned=[self.out_dir / n for n in OWNED])
+            self.loop.preflight(
+                resume=resume,
+                overwrite=overwrite,
+                newest=mgr.latest(),
+                checkpoints=f"in {mgr.folder}",
+                foreign=[n for n in runs.visible_entries(self.out_dir) if n not in RESTARTABLE],
+                owned=[self.out_dir / n for n in OWNED],
+            )
             if resume:
                 latest, art = self._resume_point(mgr, cfg_dict, self._allow)
                 restored = self._restore(latest, art)
@@ -591,8 +661,11 @@ class MetaTrainer:
             if not dist.is_multiprocess():
                 raise
             error = e
-        dist.agree(self._fingerprint(cfg_dict, resume, latest, error),
-                   dist.distributed_config(self.config.distributed).startup_timeout, "meta-training run")
+        dist.agree(
+            self._fingerprint(cfg_dict, resume, latest, error),
+            dist.distributed_config(self.config.distributed).startup_timeout,
+            "meta-training run",
+        )
         return latest, art, restored
 
     def _restore(self, latest: Path, art) -> tuple[MetaState, bool]:
@@ -623,8 +696,10 @@ class MetaTrainer:
         facts = []
         was_p, was_d = meta.get("processes"), meta.get("devices")
         if was_p is not None and (was_p, was_d) != (jax.process_count(), jax.device_count()):
-            facts.append(f"it was written by {was_p} process(es) with {was_d} device(s) in all, this run has "
-                         f"{jax.process_count()} with {jax.device_count()}")
+            facts.append(
+                f"it was written by {was_p} process(es) with {was_d} device(s) in all, this run has "
+                f"{jax.process_count()} with {jax.device_count()}"
+            )
         families = len(inner) if isinstance(inner, tuple) else 1
         per_family = len(want) // max(families, 1)
         if per_family and len(stored) % per_family == 0 and len(stored) // per_family != families:
@@ -632,23 +707,36 @@ class MetaTrainer:
         if stored and want and len(stored) == len(want) and np.shape(stored[0])[:1] != np.shape(want[0])[:1]:
             n_have, n_want = np.shape(stored[0])[:1], np.shape(want[0])[:1]
             section = getattr(self.optimizer(0), "section", self.config.meta_optimizer.name)
-            facts.append(f"it holds {n_have[0] if n_have else 'no'} lifetime(s) per family where this run's {section} "
-                         f"settings give {n_want[0] if n_want else 'none'}")
+            facts.append(
+                f"it holds {n_have[0] if n_have else 'no'} lifetime(s) per family where this run's {section} "
+                f"settings give {n_want[0] if n_want else 'none'}"
+            )
             if was_p and was_p > 1 and n_have and n_want and n_have[0] * was_p == n_want[0]:
-                facts.append("it holds one process's share only (written by a vsml version whose multi-process "
-                             "checkpoints kept process 0's lifetimes alone)")
+                facts.append(
+                    "it holds one process's share only (written by a vsml version whose multi-process "
+                    "checkpoints kept process 0's lifetimes alone)"
+                )
         what = "; ".join(facts) if facts else str(error)
-        return (f"checkpoint {latest}: its persistent inner-loop state (the lifetimes in progress) does not fit this "
-                f"run: {what}. The meta-parameters and optimizer state are usable: to continue with fresh lifetimes, "
-                f"run `vsml convert --slim {latest}` and then {self.resume_command} (or resume with the process count "
-                "and estimator settings it was written with, to continue its lifetimes exactly)")
+        return (
+            f"checkpoint {latest}: its persistent inner-loop state (the lifetimes in progress) does not fit this "
+            f"run: {what}. The meta-parameters and optimizer state are usable: to continue with fresh lifetimes, "
+            f"run `vsml convert --slim {latest}` and then {self.resume_command} (or resume with the process count "
+            "and estimator settings it was written with, to continue its lifetimes exactly)"
+        )
 
     def _write(self, what: str, iteration: int, mgr: CheckpointManager, fn):
-        """Run a write (:meth:`TrainingLoop.write`: an OS error says that nothing earlier is lost and how to continue)."""
+        """Run a write (:meth:`TrainingLoop.write`: an OS error says that nothing earlier is lost and how to
+        continue)."""
         return self.loop.write(what, iteration, fn, mgr.latest)
 
-    def run(self, resume: bool = False, *, overwrite: bool = False,
-            on_iteration: Callable[[int], None] | None = None, allow_changes: tuple[str, ...] = ()) -> TrainResult:
+    def run(
+        self,
+        resume: bool = False,
+        *,
+        overwrite: bool = False,
+        on_iteration: Callable[[int], None] | None = None,
+        allow_changes: tuple[str, ...] = (),
+    ) -> TrainResult:
         """Meta-train until ``config.iterations``. ``resume``: continue from the newest checkpoint;
         ``overwrite``: start afresh in a used out folder, removing the files a run writes (:data:`OWNED`).
 
@@ -675,31 +763,57 @@ class MetaTrainer:
         latest, art, restored = self._start(stack, mgr, cfg_dict, resume, overwrite)
         if resume:
             meta = art.meta
-            start, streak, elapsed = int(meta["iteration"]), int(meta.get("nonfinite_streak", 0)), float(meta.get("elapsed", 0.0))
+            start, streak, elapsed = (
+                int(meta["iteration"]),
+                int(meta.get("nonfinite_streak", 0)),
+                float(meta.get("elapsed", 0.0)),
+            )
             pos = CurriculumState(*meta["curriculum"])
             state, slim = restored
             self.log(f"resumed from {latest} at iteration {start} (stage {pos.stage})")
             changes = list(meta.get("config_changes", []))
             if self._changes:
-                self.log("config changed on resume (--allow-change): " + ", ".join(
-                    f"{k}: {old!r} -> {new!r}" for k, (old, new) in self._changes.items()))
+                self.log(
+                    "config changed on resume (--allow-change): "
+                    + ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in self._changes.items())
+                )
                 changes.append({"iteration": start, "changes": self._changes})
             if slim:
-                self.log(f"{latest.name} is a slim checkpoint (meta-parameters and optimizer state, no persistent "
-                         "inner-loop state): the lifetimes restart from fresh particles, so the run continues but not "
-                         "bit-identically to an uninterrupted one")
+                self.log(
+                    f"{latest.name} is a slim checkpoint (meta-parameters and optimizer state, no persistent "
+                    "inner-loop state): the lifetimes restart from fresh particles, so the run continues but not "
+                    "bit-identically to an uninterrupted one"
+                )
         else:
             state, changes = self.init_state(pos.stage), []
         if self.main:
-            self._write("config.yaml", start, mgr, lambda: artifacts.atomic_write_bytes(
-                out / "config.yaml", yaml.safe_dump(cfg_dict, sort_keys=False).encode()))
+            self._write(
+                "config.yaml",
+                start,
+                mgr,
+                lambda: artifacts.atomic_write_bytes(
+                    out / "config.yaml", yaml.safe_dump(cfg_dict, sort_keys=False).encode()
+                ),
+            )
         state = self.place(state)
-        logger = RunLogger(out, "meta-train", ("iteration", "stage", "loss", "accuracy", "grad_norm", "finite", "elapsed"),
-                           active=self.main, progress=cfg.log.progress, csv_files=cfg.log.csv,
-                           tensorboard=cfg.log.tensorboard, wandb_project=cfg.log.wandb_project if cfg.log.wandb else None,
-                           run_name=cfg.name, run_config=cfg_dict, every=cfg.log.every,
-                           scalars=("loss", "accuracy", "grad_norm", "stage"), log=self._log,
-                           info=lambda r: f"loss {r['loss']:.4f}  acc {r['accuracy']:.3f}  |g| {r['grad_norm']:.3g}  stage {r['stage']}")
+        logger = RunLogger(
+            out,
+            "meta-train",
+            ("iteration", "stage", "loss", "accuracy", "grad_norm", "finite", "elapsed"),
+            active=self.main,
+            progress=cfg.log.progress,
+            csv_files=cfg.log.csv,
+            tensorboard=cfg.log.tensorboard,
+            wandb_project=cfg.log.wandb_project if cfg.log.wandb else None,
+            run_name=cfg.name,
+            run_config=cfg_dict,
+            every=cfg.log.every,
+            scalars=("loss", "accuracy", "grad_norm", "stage"),
+            log=self._log,
+            info=lambda r: (
+                f"loss {r['loss']:.4f}  acc {r['accuracy']:.3f}  |g| {r['grad_norm']:.3g}  stage {r['stage']}"
+            ),
+        )
         history: list[dict] = []
         t0 = time.time()
         best_path = out / "best.npz"
@@ -709,26 +823,53 @@ class MetaTrainer:
             self.log(note)
 
         def meta_record():
-            return {"config": cfg_dict, "learner": self.learner_spec, "seed": cfg.seed, "method": cfg.meta_optimizer.name,
-                    "curriculum": list(pos), "nonfinite_streak": streak, "elapsed": elapsed + time.time() - t0,
-                    "processes": jax.process_count(), "devices": jax.device_count(), "config_changes": changes}
+            return {
+                "config": cfg_dict,
+                "learner": self.learner_spec,
+                "seed": cfg.seed,
+                "method": cfg.meta_optimizer.name,
+                "curriculum": list(pos),
+                "nonfinite_streak": streak,
+                "elapsed": elapsed + time.time() - t0,
+                "processes": jax.process_count(),
+                "devices": jax.device_count(),
+                "config_changes": changes,
+            }
 
         def meta_test(iteration: int, best: float) -> float:
             """Periodic meta-test at ``iteration``: log it, keep ``best.npz``; returns the best score."""
             results = self.evaluate(state.params)
             for name, r in results.items():
-                logger.message(f"it {iteration:6d}  meta-test {name}: online acc {r['online']:.3f} "
-                               f"(first {cfg.eval.first}: {r['first']:.3f}, last {cfg.eval.last}: {r['last']:.3f})")
-                self._write("eval.csv", iteration, mgr, lambda: logger.table(
-                    "eval", {"iteration": iteration, "dataset": name, **r},
-                    {f"eval/{name}/{k}_accuracy": v for k, v in r.items()}))
+                logger.message(
+                    f"it {iteration:6d}  meta-test {name}: online acc {r['online']:.3f} "
+                    f"(first {cfg.eval.first}: {r['first']:.3f}, last {cfg.eval.last}: {r['last']:.3f})"
+                )
+                self._write(
+                    "eval.csv",
+                    iteration,
+                    mgr,
+                    lambda: logger.table(
+                        "eval",
+                        {"iteration": iteration, "dataset": name, **r},
+                        {f"eval/{name}/{k}_accuracy": v for k, v in r.items()},
+                    ),
+                )
             score = cfg.eval.selection_score(results)
             if keep_best and self.main and score > best:
                 best = score
-                record = {**meta_record(), "iteration": iteration,
-                          "best_eval": {"score": score, "meta_test": results, "roles": roles}}
-                self._write(f"{best_path}", iteration, mgr, lambda: artifacts.save(
-                    best_path, "learner", {"params": dist.to_host(state.params)}, record, sidecar=True))
+                record = {
+                    **meta_record(),
+                    "iteration": iteration,
+                    "best_eval": {"score": score, "meta_test": results, "roles": roles},
+                }
+                self._write(
+                    f"{best_path}",
+                    iteration,
+                    mgr,
+                    lambda: artifacts.save(
+                        best_path, "learner", {"params": dist.to_host(state.params)}, record, sidecar=True
+                    ),
+                )
                 logger.message(f"it {iteration:6d}  best meta-test so far ({score:.4f}): {best_path}")
             return best
 
@@ -737,20 +878,30 @@ class MetaTrainer:
             stage = pos.stage
             state, m = self.step(state, it, stage)
             loss, acc, gnorm, finite = (float(np.asarray(dist.to_host(v))) for v in m)
-            rec = {"iteration": it + 1, "stage": stage, "loss": loss, "accuracy": acc, "grad_norm": gnorm,
-                   "finite": int(finite), "elapsed": elapsed + time.time() - t0}
+            rec = {
+                "iteration": it + 1,
+                "stage": stage,
+                "loss": loss,
+                "accuracy": acc,
+                "grad_norm": gnorm,
+                "finite": int(finite),
+                "elapsed": elapsed + time.time() - t0,
+            }
             history.append(rec)
             if finite:
                 streak = 0
             else:
                 streak += 1
-                logger.message(f"iteration {it + 1}: non-finite meta-loss/gradient ({loss}, norm {gnorm}); step skipped "
-                               f"({streak} in a row)")
+                logger.message(
+                    f"iteration {it + 1}: non-finite meta-loss/gradient ({loss}, norm {gnorm}); step skipped "
+                    f"({streak} in a row)"
+                )
                 if streak >= cfg.max_nonfinite:
                     raise MetaTrainingError(
                         f"{streak} non-finite meta-steps in a row (iteration {it + 1}); stopping. Lower the learning "
                         "rate (gradient.lr / es.lr), tighten gradient.clip, enable learner layer_norm, or resume "
-                        "from an earlier checkpoint")
+                        "from an earlier checkpoint"
+                    )
             pos = self.curriculum.observe(pos, it, loss)
             if pos.stage != stage:
                 logger.message(f"iteration {it + 1}: curriculum stage {stage} -> {pos.stage}")
@@ -761,8 +912,12 @@ class MetaTrainer:
             ckpt = mgr.folder / f"ckpt_{iteration:08d}.npz"
             host_state = dist.to_host(state)  # every process: gathering sharded inner state is a collective
             if self.main:
-                self._write(f"checkpoint {ckpt}", iteration, mgr,
-                            lambda: mgr.save(iteration, host_state._asdict(), meta_record()))
+                self._write(
+                    f"checkpoint {ckpt}",
+                    iteration,
+                    mgr,
+                    lambda: mgr.save(iteration, host_state._asdict(), meta_record()),
+                )
             return ckpt
 
         def after(iteration: int, saved: bool) -> None:
@@ -777,20 +932,42 @@ class MetaTrainer:
             if cfg.eval.every and cfg.eval.at_start and start == 0:  # the starting learner is a candidate too
                 best_score = meta_test(0, best_score)
 
-        self.loop.run(logger, start, cfg.iterations, resumed=resume and start > 0, step=step,
-                      due=lambda i: i % cfg.checkpoint.every == 0, checkpoint=checkpoint, after=after, before=before,
-                      agree=lambda signum: dist.process_max(signum, self.mesh),  # every process stops at the same step
-                      guard=dist.peer_guard("meta-training"))
+        self.loop.run(
+            logger,
+            start,
+            cfg.iterations,
+            resumed=resume and start > 0,
+            step=step,
+            due=lambda i: i % cfg.checkpoint.every == 0,
+            checkpoint=checkpoint,
+            after=after,
+            before=before,
+            agree=lambda signum: dist.process_max(signum, self.mesh),  # every process stops at the same step
+            guard=dist.peer_guard("meta-training"),
+        )
         host_params = dist.to_host(state.params)
-        if self.main and (cfg.iterations > start or start == 0):  # iterations=0: the starting learner (e.g. a mapped init)
-            info = {"command": self.command, "seed": cfg.seed, "iterations": cfg.iterations, "method": cfg.meta_optimizer.name,
-                    "data": to_dict(cfg.data), "wall_clock_s": round(elapsed + time.time() - t0, 1), "run": str(out)}
+        if self.main and (
+            cfg.iterations > start or start == 0
+        ):  # iterations=0: the starting learner (e.g. a mapped init)
+            info = {
+                "command": self.command,
+                "seed": cfg.seed,
+                "iterations": cfg.iterations,
+                "method": cfg.meta_optimizer.name,
+                "data": to_dict(cfg.data),
+                "wall_clock_s": round(elapsed + time.time() - t0, 1),
+                "run": str(out),
+            }
             record = {**meta_record(), "iteration": cfg.iterations, "info": info}
             contract = self.input_contract()
             if contract is not None:
                 record["input_contract"] = contract
-            self._write(f"{out / 'learner.npz'}", cfg.iterations, mgr,
-                        lambda: artifacts.save(out / "learner.npz", "learner", {"params": host_params}, record, sidecar=True))
+            self._write(
+                f"{out / 'learner.npz'}",
+                cfg.iterations,
+                mgr,
+                lambda: artifacts.save(out / "learner.npz", "learner", {"params": host_params}, record, sidecar=True),
+            )
         return TrainResult(host_params, max(start, cfg.iterations), history, out)
 
     def _best_score(self, path: Path, resume: bool, start: int) -> float:
@@ -819,8 +996,10 @@ class MetaTrainer:
 
         last = len(self.curriculum.stages) - 1
         try:
-            return contract.from_sampler(self.curriculum.sampler_config(self.config.data, last),
-                                         self._problems[last].task.input_shape if last in self._problems else None)
+            return contract.from_sampler(
+                self.curriculum.sampler_config(self.config.data, last),
+                self._problems[last].task.input_shape if last in self._problems else None,
+            )
         except Exception as e:  # noqa: BLE001 - a missing contract must not lose the trained learner
             self.log(f"note: no input contract recorded ({e})")
             return None

@@ -47,7 +47,9 @@ def path(name_or_path: str | os.PathLike) -> Path:
         return npz
     npz = HERE / f"{s}.npz"
     if not npz.is_file():
-        raise PretrainedError(f"unknown LA {s!r}; shipped LAs: {', '.join(names()) or 'none'} (or pass a path to an .npz file)")
+        raise PretrainedError(
+            f"unknown LA {s!r}; shipped LAs: {', '.join(names()) or 'none'} (or pass a path to an .npz file)"
+        )
     return npz
 
 
