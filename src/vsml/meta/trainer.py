@@ -34,7 +34,7 @@ import jax
 import numpy as np
 import yaml
 
-from vsml import artifacts, kernels, runs
+from vsml import artifacts, contract, kernels, runs
 from vsml.checkpoint import CheckpointError, CheckpointManager, learner_artifact, load_learner, stored_learner_record
 from vsml.config import ConfigError, from_dict, to_dict
 from vsml.data.episodes import DatasetSpec, EpisodeSampler, SamplerConfig, draw_episodes
@@ -693,8 +693,6 @@ class MetaTrainer:
     def input_contract(self) -> dict | None:
         """The input preprocessing the trained learner expects: that of the last curriculum stage
         (:mod:`vsml.contract`)."""
-        from vsml import contract
-
         last = len(self.curriculum.stages) - 1
         try:
             return contract.from_sampler(
