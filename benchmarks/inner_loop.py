@@ -62,8 +62,9 @@ def child(measure: str, impl: str, steps: int, repeats: int) -> dict:
     import jax
     import jax.numpy as jnp
 
+    from vsml.kernels.ops import lstm_gates
     from vsml.learners.base import TaskSpec, episode
-    from vsml.learners.vsml import VSML, VSMLConfig, lstm_gates
+    from vsml.learners.vsml import VSML, VSMLConfig
     from vsml.learners.vsml_reference import ReferenceVSML
 
     key = jax.random.PRNGKey(0)

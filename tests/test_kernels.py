@@ -402,15 +402,19 @@ def test_unsupported_layers_take_the_xla_path():
 def test_kernel_setting_is_not_part_of_a_stored_learner():
     """Which implementation runs is a property of the machine: records omit it, loading ignores it,
     and resuming a checkpoint compares learners without it."""
-    from vsml.learners.registry import learner_from_record, learner_record
-    from vsml.meta.trainer import _same_computation
+    from vsml.config import computation, execution_options, to_dict
+    from vsml.learners.registry import learner_from_record, learner_record, make_learner
 
+    assert execution_options(VSMLConfig) == ("kernel",)
     learner = VSML(VSMLConfig(kernel="xla", micro_ticks=3))
     record = learner_record("vsml", learner, {})
     assert "kernel" not in record["options"] and record["options"]["micro_ticks"] == 3
+    assert to_dict(learner.config)["kernel"] == "xla"  # a config written out keeps the setting
     loaded = learner_from_record({"name": "vsml", "options": {**record["options"], "kernel": "fused"}})
-    assert loaded.config.kernel == "auto" and _same_computation(loaded, learner)
-    assert not _same_computation(loaded, VSML(VSMLConfig(kernel="xla", micro_ticks=2)))
+    assert loaded.config.kernel == "auto" and computation(loaded) == computation(learner)
+    assert loaded != learner  # a different compiled program: jit keys on the learner
+    assert computation(loaded) != computation(VSML(VSMLConfig(kernel="xla", micro_ticks=2)))
+    assert make_learner("vsml", {"kernel": "xla"}).config.kernel == "xla"  # learner.options.kernel in a config
 
 
 # ---- selection and fallback ------------------------------------------------------------------

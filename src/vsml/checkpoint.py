@@ -21,8 +21,10 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from vsml import artifacts
+from vsml import artifacts, pretrained
 from vsml.artifacts import Artifact, ArtifactError
+from vsml.config import ConfigError
+from vsml.learners.registry import learner_from_record
 
 #: Errors of checkpoints and learner files (the artifact layer's error type).
 CheckpointError = ArtifactError
@@ -80,8 +82,6 @@ def learner_artifact(path) -> Artifact:
         raise CheckpointError(f"{p} holds no learner.npz or checkpoints/ckpt_*.npz")
     if p.suffix == ".npz" or p.is_file():
         return artifacts.load(p, kind=("learner", "checkpoint"))
-    from vsml import pretrained
-
     return artifacts.load(pretrained.path(str(path)), kind="learner")
 
 
@@ -96,9 +96,6 @@ def stored_learner_record(art: Artifact) -> dict:
 def load_learner(path):
     """``(learner, params)`` from a run folder, an artifact file or a shipped LA name (see
     :func:`learner_artifact`). Errors are :class:`CheckpointError` with a one-line reason."""
-    from vsml.config import ConfigError
-    from vsml.learners.registry import learner_from_record
-
     art = learner_artifact(path)
     try:
         learner = learner_from_record(stored_learner_record(art))

@@ -195,15 +195,65 @@ def from_dict(cls: type[T], data: dict, path: str = "") -> T:
         raise ConfigError(f"{path or cls.__name__}: {e}") from None
 
 
-def to_dict(obj: Any) -> Any:
-    """Dataclass (nested) -> plain YAML-serialisable structure."""
+def to_dict(obj: Any, stored: bool = False) -> Any:
+    """Dataclass (nested) -> plain YAML-serialisable structure. ``stored=True``: the record of what
+    is computed, without the execution options (:func:`execution_option` fields)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {
+            f.name: to_dict(getattr(obj, f.name), stored)
+            for f in dataclasses.fields(obj)
+            if not (stored and f.metadata.get(EXECUTION))
+        }
     if isinstance(obj, (list, tuple)):
-        return [to_dict(v) for v in obj]
+        return [to_dict(v, stored) for v in obj]
     if isinstance(obj, dict):
-        return {k: to_dict(v) for k, v in obj.items()}
+        return {k: to_dict(v, stored) for k, v in obj.items()}
     return obj
+
+
+# Field metadata key of an execution option: how a value is computed (which implementation runs,
+# a property of the machine), not what is computed. Such a field is settable like any other but
+# left out of stored records (``to_dict(..., stored=True)``), dropped from a stored record when it
+# is read back (:func:`drop_execution_options`) and ignored when two configs are compared for
+# what they compute (:func:`computation`).
+EXECUTION = "vsml_execution"
+
+
+def execution_option(default):
+    """A dataclass field that is an execution option (see :data:`EXECUTION`)."""
+    return dataclasses.field(default=default, metadata={EXECUTION: True})
+
+
+def execution_options(cls: type) -> tuple[str, ...]:
+    """The names of ``cls``'s execution-option fields."""
+    return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get(EXECUTION))
+
+
+def drop_execution_options(cls: type, record: dict) -> dict:
+    """A stored record of a ``cls`` without its execution options: the machine that reads it
+    applies its own setting."""
+    return {k: v for k, v in record.items() if k not in execution_options(cls)}
+
+
+def computation(obj: Any) -> Any:
+    """``obj`` (a dataclass, nested) with every execution option at its default: two objects
+    compute the same thing when their ``computation`` values are equal."""
+    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+        return obj
+    changes = {}
+    for f in dataclasses.fields(obj):
+        if not f.init:
+            continue
+        value = getattr(obj, f.name)
+        if f.metadata.get(EXECUTION):
+            value = f.default
+        elif dataclasses.is_dataclass(value):
+            value = computation(value)
+        else:
+            continue
+        if value is not getattr(obj, f.name):
+            changes[f.name] = value
+    return dataclasses.replace(obj, **changes) if changes else obj
 
 
 class _YAMLLoader(yaml.SafeLoader):

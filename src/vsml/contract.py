@@ -9,9 +9,9 @@ stage in the learner artifact (``meta["input_contract"]``)::
 
 ``image_size``: images are resized to (h, w) (``null``: used at their native size);
 ``grayscale``: one channel; ``normalize``: standardised with the dataset's statistics;
-``input_features``: values per example the learner received. LAs of earlier versions that only
-record ``info["input_size"]`` (the shipped ``meta_mnist``) are read as ``image_size`` with
-grayscale, normalised inputs.
+``input_features``: values per example the learner received. An LA whose record holds only
+``info["input_size"]`` (the shipped ``meta_mnist``) is read as ``image_size`` with grayscale,
+normalised inputs.
 
 :func:`apply` turns a contract into the episode options of ``vsml evaluate`` / ``introspect`` /
 ``vsml run`` (or refuses a conflicting option, naming the option that fixes it);

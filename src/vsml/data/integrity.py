@@ -123,9 +123,6 @@ def file_stamp(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
-DEFAULT_HINT = "Delete it and run `vsml data download {name}` (or copy a good file there)."
-
-
 def check_file(spec: FileSpec, path: Path, *, hint: str = "", use_cache: bool = True) -> None:
     """Raise :class:`DataError` unless ``path`` matches ``spec``'s size and published hash.
 

@@ -9,8 +9,9 @@
     kernels.dense_ticks(...)       # one dense-layer tick (all micro ticks + reductions), fused
 
 Dense layers run on the fused kernel when the kernel setting resolves to "fused" and the operands
-are supported (float32); otherwise, and for every conv layer, the XLA kernels of
-vsml.learners.vsml run.
+are supported (float32); otherwise, and for every conv layer, the XLA kernels run. Both are built
+from the primitives of :mod:`vsml.kernels.ops` (LSTM gates, products, LayerNorm, message heads).
+Nothing here imports from :mod:`vsml.learners`.
 
 Organisation, approximations and measurements: docs/benchmarks.md.
 """

@@ -23,7 +23,7 @@ state buffers ``h, c`` (and the cotangents ``dh, dc`` in the backward call) are 
 
 Several devices: XLA's partitioner cannot split a custom call, so a call whose operands are
 sharded would run on the whole gathered axis on every device. Traced under :func:`per_device`
-(what :func:`vsml.meta.distributed.sharded_vmap` sets around a ``vmap`` over the mesh's axis,
+(what :func:`vsml.meta.sharding.sharded_vmap` sets around a ``vmap`` over the mesh's axis,
 ``spmd_axis_name``), every call is a ``shard_map`` over the mesh instead, so each device runs
 the kernel on its own share of the mapped axis (forward and backward call alike).
 """
@@ -44,6 +44,7 @@ from jax.sharding import PartitionSpec
 
 from vsml.errors import VSMLError
 from vsml.kernels import _ffi
+from vsml.kernels.ops import lstm_gates, matmul, normalize, outer_add, reduced_messages, sum_axis1
 
 KINDS = ("auto", "fused", "xla")
 # Name of the fused call's reduced outputs (the messages) for ``jax.checkpoint`` policies: a step
@@ -74,7 +75,7 @@ _PER_DEVICE: contextvars.ContextVar = contextvars.ContextVar("vsml_kernel_per_de
 def per_device(mesh):
     """Trace the fused calls made inside as a ``shard_map`` over ``mesh`` (a mesh of one device:
     no change). Meant for the body of a ``vmap(..., spmd_axis_name=<mesh axis>)`` whose mapped
-    axis is split over the mesh (:func:`vsml.meta.distributed.sharded_vmap`): ``shard_map``'s
+    axis is split over the mesh (:func:`vsml.meta.sharding.sharded_vmap`): ``shard_map``'s
     batching rule then splits that axis over the devices, and each device runs the kernel on its
     share. Outside such a ``vmap`` the call runs whole on every device (replicated operands),
     as an unpartitioned custom call would. Nested uses keep the outer mesh."""
@@ -355,17 +356,8 @@ def dense_ticks(wh, u, v, h, c, micro_ticks: int, heads=None):
 # Plain-JAX reference of the same contract (no group dims; vmap it for groups)
 
 
-def normalize(x, eps: float = 1e-5):
-    """LayerNorm over the last axis without scale/bias."""
-    mu = x.mean(-1, keepdims=True)
-    var = ((x - mu) ** 2).mean(-1, keepdims=True)
-    return (x - mu) * jax.lax.rsqrt(var + eps)
-
-
 def dense_ticks_xla(wh, u, v, h, c, micro_ticks: int, heads=None):
-    """:func:`dense_ticks` in plain JAX with the library's XLA kernels."""
-    from vsml.learners.vsml import lstm_gates, matmul, outer_add, sum_axis1
-
+    """:func:`dense_ticks` in plain JAX with the primitives of :mod:`vsml.kernels.ops`."""
     batch, _, n = h.shape
     a, b = u.shape[1], v.shape[1]
     uv = outer_add(u, v)
@@ -386,29 +378,27 @@ def dense_ticks_xla(wh, u, v, h, c, micro_ticks: int, heads=None):
 # The dense layer on the fused kernel
 
 
-def fused_dense_layer(p, h, c, u, v, geom, config, cell_norm: bool = False):
-    """:func:`vsml.learners.vsml.dense_layer` after its two input products, on the fused kernel.
+def fused_dense_layer(p, h, c, u, v, geom, *, micro_ticks: int, mean: bool, layer_norm: bool, cell_norm: bool):
+    """A dense layer's tick after its two input products, on the fused kernel.
 
-    ``u = fwd_in @ wx[:M]``, ``v = bwd_in @ wx[M:] + b``. Returns ``(h, c, fwd_out, bwd_out)``.
-    ``cell_norm=False``: messages ``W·(reduced h) + count·b`` then LayerNorm (when
-    ``config.layer_norm``), as ``dense_layer`` does. ``cell_norm=True``: per-cell LayerNorm of
-    each cell's message, then the mean (or sum) over senders, with the learned LN scale/bias.
+    ``p``: the sub-RNN's parameters (``wh``, the heads ``wf, bf, wb, bb`` and, with LayerNorm,
+    ``ln_{f,b}_{scale,bias}``); ``u = fwd_in @ wx[:M]``, ``v = bwd_in @ wx[M:] + b``; ``geom =
+    (A, B)``. Returns ``(h, c, fwd_out, bwd_out)``. ``cell_norm=False``: messages ``W·(reduced
+    h) + count·b``, then LayerNorm when ``layer_norm`` (:func:`vsml.kernels.ops.reduced_messages`).
+    ``cell_norm=True``: per-cell LayerNorm of each cell's message, then the sum over senders
+    (averaged when ``mean``), with the learned LN scale / bias.
     """
     a, b = geom
-    mean = config.reduce == "mean"
     if not cell_norm:
-        from vsml.learners.vsml import message_head
-
-        h, c, h_to_b, h_to_a = dense_ticks(p["wh"], u, v, h, c, config.micro_ticks)
+        h, c, h_to_b, h_to_a = dense_ticks(p["wh"], u, v, h, c, micro_ticks)
         h_to_b, h_to_a = checkpoint_name((h_to_b, h_to_a), REMAT_NAME)
         if mean:
             h_to_b, h_to_a = h_to_b / a, h_to_a / b
-        fwd_out = message_head(p, h_to_b, 1.0 if mean else a, "f", config.layer_norm)
-        bwd_out = message_head(p, h_to_a, 1.0 if mean else b, "b", config.layer_norm)
+        fwd_out, bwd_out = reduced_messages(p, h_to_b, h_to_a, a, b, mean, layer_norm)
         return h, c, fwd_out, bwd_out
     whead = jnp.concatenate([p["wf"], p["wb"]], axis=-1)
     bhead = jnp.concatenate([p["bf"], p["bb"]], axis=-1)
-    h, c, nf, nb = dense_ticks(p["wh"], u, v, h, c, config.micro_ticks, heads=(whead, bhead))
+    h, c, nf, nb = dense_ticks(p["wh"], u, v, h, c, micro_ticks, heads=(whead, bhead))
     nf, nb = checkpoint_name((nf, nb), REMAT_NAME)
     if mean:
         nf, nb, count_f, count_b = nf / a, nb / b, 1.0, 1.0

@@ -87,10 +87,3 @@ def lstm_step(p: dict, h: jax.Array, c: jax.Array, inp: jax.Array) -> tuple[jax.
 
 def l2_normalize(v: jax.Array, axis: int = -1, eps: float = 1e-6) -> jax.Array:
     return v / jnp.sqrt(jnp.sum(v * v, axis=axis, keepdims=True) + eps)
-
-
-def check_positive(obj, *names: str) -> None:
-    """Raise ``ValueError`` unless every named integer field of ``obj`` is >= 1."""
-    for name in names:
-        if getattr(obj, name) < 1:
-            raise ValueError(f"{name} must be >= 1, got {getattr(obj, name)}")

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vsml.errors import VSMLError
+from vsml.kernels.dense import remat_policy
 from vsml.pytree import PyTree
 
 
@@ -143,8 +144,6 @@ def run_steps(learner: OnlineLearner, params, state, xs, ys, *, remat: bool = Fa
     """
     predict, update = learner.predict, learner.update
     if remat:  # the fused kernel's messages are kept (vsml.kernels.remat_policy): no second forward call
-        from vsml.kernels.dense import remat_policy
-
         predict = jax.checkpoint(predict, policy=remat_policy())
         update = jax.checkpoint(update, policy=remat_policy())
 

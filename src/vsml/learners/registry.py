@@ -117,12 +117,11 @@ def make_learner(name: str, config: dict | None = None) -> OnlineLearner:
 def learner_from_record(record: dict) -> OnlineLearner:
     """Build the learner a stored record ``{"name", "options"}`` (checkpoint, LA) describes.
 
-    A VSML record's options that lack a semantic option predate it: they are read with its legacy
+    A semantic option missing from a VSML record's options is read with its legacy
     value (:func:`vsml.learners.vsml.vsml_config_from_record`), so an old checkpoint keeps its numbers.
     """
     name, options = record.get("name", "vsml"), dict(record.get("options") or {})
     if name == "vsml":
-        options.pop("kernel", None)  # how, not what, it computes: this machine's setting applies
         try:
             return VSML(vsml_config_from_record(options))
         except ConfigError as e:
@@ -132,12 +131,11 @@ def learner_from_record(record: dict) -> OnlineLearner:
 
 def learner_record(name: str, learner: OnlineLearner, options: dict) -> dict:
     """The record to store for a learner built by ``make_learner(name, options)``: for VSML every
-    ``VSMLConfig`` field (so that later defaults never change what it computes) but ``kernel``
-    (which implementation runs: a property of the machine, not of the LA), else ``options``."""
+    ``VSMLConfig`` field (so that later defaults never change what it computes) but the execution
+    option ``kernel`` (which implementation runs: a property of the machine, not of the LA), else
+    ``options``."""
     if name == "vsml":
-        opts = to_dict(learner.config)
-        opts.pop("kernel", None)
-        return {"name": name, "options": opts}
+        return {"name": name, "options": to_dict(learner.config, stored=True)}
     return {"name": name, "options": dict(options)}
 
 

@@ -8,9 +8,9 @@ shared over spatial positions.
 
 By default every semantic choice follows the authors' implementation (Kirsch & Schmidhuber,
 "Meta Learning Backpropagation And Improving It", NeurIPS 2021, code: github.com/louiskirsch/vsml-neurips2021);
-the older semantics of this library stay available as named options (:data:`LEGACY_SEMANTICS`,
-table in docs/vsml.md). Stored LAs and checkpoints that predate the options load with the legacy
-values (:func:`vsml_config_from_record`).
+the alternative of each such choice is a named option value (:data:`LEGACY_SEMANTICS`, table in
+docs/vsml.md). A stored LA or checkpoint whose record lacks one of these options loads with its
+legacy value (:func:`vsml_config_from_record`).
 
 Factorised tick: the LSTM input is ``[fwd_in[a], bwd_in[b]]``, so
 ``z_ab = U·fwd_in[a] + V·bwd_in[b] + R·h_ab + bias`` — two small matmuls per layer plus one
@@ -41,7 +41,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from vsml import kernels
-from vsml.config import ConfigError, Range, check_ranges, from_dict
+from vsml.config import ConfigError, Range, check_ranges, drop_execution_options, execution_option, from_dict
+from vsml.kernels.ops import (
+    cell_messages,
+    lstm_gates,
+    matmul,
+    message_head,
+    outer_add,
+    reduced_messages,
+    sum_axis1,
+)
 from vsml.learners._common import same_padding
 from vsml.learners.base import InputError, OnlineLearner, TaskSpec
 
@@ -51,9 +60,6 @@ OUTPUT_CHANNEL = 1
 INPUT_CHANNEL = 0
 #: Channels of the last layer's backward input carrying the error and the fed label.
 ERROR_CHANNEL, LABEL_CHANNEL = 0, 1
-#: Constant gate offsets so that a fresh cell keeps its state.
-INPUT_GATE_OFFSET, FORGET_GATE_OFFSET = -5.0, 5.0
-LN_EPS = 1e-5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,9 +82,9 @@ class LayerSpec:
             raise ConfigError(f"conv layer needs channels, kernel, stride >= 1, got {self}")
 
 
-#: Values of the semantic options that reproduce this library's semantics before they became
-#: options (the defaults now follow the authors' code). A stored config / learner record that lacks
-#: one of these keys predates it and is read with this value (:func:`vsml_config_from_record`).
+#: The alternative value of every semantic option (each default follows the authors' code). A stored
+#: config / learner record that lacks one of these keys was made with this value and is read with it
+#: (:func:`vsml_config_from_record`).
 LEGACY_SEMANTICS = {
     "layer_norm_placement": "reduced",
     "backward_inputs": "zeros",
@@ -110,12 +116,13 @@ class VSMLConfig:
         0.5  # fraction of h and c averaged over the batch before each step
     )
     output_bound: Annotated[float, Range(">=0")] = 100.0  # ŷ = bound·tanh(ŷ/bound); 0 disables
-    kernel: Literal["auto", "fused", "xla"] = "auto"  # dense-layer tick: fused C++ kernel or XLA (vsml.kernels)
+    # dense-layer tick: fused C++ kernel or XLA (vsml.kernels); an execution option, not stored
+    kernel: Literal["auto", "fused", "xla"] = execution_option("auto")
     bias: bool = False  # one constant input unit per layer (dense layers only; docs/vsml.md "Biases")
     hidden_bias_input: Annotated[float, Range("any")] = (
         5.0  # prediction channel of that unit above the first layer (tanh(5) = 0.9999)
     )
-    # semantic choices: default = the authors' code; the other value = this library's older semantics
+    # semantic choices: default = the authors' code; the other value = LEGACY_SEMANTICS
     layer_norm_placement: Literal["cell", "reduced"] = "cell"  # LN each cell's message, then reduce / reduce, then LN
     backward_inputs: Literal["replay", "zeros"] = "replay"  # what the two sweeps of backward_pass see (docs/vsml.md)
     error_scale: Literal["batch_mean", "sum"] = "batch_mean"  # error (softmax − y)/batch, or softmax − y
@@ -165,13 +172,15 @@ _CHOICES = {
 def vsml_config_from_record(record: dict) -> VSMLConfig:
     """A stored ``vsml_config`` / VSML learner-options mapping -> :class:`VSMLConfig`.
 
-    Keys of :data:`LEGACY_SEMANTICS` that the record lacks take their legacy value: such a record
-    was written before the option existed, so the LA / checkpoint was made with the old semantics.
+    Keys of :data:`LEGACY_SEMANTICS` that the record lacks take their legacy value (the value the
+    LA / checkpoint of such a record was made with).
+    A stored ``kernel`` (an execution option, left out of records written by
+    ``to_dict(config, stored=True)``) is ignored: this machine's setting applies.
     Raises :class:`~vsml.config.ConfigError` for unknown keys or bad values.
     """
     if not isinstance(record, dict):
         raise ConfigError(f"a stored VSML config must be a mapping, got {record!r}")
-    return from_dict(VSMLConfig, {**LEGACY_SEMANTICS, **record})
+    return from_dict(VSMLConfig, {**LEGACY_SEMANTICS, **drop_execution_options(VSMLConfig, record)})
 
 
 def unit_count(n: int, fraction: float, rounding: str) -> int:
@@ -327,104 +336,6 @@ def init_cell_params(key: jax.Array, state_size: int, message_size: int, layer_n
     return p
 
 
-def matmul(x: jax.Array, w: jax.Array) -> jax.Array:
-    """``x [..., K] @ w [K, J]`` as one 2-D matmul (XLA:CPU is ~2× slower on the batched 3-D form)."""
-    return (x.reshape(-1, x.shape[-1]) @ w).reshape(*x.shape[:-1], w.shape[-1])
-
-
-def sum_axis1(x: jax.Array) -> jax.Array:
-    """``x [batch, K, ...]`` -> ``[batch, ...]``: sum over axis 1 as one contraction with ones
-    (XLA:CPU reduces over a major axis ~2.5× slower than it multiplies)."""
-    return jnp.tensordot(jnp.ones((x.shape[1],), x.dtype), x, axes=([0], [1]))
-
-
-@jax.custom_vjp
-def outer_add(u: jax.Array, v: jax.Array) -> jax.Array:
-    """``u [batch, A, F]``, ``v [batch, B, F]`` -> ``[batch, A·B, F]`` with entry ``a·B + b = u[a] + v[b]``."""
-    return (u[:, :, None, :] + v[:, None, :, :]).reshape(u.shape[0], -1, u.shape[-1])
-
-
-def _outer_add_fwd(u, v):
-    return outer_add(u, v), (u.shape[1], v.shape[1])
-
-
-def _outer_add_bwd(shapes, g):
-    a, b = shapes
-    g4 = g.reshape(g.shape[0], a, b, g.shape[-1])
-    return g4.sum(2), sum_axis1(g4)
-
-
-outer_add.defvjp(_outer_add_fwd, _outer_add_bwd)
-
-
-def _gate_activations(z, n):
-    i = jax.nn.sigmoid(z[..., :n] + INPUT_GATE_OFFSET)
-    f = jax.nn.sigmoid(z[..., n : 2 * n] + FORGET_GATE_OFFSET)
-    g = jnp.tanh(z[..., 2 * n : 3 * n])
-    o = jax.nn.sigmoid(z[..., 3 * n :])
-    return i, f, g, o
-
-
-@jax.custom_vjp
-def lstm_gates(z: jax.Array, c: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """LSTM nonlinearity. ``z: [..., 4N]`` pre-activations, ``c: [..., N]`` -> new ``(h, c)``.
-
-    Hand-written VJP: autodiff of the four gate slices would build the gradient as four padded
-    ``[..., 4N]`` arrays summed together, the most expensive part of the backward pass here.
-    """
-    i, f, g, o = _gate_activations(z, c.shape[-1])
-    c = f * c + i * g
-    return o * jnp.tanh(c), c
-
-
-def _lstm_gates_fwd(z, c):
-    i, f, g, o = _gate_activations(z, c.shape[-1])
-    c_new = f * c + i * g
-    tc = jnp.tanh(c_new)
-    return (o * tc, c_new), (i, f, g, o, c, tc)
-
-
-def _lstm_gates_bwd(res, cotangents):
-    i, f, g, o, c, tc = res
-    dh, dc_new = cotangents
-    dc_total = dc_new + dh * o * (1.0 - tc * tc)
-    dz = jnp.concatenate(
-        [
-            dc_total * g * i * (1.0 - i),
-            dc_total * c * f * (1.0 - f),
-            dc_total * i * (1.0 - g * g),
-            dh * tc * o * (1.0 - o),
-        ],
-        axis=-1,
-    )
-    return dz, dc_total * f
-
-
-lstm_gates.defvjp(_lstm_gates_fwd, _lstm_gates_bwd)
-
-
-def layer_norm(msg: jax.Array, scale: jax.Array, bias: jax.Array) -> jax.Array:
-    """LayerNorm over the message axis (last)."""
-    mu = msg.mean(-1, keepdims=True)
-    var = ((msg - mu) ** 2).mean(-1, keepdims=True)
-    return (msg - mu) * jax.lax.rsqrt(var + LN_EPS) * scale + bias
-
-
-def message_head(p: dict, h_reduced: jax.Array, count: float | jax.Array, direction: str, use_ln: bool):
-    """``W·h_reduced + count·b`` (then LayerNorm). ``count`` = 1 for mean reduction, else #senders."""
-    w, b = (p["wf"], p["bf"]) if direction == "f" else (p["wb"], p["bb"])
-    msg = matmul(h_reduced, w) + count * b
-    if use_ln:
-        msg = layer_norm(msg, p[f"ln_{direction}_scale"], p[f"ln_{direction}_bias"])
-    return msg
-
-
-def cell_messages(p: dict, h: jax.Array, direction: str) -> jax.Array:
-    """Every cell's own message ``LayerNorm(W·h + b)``: ``h [..., N]`` -> ``[..., M]``."""
-    w, b = (p["wf"], p["bf"]) if direction == "f" else (p["wb"], p["bb"])
-    return layer_norm(matmul(h, w) + b, p[f"ln_{direction}_scale"], p[f"ln_{direction}_bias"])
-
-
 def _ln_per_cell(config: VSMLConfig) -> bool:
     return config.layer_norm and config.layer_norm_placement == "cell"
 
@@ -454,7 +365,18 @@ def dense_layer(p, h, c, fwd_in, bwd_in, geom: DenseGeom, config: VSMLConfig):
         kernels.resolve_kernel(config.kernel) == "fused"
         and kernels.unsupported(h, c, u, v, *p.values(), state_size=n, head_size=m if cell_norm else None) is None
     ):
-        return kernels.fused_dense_layer(p, h, c, u, v, geom, config, cell_norm=cell_norm)
+        return kernels.fused_dense_layer(
+            p,
+            h,
+            c,
+            u,
+            v,
+            geom,
+            micro_ticks=config.micro_ticks,
+            mean=config.reduce == "mean",
+            layer_norm=config.layer_norm,
+            cell_norm=cell_norm,
+        )
     uv = outer_add(u, v)  # [batch, A·B, 4N]
     for _ in range(config.micro_ticks):
         h, c = lstm_gates(matmul(h, p["wh"]) + uv, c)
@@ -467,8 +389,7 @@ def dense_layer(p, h, c, fwd_in, bwd_in, geom: DenseGeom, config: VSMLConfig):
         return h, c, fwd_out, bwd_out
     h_to_b = sum_axis1(h3) / (a if mean else 1)  # [batch, B, N]
     h_to_a = h3.mean(2) if mean else h3.sum(2)  # [batch, A, N]
-    fwd_out = message_head(p, h_to_b, 1.0 if mean else a, "f", config.layer_norm)
-    bwd_out = message_head(p, h_to_a, 1.0 if mean else b, "b", config.layer_norm)
+    fwd_out, bwd_out = reduced_messages(p, h_to_b, h_to_a, a, b, mean, config.layer_norm)
     return h, c, fwd_out, bwd_out
 
 

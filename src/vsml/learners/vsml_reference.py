@@ -18,14 +18,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from vsml.learners.vsml import (
-    FORGET_GATE_OFFSET,
-    INPUT_GATE_OFFSET,
-    VSML,
-    ConvGeom,
-    DenseGeom,
-    layer_norm,
-)
+from vsml.kernels.ops import FORGET_GATE_OFFSET, INPUT_GATE_OFFSET, layer_norm
+from vsml.learners.vsml import VSML, ConvGeom, DenseGeom
 
 
 def lstm_cell(p, inp, h, c):

@@ -8,6 +8,7 @@ implements (:class:`MetaOptimizer`, :class:`MetaState`, :class:`StepMetrics`, :c
 Numerical helpers stay in their modules (``vsml.meta.es.centered_ranks``, ``vsml.meta.optimizer.guarded_update``, ...).
 """
 
+from vsml.meta.config import MetaConfig, MetaOptimizerSpec, load_meta_config
 from vsml.meta.curriculum import Stage
 from vsml.meta.es import AntitheticES, ESConfig
 from vsml.meta.gradient import GradientConfig, GradientDescent
@@ -17,14 +18,7 @@ from vsml.meta.persistent import LifetimeConfig
 from vsml.meta.pes import PersistentES, PESConfig
 from vsml.meta.registry import make_meta_optimizer, names, register
 from vsml.meta.tbptt import TBPTTConfig, TruncatedBPTT
-from vsml.meta.trainer import (
-    MetaConfig,
-    MetaOptimizerSpec,
-    MetaTrainer,
-    MetaTrainingError,
-    TrainResult,
-    load_meta_config,
-)
+from vsml.meta.trainer import MetaTrainer, MetaTrainingError, TrainResult
 
 __all__ = [
     "AntitheticES",

@@ -89,15 +89,15 @@ def _stop_after(seconds: float) -> threading.Timer:
 
 def _leave(code: int, line: str, error: BaseException) -> None:
     """End every process of a multi-process run at once (a peer may be waiting in a collective for
-    this one); a lost peer ends even a single process with :data:`~vsml.meta.distributed.EXIT_PEER_LOST`."""
-    from vsml.meta import distributed as dist
+    this one); a lost peer ends even a single process with :data:`~vsml.meta.processes.EXIT_PEER_LOST`."""
+    from vsml.meta import processes
     from vsml.runs import StopRequested
 
-    if isinstance(error, dist.PeerLostError):
-        dist.hard_exit(code, line)
-    if dist.is_multiprocess() and not isinstance(error, (StopRequested, KeyboardInterrupt)):  # those stop together
+    if isinstance(error, processes.PeerLostError):
+        processes.hard_exit(code, line)
+    if processes.is_multiprocess() and not isinstance(error, (StopRequested, KeyboardInterrupt)):  # those stop together
         # an outcome every process reached together: process 0 (the coordinator) leaves last
-        dist.hard_exit(code, line, linger=3.0 if isinstance(error, dist.DistributedError) else 0.0)
+        processes.hard_exit(code, line, linger=3.0 if isinstance(error, processes.DistributedError) else 0.0)
 
 
 @command("vsml meta-train", on_exit=_leave)
@@ -105,7 +105,8 @@ def cmd_meta_train(args) -> int:
     """Exit codes: 0 done, 2 an error (message on stderr), 130 / 143 stopped by SIGINT / SIGTERM
     with a checkpoint, 75 a process of a multi-process run is missing or was lost."""
     from vsml.config import ConfigError, to_dict
-    from vsml.meta.trainer import MetaTrainer, load_meta_config
+    from vsml.meta.config import load_meta_config
+    from vsml.meta.trainer import MetaTrainer
     from vsml.runs import OutputError
 
     if getattr(args, "allow_change", None) and not args.resume:

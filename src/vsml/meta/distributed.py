@@ -1,530 +1,67 @@
-"""Devices and processes: one data-parallel mesh over every device of every process.
-
-    initialize()            # jax.distributed.initialize() when launched by SLURM / MPI / env vars
-    mesh = make_mesh()      # Mesh(all devices, ("batch",))
-    keys = shard_batch(keys, mesh)          # inside jit: split the episode / population axis
-    out = sharded_vmap(fn, mesh)(keys)      # vmap over that axis, each device its share (fused kernel per device)
-    params = replicate(params, mesh)        # host pytree -> replicated global arrays
-    host = to_host(tree)                    # global (replicated) arrays -> NumPy on every process
-
-The meta-batch (gradient) or population (ES) axis is the only sharded axis; parameters and the
-optimizer state are replicated, so every process ends each step with the same parameters. The
-meta-steps map that axis with :func:`sharded_vmap`, under which the fused CPU kernel
-(:mod:`vsml.kernels`) runs on each device's share: XLA cannot partition the kernel's custom call
-by itself.
-
-Multi-process launches are detected from the environment: SLURM (``SLURM_JOB_ID`` with
-``SLURM_NTASKS > 1``), Open MPI / MPICH / PMIx (``OMPI_COMM_WORLD_SIZE``, ``PMI_SIZE``,
-``PMIX_RANK``), or explicit ``VSML_COORDINATOR=host:port``, ``VSML_NUM_PROCESSES``,
-``VSML_PROCESS_ID``. On CPU the cross-process collectives use gloo.
-
-Failing fast (:class:`DistributedConfig`): a process that does not join within
-``startup_timeout`` seconds, processes that disagree on the run (:func:`agree`), or a peer lost
-mid-run (:func:`peer_guard`) end every process with a :class:`DistributedError` naming the
-process and what to do, never a hang or the runtime's own abort; :func:`hard_exit` then leaves
-without the runtime's shutdown barrier (which would wait for the lost peer).
+"""Devices and processes of a run, under one name: process control (:mod:`vsml.meta.processes`:
+``initialize``, ``agree``, ``peer_guard``, ``hard_exit``, exit codes) and the sharding helpers
+(:mod:`vsml.meta.sharding`: ``make_mesh``, ``shard_batch``, ``sharded_vmap``, ``replicate``,
+``to_host``, ...). ``from vsml.meta import distributed as dist`` then ``dist.<name>`` reaches both.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import json
-import os
-import re
-import socket
-import sys
-import threading
-import time
-from typing import Annotated, Literal
-
-import jax
-import jax.numpy as jnp
-import numpy as np
-from jax.experimental import multihost_utils
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
-
-from vsml.config import ConfigError, Range, check_ranges
-from vsml.errors import VSMLError
-
-AXIS = "batch"
-_initialized = False
-_agree_round = 0
-
-#: Exit code of a process whose peer is missing or lost (EX_TEMPFAIL: restart all processes, with --resume).
-EXIT_PEER_LOST = 75
-
-
-class DistributedError(VSMLError, RuntimeError):
-    """The distributed runtime could not be set up, or its processes disagree."""
-
-
-class PeerLostError(DistributedError):
-    """A process of a multi-process run did not join, or was lost mid-run."""
-
-    exit_code = EXIT_PEER_LOST
-
-
-@dataclasses.dataclass(frozen=True)
-class DistributedConfig:
-    """Multi-process settings (``distributed:`` in a meta-training config; the plain string
-    ``auto``/``on``/``off`` sets ``mode`` alone).
-
-    ``startup_timeout``: seconds every process has to join and report its fingerprint;
-    ``peer_timeout``: seconds without a heartbeat after which the runtime counts a peer as lost.
-    """
-
-    mode: Literal["auto", "on", "off"] = "auto"
-    startup_timeout: Annotated[float, Range(">=1")] = 300.0
-    peer_timeout: Annotated[float, Range(">=1")] = 60.0
-
-    def __post_init__(self):
-        if self.mode not in ("auto", "on", "off"):
-            raise ConfigError(f"distributed.mode must be auto, on or off, got {self.mode!r}")
-        check_ranges(self, "distributed")
-
-
-def distributed_config(setting) -> DistributedConfig:
-    """A :class:`DistributedConfig` from one, or from a mode string."""
-    if isinstance(setting, DistributedConfig):
-        return setting
-    return DistributedConfig(mode=setting or "auto")
-
-
-def _env_launch() -> dict | None:
-    """Explicit launch parameters from VSML_* variables, else None (auto-detect / single process)."""
-    if "VSML_COORDINATOR" not in os.environ:
-        return None
-    try:
-        return dict(
-            coordinator_address=os.environ["VSML_COORDINATOR"],
-            num_processes=int(os.environ["VSML_NUM_PROCESSES"]),
-            process_id=int(os.environ["VSML_PROCESS_ID"]),
-        )
-    except (KeyError, ValueError) as e:
-        raise DistributedError(
-            "VSML_COORDINATOR is set, so VSML_NUM_PROCESSES and VSML_PROCESS_ID must be integers too"
-        ) from e
-
-
-def launched_multiprocess() -> bool:
-    """True when the environment describes a launch of more than one process."""
-    env = os.environ
-    if "VSML_COORDINATOR" in env:
-        return int(env.get("VSML_NUM_PROCESSES", "1")) > 1
-    if "SLURM_JOB_ID" in env and int(env.get("SLURM_NTASKS", env.get("SLURM_NPROCS", "1"))) > 1:
-        return True
-    for var in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE"):
-        if int(env.get(var, "1")) > 1:
-            return True
-    return "PMIX_RANK" in env
-
-
-def hard_exit(code: int, message: str | None = None, linger: float = 0.0) -> None:
-    """Print ``message`` (stderr), flush, and leave at once with ``code``: no atexit handlers, so
-    no runtime shutdown barrier waiting for a peer that is gone.
-
-    ``linger`` (seconds): when every process leaves on the same agreed outcome (e.g. they
-    disagree on the config), process 0, which hosts the coordination service, waits this long so
-    that the others leave first: a peer still running when the service goes away is aborted by the
-    runtime instead of exiting with the project's message."""
-    if message:
-        print(message, file=sys.stderr)
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:  # noqa: BLE001
-            pass
-    if linger > 0 and is_multiprocess():
-        with contextlib.suppress(Exception):
-            if jax.process_index() == 0:
-                time.sleep(linger)
-    os._exit(code)
-
-
-def _reachable(address: str) -> bool:
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=2):
-            return True
-    except (OSError, ValueError):
-        return False
-
-
-def _startup_message(cfg: DistributedConfig, kwargs: dict) -> str:
-    n, me, coord = kwargs.get("num_processes"), kwargs.get("process_id"), kwargs.get("coordinator_address")
-    who = f"process {me} of {n}" if n is not None else "this process"
-    msg = f"not every process of this run joined within distributed.startup_timeout = {cfg.startup_timeout:g} s ({who}"
-    msg += f", coordinator {coord})" if coord else ")"
-    if coord and me not in (None, 0) and not _reachable(coord):
-        msg += f". The coordinator (process 0 at {coord}) is not reachable: start it, or check VSML_COORDINATOR"
-    else:
-        if n == 2 and me in (0, 1):
-            msg += f". Process {1 - me} has not joined"
-        msg += (
-            ". Start every process with the same VSML_COORDINATOR and VSML_NUM_PROCESSES and a distinct "
-            "VSML_PROCESS_ID in 0..n-1 (or the same scheduler launch), or raise distributed.startup_timeout"
-        )
-    return msg
-
-
-def initialize(setting="auto") -> bool:
-    """Start ``jax.distributed`` if this is a multi-process launch (``setting``: a mode auto | on |
-    off, or a :class:`DistributedConfig`).
-
-    Must run before any JAX computation. Returns True when the distributed runtime is active. A
-    process that is still waiting for its peers after ``startup_timeout`` prints a
-    :class:`PeerLostError` message and exits with :data:`EXIT_PEER_LOST`.
-    """
-    global _initialized
-    if _initialized:
-        return True
-    cfg = distributed_config(setting)
-    if cfg.mode == "off" or (cfg.mode == "auto" and not launched_multiprocess()):
-        return False
-    kwargs = _env_launch() or {}
-    if jax.config.jax_platforms in (None, "", "cpu") or os.environ.get("JAX_PLATFORMS", "") == "cpu":
-        try:
-            jax.config.update("jax_cpu_collectives_implementation", "gloo")
-        except Exception:  # noqa: BLE001 - older/newer jax without the option
-            pass
-    try:  # SIGINT / SIGTERM are handled by the trainer (vsml.runs.GracefulStop + process_max), not by JAX's notifier
-        jax.config.update("jax_enable_preemption_service", False)
-    except Exception:  # noqa: BLE001 - a jax without the option
-        pass
-    # Our own watchdogs end a wait first: the runtime's timeouts end it with an abort.
-    timeouts = dict(
-        initialization_timeout=int(cfg.startup_timeout) + 60,
-        heartbeat_timeout_seconds=2 * int(cfg.peer_timeout) + 10,
-        shutdown_timeout_seconds=max(2, int(cfg.peer_timeout)),
-    )
-    watchdog = threading.Timer(
-        cfg.startup_timeout, lambda: hard_exit(EXIT_PEER_LOST, f"vsml: error: {_startup_message(cfg, kwargs)}")
-    )
-    watchdog.daemon = True
-    watchdog.start()
-    try:
-        jax.distributed.initialize(**kwargs, **timeouts)
-    except Exception as e:  # noqa: BLE001 - surface one clear line
-        raise DistributedError(f"jax.distributed.initialize failed ({type(e).__name__}: {e})") from None
-    finally:
-        watchdog.cancel()
-    _initialized = True
-    if jax.process_count() > 1:
-        _PeerWatch(_client(), jax.process_index(), jax.process_count(), cfg.peer_timeout).start()
-    return True
-
-
-class _PeerWatch(threading.Thread):
-    """Every process bumps a counter in the coordination service's key-value store a few times per
-    ``timeout``; a peer whose counter stands still for ``timeout`` seconds (it hangs, or its host is
-    gone), or a coordinator that stops answering, ends this process with a message naming it
-    before the runtime's own heartbeat check would abort it. Stopped at interpreter exit, before
-    the runtime's shutdown."""
-
-    def __init__(self, client, me: int, n: int, timeout: float):
-        super().__init__(name="vsml-peer-watch", daemon=True)
-        self.client, self.me, self.n, self.timeout = client, me, n, float(timeout)
-        self.stopped = threading.Event()
-        import atexit
-
-        atexit.register(self.stopped.set)
-
-    def _fire(self, who: str, why: str) -> None:
-        if self.stopped.is_set():
-            return
-        hard_exit(
-            EXIT_PEER_LOST,
-            f"vsml: error: process {self.me} lost contact with {who}: {why}. This {self.n}-process run "
-            f"cannot continue; every process stops. Check that process (and its host), then restart all {self.n} "
-            "with --resume (the last checkpoint is intact)",
-        )
-
-    def _get(self, key: str):
-        try:
-            return self.client.key_value_try_get(key)
-        except Exception as e:  # noqa: BLE001
-            if "NOT_FOUND" in str(e) or "not found" in str(e).lower():
-                return None
-            raise
-
-    def run(self) -> None:
-        import time
-
-        interval, count, failing, t_start = max(0.2, self.timeout / 5), 0, None, time.monotonic()
-        seen: dict[int, tuple] = {}
-        while not self.stopped.wait(interval):
-            count += 1
-            now = time.monotonic()
-            guard = threading.Timer(
-                self.timeout,
-                self._fire,
-                (
-                    "the coordinator (process 0)",
-                    f"it stopped answering for {self.timeout:g} s (distributed.peer_timeout)",
-                ),
-            )
-            guard.daemon = True
-            guard.start()
-            try:
-                self.client.key_value_set(f"vsml/alive/{self.me}", str(count), allow_overwrite=True)
-                values = {i: self._get(f"vsml/alive/{i}") for i in range(self.n) if i != self.me}
-                failing = None
-            except Exception:  # noqa: BLE001 - the coordinator is gone (or going: interpreter exit)
-                values, failing = None, failing or now
-                if now - failing > self.timeout:
-                    self._fire("the coordinator (process 0)", "it no longer answers")
-            finally:
-                guard.cancel()
-            for peer, v in (values or {}).items():
-                if peer not in seen or seen[peer][0] != v:
-                    seen[peer] = (v, now if peer in seen or v is not None else t_start)
-                elif now - seen[peer][1] > self.timeout:
-                    self._fire(
-                        f"process {peer}",
-                        f"no sign of life for {self.timeout:g} s (distributed.peer_timeout); it "
-                        "hangs, or its host is unreachable",
-                    )
-
-
-def is_multiprocess() -> bool:
-    return _initialized and jax.process_count() > 1
-
-
-def _client():
-    from jax._src import distributed as jd  # the coordination service's key-value store
-
-    client = getattr(jd.global_state, "client", None)
-    if client is None:
-        raise DistributedError("the distributed runtime is not initialised")
-    return client
-
-
-def _flatten(d, prefix="") -> dict:
-    if isinstance(d, dict):
-        out = {}
-        for k, v in d.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix.rstrip("."): d}
-
-
-def agree(record: dict, timeout: float, what: str = "run") -> None:
-    """Every process contributes ``record`` (JSON-able; ``record["error"]``: this process cannot
-    start, and why); unless all records are equal and error-free, every process raises the same
-    :class:`DistributedError` naming the processes and the differing keys with their values. A
-    no-op in a single process. Processes that do not report within ``timeout`` s raise
-    :class:`PeerLostError`."""
-    global _agree_round
-    if not is_multiprocess():
-        return
-    client, me, n = _client(), jax.process_index(), jax.process_count()
-    _agree_round += 1
-    key = f"vsml/agree/{_agree_round}"
-    client.key_value_set(f"{key}/{me}", json.dumps(record, sort_keys=True, default=str))
-    records, missing = {}, []
-    for i in range(n):
-        try:
-            records[i] = json.loads(client.blocking_key_value_get(f"{key}/{i}", int(timeout * 1000)))
-        except Exception:  # noqa: BLE001 - a timeout or a lost coordinator
-            missing.append(i)
-    with contextlib.suppress(Exception):  # nobody leaves before everyone has read every record
-        client.wait_at_barrier(f"{key}/read", int(timeout * 1000))
-    if missing:
-        raise PeerLostError(
-            f"process(es) {', '.join(map(str, missing))} did not report their {what} settings within "
-            f"{timeout:g} s (distributed.startup_timeout); restart every process"
-        )
-    failed = {i: r["error"] for i, r in records.items() if r.get("error")}
-    if failed and len(failed) == n and len(set(failed.values())) == 1:
-        raise DistributedError(f"{what} cannot start (every process found the same): {failed[0]}")
-    if failed:
-        raise DistributedError(
-            f"{what} cannot start on every process, so none starts: "
-            + "; ".join(f"process {i}: {e}" for i, e in failed.items())
-        )
-    flat = {i: _flatten({k: v for k, v in r.items() if k != "error"}) for i, r in records.items()}
-    keys = sorted(set().union(*flat.values()))
-    diffs = []
-    for k in keys:
-        values = [flat[i].get(k) for i in range(n)]
-        if any(v != values[0] for v in values):
-            diffs.append(f"{k}: " + ", ".join(f"process {i} has {json.dumps(v)}" for i, v in enumerate(values)))
-    if diffs:
-        shown = "; ".join(diffs[:8]) + (f"; ... ({len(diffs)} differences)" if len(diffs) > 8 else "")
-        raise DistributedError(
-            f"the processes of this {what} disagree, so its results would be wrong: {shown}. "
-            "Start every process with the same config, overrides, code and run folder"
-        )
-
-
-_max_fns: dict = {}
-
-
-def process_max(value: int, mesh: Mesh) -> int:
-    """The maximum of an integer over all processes (every process gets it; a collective, so every
-    process must call it at the same point). ``value`` itself in a single process."""
-    if jax.process_count() == 1:
-        return int(value)
-    fn = _max_fns.get(mesh)
-    if fn is None:
-        fn = _max_fns[mesh] = jax.jit(jnp.max, out_shardings=replicated(mesh))
-    local = np.full((len(mesh.local_devices),), int(value), np.int32)
-    arr = jax.make_array_from_process_local_data(batch_sharding(mesh), local, (mesh.devices.size,))
-    return int(np.asarray(fn(arr).addressable_data(0)))
-
-
-_PEER_FAILURE = re.compile(
-    r"gloo|connection (closed|reset|refused)|socket closed|unavailable|heartbeat|"
-    r"deadline.?exceeded|broken pipe|peer",
-    re.I,
+from vsml.meta.processes import (
+    EXIT_PEER_LOST,
+    DistributedConfig,
+    DistributedError,
+    PeerLostError,
+    agree,
+    check_divisible,
+    distributed_config,
+    hard_exit,
+    initialize,
+    is_main,
+    is_multiprocess,
+    launched_multiprocess,
+    peer_guard,
+    process_index,
+)
+from vsml.meta.sharding import (
+    AXIS,
+    batch_sharding,
+    chunked_map,
+    make_mesh,
+    place_leading,
+    process_max,
+    replicate,
+    replicated,
+    shard_batch,
+    shard_leading,
+    sharded_vmap,
+    to_host,
 )
 
-
-@contextlib.contextmanager
-def peer_guard(where: str = "the run"):
-    """Turn a failed collective of a multi-process run (a peer died or hung) into a
-    :class:`PeerLostError` naming the peer where it can, instead of a runtime traceback."""
-    try:
-        yield
-    except PeerLostError:
-        raise
-    except Exception as e:
-        if not is_multiprocess() or not _PEER_FAILURE.search(str(e)):
-            raise
-        me, n = jax.process_index(), jax.process_count()
-        peer = f"process {1 - me}" if n == 2 else "another process"
-        addr = re.search(r"peer \[?([^\]\s]+)\]?(:\d+)?", str(e))
-        detail = f" ({addr.group(0)})" if addr else ""
-        raise PeerLostError(
-            f"process {me} lost contact with {peer}{detail} during {where}: it died or was killed, so this "
-            f"{n}-process run cannot continue. Every process stops; restart all {n} with --resume "
-            "(the last checkpoint is intact)"
-        ) from None
-
-
-def make_mesh() -> Mesh:
-    """A 1-D mesh over all devices of all processes, axis ``"batch"``."""
-    return Mesh(np.asarray(jax.devices()), (AXIS,))
-
-
-def batch_sharding(mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, P(AXIS))
-
-
-def replicated(mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, P())
-
-
-def shard_batch(x, mesh: Mesh):
-    """Inside jit: constrain the leading axis of ``x`` to be split over the mesh."""
-    return jax.lax.with_sharding_constraint(x, batch_sharding(mesh))
-
-
-def _leading_sharding(shape, mesh: Mesh) -> NamedSharding:
-    """Split the leading axis over the mesh where it divides evenly, else replicate."""
-    n = mesh.devices.size
-    return batch_sharding(mesh) if len(shape) >= 1 and shape[0] % n == 0 else replicated(mesh)
-
-
-def shard_leading(tree, mesh: Mesh):
-    """Inside jit: constrain every leaf of ``tree`` (persistent inner state: leading axis particle
-    or member) to :func:`place_leading`'s placement, so that every meta-step sees its inner state
-    placed one way — fresh, restored from a checkpoint or carried from the previous step — and one
-    compiled step (one order of floating-point operations) serves them all."""
-    return jax.tree_util.tree_map(lambda x: jax.lax.with_sharding_constraint(x, _leading_sharding(x.shape, mesh)), tree)
-
-
-def place_leading(tree, mesh: Mesh):
-    """Host pytree (the whole global arrays, on every process) -> global arrays split over the mesh
-    along their leading axis (replicated where it does not divide evenly)."""
-
-    def put(leaf):
-        arr = np.asarray(leaf)
-        return jax.make_array_from_callback(arr.shape, _leading_sharding(arr.shape, mesh), lambda idx: arr[idx])
-
-    return jax.tree_util.tree_map(put, tree)
-
-
-def replicate(tree, mesh: Mesh):
-    """Host pytree (same values on every process) -> replicated global arrays on ``mesh``."""
-    sharding = replicated(mesh)
-
-    def put(leaf):
-        arr = np.asarray(leaf)
-        return jax.make_array_from_callback(arr.shape, sharding, lambda idx: arr[idx])
-
-    return jax.tree_util.tree_map(put, tree)
-
-
-def to_host(tree):
-    """Global arrays -> whole NumPy arrays, on every process.
-
-    A replicated array is read from a local copy; an array sharded across processes (the
-    persistent estimators' inner state: particles, learner states, noise) is gathered from every
-    process (:func:`jax.experimental.multihost_utils.process_allgather`), so a checkpoint holds
-    every process's lifetimes. Gathering is a collective: in a multi-process run every process
-    must call this at the same point with the same tree."""
-
-    def get(leaf):
-        if not isinstance(leaf, jax.Array) or leaf.is_fully_addressable:
-            return np.asarray(leaf)
-        if leaf.sharding.is_fully_replicated:
-            return np.asarray(leaf.addressable_data(0))
-        return np.asarray(multihost_utils.process_allgather(leaf, tiled=True))
-
-    return jax.tree_util.tree_map(get, tree)
-
-
-def process_index() -> int:
-    return jax.process_index()
-
-
-def is_main() -> bool:
-    """True on the process that writes logs and checkpoints."""
-    return jax.process_index() == 0
-
-
-def check_divisible(n: int, what: str) -> None:
-    d = jax.device_count()
-    if n % d:
-        raise DistributedError(f"{what} = {n} must be divisible by the number of devices ({d})")
-
-
-def sharded_vmap(fn, mesh: Mesh):
-    """``jax.vmap(fn)`` over a leading axis split across ``mesh`` (every argument's leaves lead
-    with it). With more than one device the ``vmap`` names the mesh axis as its
-    ``spmd_axis_name`` and is traced under :func:`vsml.kernels.dense.per_device`, so every fused
-    kernel call inside runs as a ``shard_map``: each device on its own share of the axis, not the
-    whole gathered axis on every device. One device, an axis that does not divide evenly over
-    the devices, or a call nested in another sharded map: a plain ``vmap``."""
-    if mesh.devices.size == 1:
-        return jax.vmap(fn)
-    from vsml.kernels import dense
-
-    def mapped(*args):
-        leaves = jax.tree_util.tree_leaves(args)
-        if not leaves or leaves[0].shape[0] % mesh.devices.size or dense.per_device_mesh() is not None:
-            return jax.vmap(fn)(*args)
-        with dense.per_device(mesh):
-            return jax.vmap(fn, spmd_axis_name=AXIS)(*args)
-
-    return mapped
-
-
-def chunked_map(fn, xs, mesh: Mesh, chunk: int | None):
-    """``vmap(fn)(xs)`` over a leading axis split across the mesh (:func:`sharded_vmap`), evaluating
-    at most ``chunk`` items at a time per device (``lax.map`` over groups: bounded memory, cache-friendly).
-
-    ``xs``: pytree with leading axis ``n`` (divisible by the device count). Returns ``fn``'s
-    outputs stacked to ``[n, ...]``.
-    """
-    n = jax.tree_util.tree_leaves(xs)[0].shape[0]
-    d = mesh.devices.size
-    per = n // d
-    if not chunk or chunk >= per:
-        return sharded_vmap(fn, mesh)(jax.tree_util.tree_map(lambda x: shard_batch(x, mesh), xs))
-    grouped = jax.tree_util.tree_map(lambda x: shard_batch(x.reshape(d, per, *x.shape[1:]), mesh), xs)
-    out = sharded_vmap(lambda g: jax.lax.map(fn, g, batch_size=chunk), mesh)(grouped)
-    return jax.tree_util.tree_map(lambda x: x.reshape(n, *x.shape[2:]), out)
+__all__ = [
+    "AXIS",
+    "EXIT_PEER_LOST",
+    "DistributedConfig",
+    "DistributedError",
+    "PeerLostError",
+    "agree",
+    "batch_sharding",
+    "check_divisible",
+    "chunked_map",
+    "distributed_config",
+    "hard_exit",
+    "initialize",
+    "is_main",
+    "is_multiprocess",
+    "launched_multiprocess",
+    "make_mesh",
+    "peer_guard",
+    "place_leading",
+    "process_index",
+    "process_max",
+    "replicate",
+    "replicated",
+    "shard_batch",
+    "shard_leading",
+    "sharded_vmap",
+    "to_host",
+]

@@ -35,8 +35,8 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from vsml.config import ConfigError, Range, check_ranges
-from vsml.meta.distributed import chunked_map, shard_batch
 from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, check_trainable, guarded_update
+from vsml.meta.sharding import chunked_map, shard_batch
 
 
 def centered_ranks(x: jax.Array) -> jax.Array:

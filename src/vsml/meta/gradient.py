@@ -18,8 +18,8 @@ from typing import Annotated
 import jax
 
 from vsml.config import ConfigError, Range, check_ranges
-from vsml.meta.distributed import chunked_map, shard_batch
 from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, check_trainable, guarded_update
+from vsml.meta.sharding import chunked_map, shard_batch
 
 
 @dataclasses.dataclass(frozen=True)

@@ -46,7 +46,7 @@ import jax.numpy as jnp
 
 from vsml.config import ConfigError, Range, check_ranges
 from vsml.learners.base import EpisodeResult, OnlineLearner, TaskSpec, episode
-from vsml.meta.distributed import sharded_vmap
+from vsml.meta.sharding import sharded_vmap
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,6 +186,6 @@ class MetaProblem:
 
     def meta_loss(self, params, keys, remat: bool = True):
         """Mean ``(loss, accuracy)`` over one episode per key (``keys [E, 2]``; vmapped over the mesh:
-        :func:`~vsml.meta.distributed.sharded_vmap`)."""
+        :func:`~vsml.meta.sharding.sharded_vmap`)."""
         loss, acc = sharded_vmap(lambda k: self.episode_loss(params, k, remat), self.mesh)(keys)
         return loss.mean(), acc.mean()

@@ -41,9 +41,9 @@ from jax.flatten_util import ravel_pytree
 from vsml.config import ConfigError, Range, check_ranges
 from vsml.learners.base import run_steps
 from vsml.meta import persistent as ps
-from vsml.meta.distributed import chunked_map, shard_batch, shard_leading
 from vsml.meta.objective import loss_scale
 from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, check_trainable, guarded_update
+from vsml.meta.sharding import chunked_map, shard_batch, shard_leading
 from vsml.pytree import PyTree
 
 

@@ -26,9 +26,9 @@ import jax.numpy as jnp
 from vsml.config import Range, check_ranges
 from vsml.learners.base import run_steps
 from vsml.meta import persistent as ps
-from vsml.meta.distributed import shard_batch, shard_leading, sharded_vmap
 from vsml.meta.objective import loss_scale
 from vsml.meta.optimizer import MetaOptimizer, MetaState, StepMetrics, check_trainable, guarded_update
+from vsml.meta.sharding import shard_batch, shard_leading, sharded_vmap
 from vsml.pytree import PyTree
 
 

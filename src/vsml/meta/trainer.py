@@ -28,28 +28,60 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Callable, Literal, NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import numpy as np
 import yaml
 
-from vsml import artifacts, runs
+from vsml import artifacts, contract, kernels, runs
 from vsml.checkpoint import CheckpointError, CheckpointManager, learner_artifact, load_learner, stored_learner_record
-from vsml.config import ConfigError, Range, apply_overrides, check_ranges, from_dict, load_yaml, to_dict
+from vsml.config import ConfigError, from_dict, to_dict
 from vsml.data.episodes import DatasetSpec, EpisodeSampler, SamplerConfig, draw_episodes
 from vsml.errors import VSMLError
 from vsml.eval.evaluate import episode_keys, run_learner
 from vsml.learners.base import TaskSpec
 from vsml.learners.registry import learner_from_record, learner_record, make_learner
-from vsml.meta import distributed as dist
-from vsml.meta.curriculum import Curriculum, CurriculumState, Stage
-from vsml.meta.objective import MetaProblem, ObjectiveConfig
+from vsml.meta import processes, sharding
+from vsml.meta.config import (
+    LEGACY_SECTIONS,
+    CheckpointConfig,
+    EvalConfig,
+    LearnerSpec,
+    LogConfig,
+    MetaConfig,
+    MetaOptimizerSpec,
+    load_meta_config,
+    meta_config_from_dict,
+)
+from vsml.meta.curriculum import Curriculum, CurriculumState
+from vsml.meta.objective import MetaProblem
 from vsml.meta.optimizer import MetaOptimizer, MetaState
-from vsml.meta.registry import make_meta_optimizer, meta_optimizer_config
+from vsml.meta.registry import make_meta_optimizer
+from vsml.meta.resume import RESUME_MUTABLE, restore, resume_point
 from vsml.meta.selection import dataset_roles, keep_best_default
 from vsml.runlog import RunLogger
 from vsml.training import TrainingLoop
+
+# The configs live in vsml.meta.config and the resume policy in vsml.meta.resume; their names
+# stay importable from here.
+__all__ = [
+    "LEGACY_SECTIONS",
+    "OWNED",
+    "RESTARTABLE",
+    "RESUME_MUTABLE",
+    "CheckpointConfig",
+    "EvalConfig",
+    "LearnerSpec",
+    "LogConfig",
+    "MetaConfig",
+    "MetaOptimizerSpec",
+    "MetaTrainer",
+    "MetaTrainingError",
+    "TrainResult",
+    "load_meta_config",
+    "meta_config_from_dict",
+]
 
 #: Files a fresh run may find (and replace) in its out folder: those of a run that died before its first checkpoint.
 RESTARTABLE = ("config.yaml", "metrics.csv", "eval.csv", "tb", "checkpoints", "best.npz", "best.json")
@@ -57,191 +89,9 @@ RESTARTABLE = ("config.yaml", "metrics.csv", "eval.csv", "tb", "checkpoints", "b
 #: What a run writes into its out folder (``--overwrite`` removes these and keeps everything else).
 OWNED = (*RESTARTABLE, "learner.npz", "learner.json")
 
-#: Config sections that may differ between a run and the checkpoint it resumes.
-RESUME_MUTABLE = ("name", "out", "iterations", "eval", "checkpoint", "log", "max_nonfinite", "distributed")
-
 
 class MetaTrainingError(VSMLError, RuntimeError):
     """Meta-training cannot continue (non-finite streak, bad init, ...)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class LearnerSpec:
-    """A registry learner: ``name`` and its options (see :func:`vsml.learners.registry.make_learner`)."""
-
-    name: str = "vsml"
-    options: dict = dataclasses.field(default_factory=dict)
-    from_init: bool = False  # take name and options from the LA / checkpoint given as `init`
-
-
-@dataclasses.dataclass(frozen=True)
-class MetaOptimizerSpec:
-    """A registered meta-optimizer: ``name`` and its options (see :mod:`vsml.meta.registry`). The
-    options are stored complete (every field of the estimator's config), so a later default change
-    never alters a stored run."""
-
-    name: str = "gradient"
-    options: dict = dataclasses.field(default_factory=dict)
-
-    def __post_init__(self):
-        object.__setattr__(self, "options", to_dict(self.config()))
-
-    def config(self):
-        """The estimator's typed config."""
-        return meta_optimizer_config(self.name, self.options)
-
-
-#: The meta-optimizer sections of the older config form (``method: tbptt`` + a ``tbptt:`` section),
-#: still read: :func:`meta_config_from_dict` maps them to ``meta_optimizer: {name, options}``.
-LEGACY_SECTIONS = ("gradient", "es", "pes", "tbptt")
-
-
-def _legacy_meta_optimizer(data: dict) -> dict:
-    """``method`` + per-estimator sections (the older form) -> ``meta_optimizer: {name, options}``;
-    the sections of estimators the run does not use are dropped (they never had an effect)."""
-    if not isinstance(data, dict) or not any(k in data for k in ("method", *LEGACY_SECTIONS)):
-        return data
-    data = dict(data)
-    method = data.pop("method", None)
-    sections = {k: data.pop(k) for k in LEGACY_SECTIONS if k in data}
-    spec = data.get("meta_optimizer")
-    if spec is not None:
-        if not isinstance(spec, dict):
-            raise ConfigError(f"meta_optimizer: expected a mapping {{name, options}}, got {spec!r}")
-        name = spec.get("name", "gradient")
-        if method is not None and method != name:
-            raise ConfigError(f"method: {method!r} contradicts meta_optimizer.name {name!r}; give only meta_optimizer")
-    else:
-        name = "gradient" if method is None else method
-        spec = {"name": name}
-    section = sections.get(name) if isinstance(name, str) else None
-    if section is not None:  # checked under its old name, so errors point at what was written
-        typed = meta_optimizer_config(name, {**dict(spec.get("options") or {}), **section}, path=name)
-        spec = {**spec, "options": to_dict(typed)}
-    data["meta_optimizer"] = spec
-    return data
-
-
-@dataclasses.dataclass(frozen=True)
-class EvalConfig:
-    """Periodic meta-test: online accuracy on held-out episodes (``every`` 0 disables)."""
-
-    every: Annotated[int, Range(">=0")] = 0
-    episodes: Annotated[int, Range(">=1")] = 16
-    steps: Annotated[int | None, Range(">=1")] = None  # default: the last curriculum stage's length
-    classes: Annotated[int | None, Range(">=2")] = None  # default: the last stage's
-    datasets: tuple[DatasetSpec, ...] = ()  # default: the training datasets' "test" splits
-    first: Annotated[int, Range(">=1")] = 50  # also report accuracy over the first / last this many steps
-    last: Annotated[int, Range(">=1")] = 100
-    seed: Annotated[int, Range(">=0")] = 12345
-    sampler: dict | None = None  # other SamplerConfig overrides for meta-test (e.g. projection: none)
-    keep_best: bool | None = (
-        None  # keep best.npz (best meta-test so far by ``score``); None: on with validation data (vsml.meta.selection)
-    )
-    score: str = "online"  # what keep_best compares, averaged over eval datasets: online | first | balanced
-    at_start: bool = False  # also meta-test the starting learner (iteration 0): best.npz is then never worse than it
-
-    SCORES = ("online", "first", "balanced")  # balanced: mean of the first / online / last accuracies
-
-    def __post_init__(self):
-        check_ranges(self, "eval")
-        if self.score not in self.SCORES:
-            raise ConfigError(f"eval.score must be one of {', '.join(self.SCORES)}, got {self.score!r}")
-
-    def selection_score(self, results: dict[str, dict[str, float]]) -> float:
-        """The figure ``keep_best`` maximises: ``score`` averaged over the meta-test datasets."""
-        if not results:
-            return math.nan
-        pick = {
-            "online": lambda r: r["online"],
-            "first": lambda r: r["first"],
-            "balanced": lambda r: (r["first"] + r["online"] + r["last"]) / 3,
-        }[self.score]
-        return float(np.mean([pick(r) for r in results.values()]))
-
-
-@dataclasses.dataclass(frozen=True)
-class CheckpointConfig:
-    every: Annotated[int, Range(">=1")] = 100
-    keep: Annotated[int, Range(">=1")] = 3
-
-    def __post_init__(self):
-        check_ranges(self, "checkpoint")
-
-
-@dataclasses.dataclass(frozen=True)
-class LogConfig:
-    every: Annotated[int, Range(">=1")] = 10
-    progress: bool = True
-    csv: bool = True
-    tensorboard: bool = True
-    wandb: bool = False
-    wandb_project: str = "vsml"
-
-    def __post_init__(self):
-        check_ranges(self, "log")
-
-
-@dataclasses.dataclass(frozen=True)
-class MetaConfig:
-    """A meta-training experiment (YAML). See docs/meta_training.md for every key."""
-
-    name: str = "meta"
-    out: str | None = None  # default runs/meta/<name>
-    seed: Annotated[int, Range(">=0")] = 0
-    iterations: Annotated[int, Range(">=0")] = 1000
-    learner: LearnerSpec = LearnerSpec()
-    init: str | None = None  # start from a checkpoint / run folder / LA file / shipped LA name
-    init_layers: Annotated[tuple[int, ...] | None, Range(">=0")] = (
-        None  # per-layer sub-RNNs: layer k starts from init's sub-RNN init_layers[k]
-    )
-    data: SamplerConfig = SamplerConfig(datasets=(DatasetSpec("digits"),), flatten=True, steps=100)
-    families: tuple[dict, ...] = ()  # task families: SamplerConfig overrides each; every meta-step trains on all
-    curriculum: tuple[Stage, ...] = ()
-    curriculum_ema: Annotated[float, Range("[0,1)")] = 0.9
-    objective: ObjectiveConfig = ObjectiveConfig()
-    meta_optimizer: MetaOptimizerSpec = MetaOptimizerSpec()  # {name: gradient | es | pes | tbptt | yours, options}
-    eval: EvalConfig = EvalConfig()
-    checkpoint: CheckpointConfig = CheckpointConfig()
-    log: LogConfig = LogConfig()
-    max_nonfinite: Annotated[int, Range(">=1")] = 10
-    distributed: Literal["auto", "on", "off"] | dist.DistributedConfig = (
-        "auto"  # or {mode, startup_timeout, peer_timeout}
-    )
-
-    def __post_init__(self):
-        check_ranges(self, "")
-        if self.init_layers is not None:
-            if not self.init:
-                raise ConfigError("init_layers needs `init` (the LA whose per-layer sub-RNNs it maps)")
-            if not self.init_layers or any(
-                not isinstance(i, int) or isinstance(i, bool) or i < 0 for i in self.init_layers
-            ):
-                raise ConfigError(
-                    f"init_layers must be a non-empty list of sub-RNN indices >= 0, got {self.init_layers!r}"
-                )
-            object.__setattr__(self, "init_layers", tuple(self.init_layers))
-
-    @property
-    def out_dir(self) -> Path:
-        return Path(self.out or f"runs/meta/{self.name}")
-
-
-def meta_config_from_dict(data: dict) -> MetaConfig:
-    """A :class:`MetaConfig` from a mapping (YAML, a stored run's config); the older
-    ``method`` + ``gradient:``/``es:``/``pes:``/``tbptt:`` form is read too."""
-    try:
-        return from_dict(MetaConfig, _legacy_meta_optimizer(data))
-    except ConfigError:
-        raise
-    except ValueError as e:  # DataError etc. from nested configs
-        raise ConfigError(str(e)) from None
-
-
-def load_meta_config(path: str | os.PathLike | None = None, overrides=()) -> MetaConfig:
-    """YAML file (optional) + ``key.sub=value`` overrides -> :class:`MetaConfig`."""
-    data = load_yaml(path) if path is not None else {}
-    return meta_config_from_dict(apply_overrides(data, list(overrides)))
 
 
 class TrainResult(NamedTuple):
@@ -249,34 +99,6 @@ class TrainResult(NamedTuple):
     iteration: int
     history: list  # one dict per iteration
     out_dir: Path
-
-
-def _diff(a, b, prefix=""):
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for k in sorted(set(a) | set(b)):
-            out += _diff(a.get(k), b.get(k), f"{prefix}{k}.")
-        return out
-    return [] if a == b else [prefix.rstrip(".")]
-
-
-def _get(tree: dict, dotted: str):
-    """The value at ``dotted`` (``a.b.c``) in a nested dict, or None."""
-    for part in dotted.split("."):
-        tree = tree.get(part) if isinstance(tree, dict) else None
-    return tree
-
-
-def _same_computation(a, b) -> bool:
-    """Equal learners, up to a VSML learner's ``kernel`` setting (which implementation runs, not what it computes)."""
-
-    def norm(learner):
-        cfg = getattr(learner, "config", None)
-        if dataclasses.is_dataclass(learner) and cfg is not None and hasattr(cfg, "kernel"):
-            return dataclasses.replace(learner, config=dataclasses.replace(cfg, kernel="auto"))
-        return learner
-
-    return norm(a) == norm(b)
 
 
 def _takes_lr(opt: MetaOptimizer) -> bool:
@@ -307,8 +129,8 @@ class MetaTrainer:
         #: the command line that started this run (lock record, resume hints)
         self.command = command or f"vsml meta-train CONFIG --out {self.out_dir}"
         self.lock_wait = lock_wait
-        dist.initialize(config.distributed)
-        self.main = dist.is_main()
+        processes.initialize(config.distributed)
+        self.main = processes.is_main()
         #: run folder, lock, preflight, graceful stop, atomic writes, resume (shared with cloning)
         self.loop = TrainingLoop(
             self.out_dir, "meta-training", command=self.command, log=self.log, main=self.main, lock_wait=lock_wait
@@ -333,7 +155,7 @@ class MetaTrainer:
         section = config.meta_optimizer.config()
         self.meta_optimizer = make_meta_optimizer(method, section)
         self.curriculum = Curriculum(tuple(config.curriculum), config.curriculum_ema)
-        self.mesh = dist.make_mesh()
+        self.mesh = sharding.make_mesh()
         #: per stage: its learning rate (the stage's ``lr``, else the estimator's; None without one)
         self.stage_lrs = tuple(
             st.lr if st.lr is not None else getattr(section, "lr", None) for st in self.curriculum.stages
@@ -349,7 +171,7 @@ class MetaTrainer:
             for st in self.curriculum.stages
         )
         self._stage_lr_arrays: dict[int, jax.Array] = {}
-        dist.check_divisible(
+        processes.check_divisible(
             self.meta_optimizer.parallel_size,
             f"the parallel axis of meta-optimizer {method!r} ({self.meta_optimizer.parallel_size})",
         )
@@ -383,7 +205,7 @@ class MetaTrainer:
                 task = TaskSpec(sampler.input_shape, sampler.num_classes, sampler.batch_size)
                 self.learner.check_task(task)
                 tasks.append(task)
-                samplers.append(dist.replicate(sampler, self.mesh))
+                samplers.append(sharding.replicate(sampler, self.mesh))
             self._problems[stage] = MetaProblem(
                 self.learner, tuple(tasks), self.config.objective, tuple(samplers), self.mesh
             )
@@ -399,7 +221,7 @@ class MetaTrainer:
     def stage_lr(self, stage: int) -> jax.Array:
         """The learning rate of stage ``stage`` as a replicated float32 scalar (the step's ``lr``)."""
         if stage not in self._stage_lr_arrays:
-            self._stage_lr_arrays[stage] = dist.replicate(np.float32(self.stage_lrs[stage]), self.mesh)
+            self._stage_lr_arrays[stage] = sharding.replicate(np.float32(self.stage_lrs[stage]), self.mesh)
         return self._stage_lr_arrays[stage]
 
     def key(self, iteration: int, salt: int = 0) -> jax.Array:
@@ -407,7 +229,7 @@ class MetaTrainer:
         key = jax.random.fold_in(jax.random.PRNGKey(self.config.seed), iteration)
         if salt:
             key = jax.random.fold_in(key, salt)
-        return dist.replicate(np.asarray(key), self.mesh)
+        return sharding.replicate(np.asarray(key), self.mesh)
 
     def init_params(self):
         """Fresh meta-parameters from the seed, or those of ``config.init``."""
@@ -460,15 +282,15 @@ class MetaTrainer:
         params = self.init_params()
         self.optimizer(stage).mask(params)  # trainable patterns that match nothing fail here, before any compute
         state = self.optimizer(stage).init(params, self.key(0, salt=1), self.problem(stage))
-        return jax.tree_util.tree_map(np.asarray, dist.to_host(state))
+        return jax.tree_util.tree_map(np.asarray, sharding.to_host(state))
 
     def place(self, state: MetaState) -> MetaState:
         """Host meta-state -> global arrays: parameters and optimizer state replicated, persistent
         inner state split over the mesh the way every meta-step leaves it."""
         return MetaState(
-            dist.replicate(state.params, self.mesh),
-            dist.replicate(state.opt_state, self.mesh),
-            dist.place_leading(state.inner, self.mesh),
+            sharding.replicate(state.params, self.mesh),
+            sharding.replicate(state.opt_state, self.mesh),
+            sharding.place_leading(state.inner, self.mesh),
         )
 
     def step(self, state: MetaState, iteration: int, stage: int):
@@ -520,7 +342,7 @@ class MetaTrainer:
         runs with the same settings and seed.
         """
         ev = self.config.eval
-        host = dist.to_host(params)
+        host = sharding.to_host(params)
         out = {}
         for label, scfg in self.eval_configs().items():
             eps = draw_episodes(scfg, ev.seed, ev.episodes)
@@ -532,83 +354,14 @@ class MetaTrainer:
             }
         return out
 
-    def _check_resumed_learner(self, path, record: dict) -> None:
-        """Raise unless the checkpoint's learner record builds this run's learner (a VSML record
-        written before a semantic option existed builds the legacy semantics)."""
-        try:
-            stored = learner_from_record(record)
-        except ConfigError as e:
-            raise CheckpointError(f"checkpoint {path}: its learner cannot be built here: {e}") from None
-        if _same_computation(stored, self.learner):
-            return
-        a, b = getattr(stored, "config", stored), getattr(self.learner, "config", self.learner)
-        if dataclasses.is_dataclass(a) and type(a) is type(b):
-            diffs = [f.name for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)]
-            fix = " ".join(f"learner.options.{k}={to_dict(getattr(a, k))}" for k in diffs)
-            raise CheckpointError(
-                f"checkpoint {path} was made by a learner that differs from this config's in {', '.join(diffs)} "
-                f"(a checkpoint written before an option existed uses its legacy value, docs/vsml.md); "
-                f"to resume, add the overrides: {fix}"
-            )
-        raise CheckpointError(f"checkpoint {path} was made by learner {record.get('name')!r}, not this config's")
-
     # ---- the loop ----------------------------------------------------------------------------
 
     @property
     def resume_command(self) -> str:
         return self.loop.resume_command
 
-    def _load_latest(self, mgr: CheckpointManager):
-        """The newest checkpoint, loaded; a corrupt one names the newest good one and how to resume from it."""
-        latest = mgr.latest()
-        try:
-            return latest, mgr.load(latest)
-        except CheckpointError as e:
-            paths = mgr.paths()
-            bad, good = [latest], None
-            for p in reversed(paths[:-1]):
-                try:
-                    good = (p, int(mgr.load(p).meta.get("iteration", -1)))
-                    break
-                except CheckpointError:
-                    bad.append(p)
-            if good is None:
-                hint = (
-                    f"no earlier checkpoint in {mgr.folder} is readable either; start a new run folder "
-                    "(or restore the file from a backup)"
-                )
-            else:
-                moves = " && ".join(f"mv {b} {b}.corrupt" for b in bad)
-                hint = (
-                    f"the newest good checkpoint is {good[0]} (iteration {good[1]}); to resume from it, move the bad "
-                    f"one{'s' if len(bad) > 1 else ''} aside and resume: {moves} && {self.resume_command}"
-                )
-            raise CheckpointError(f"{e}; {hint}") from None
-
-    def _resume_point(self, mgr: CheckpointManager, cfg_dict: dict, allow: tuple[str, ...] = ()):
-        latest, art = self._load_latest(mgr)
-        meta = art.meta
-        try:  # read the stored config with this version's schema (new keys take their defaults)
-            stored = to_dict(meta_config_from_dict(meta.get("config", {})))
-        except ConfigError as e:
-            raise CheckpointError(f"checkpoint {latest}: its config is not valid for this vsml version ({e})") from None
-        changed = [k for k in _diff(stored, cfg_dict) if k.split(".")[0] not in RESUME_MUTABLE]
-        if meta.get("learner"):  # compare what the learners compute, not how their options were spelled
-            self._check_resumed_learner(latest, meta["learner"])
-            changed = [k for k in changed if not k.startswith("learner.options.")]
-        allowed = [k for k in changed if any(k == a or k.startswith(a + ".") for a in allow)]
-        self._changes = {k: [_get(stored, k), _get(cfg_dict, k)] for k in allowed}
-        changed = [k for k in changed if k not in allowed]
-        if changed:
-            raise CheckpointError(
-                f"checkpoint {latest} was written with a different config ({', '.join(changed)}); "
-                "resume with the same config, start a new run folder, or continue this run with the "
-                "changed recipe on purpose: --allow-change KEY (recorded in the checkpoints)"
-            )
-        return latest, art
-
     def _fingerprint(self, cfg_dict: dict, resume: bool, latest: Path | None, error: Exception | None) -> dict:
-        """What every process of a multi-process run must agree on (see :func:`vsml.meta.distributed.agree`)."""
+        """What every process of a multi-process run must agree on (see :func:`vsml.meta.processes.agree`)."""
         ckpt = None
         if latest is not None:
             ckpt = {"file": latest.name, "sha256": hashlib.sha256(latest.read_bytes()).hexdigest()}
@@ -629,8 +382,6 @@ class MetaTrainer:
         kind = getattr(getattr(self.learner, "config", None), "kernel", None)
         if kind is None:
             return None
-        from vsml import kernels
-
         try:
             return kernels.resolve_kernel(kind)
         except (kernels.KernelUnavailableError, ValueError) as e:
@@ -655,74 +406,24 @@ class MetaTrainer:
                 owned=[self.out_dir / n for n in OWNED],
             )
             if resume:
-                latest, art = self._resume_point(mgr, cfg_dict, self._allow)
-                restored = self._restore(latest, art)
+                latest, art, self._changes = resume_point(mgr, cfg_dict, self.learner, self.resume_command, self._allow)
+                restored = restore(
+                    latest,
+                    art,
+                    self.init_state,
+                    lambda: getattr(self.optimizer(0), "section", self.config.meta_optimizer.name),
+                    self.resume_command,
+                )
         except (CheckpointError, runs.RunLockError, runs.OutputError, ConfigError, MetaTrainingError) as e:
-            if not dist.is_multiprocess():
+            if not processes.is_multiprocess():
                 raise
             error = e
-        dist.agree(
+        processes.agree(
             self._fingerprint(cfg_dict, resume, latest, error),
-            dist.distributed_config(self.config.distributed).startup_timeout,
+            processes.distributed_config(self.config.distributed).startup_timeout,
             "meta-training run",
         )
         return latest, art, restored
-
-    def _restore(self, latest: Path, art) -> tuple[MetaState, bool]:
-        """The meta-state stored in checkpoint ``art`` (host arrays) and whether it is slim (no
-        inner-loop state: the lifetimes restart). A persistent inner state that does not fit this
-        run raises a :class:`CheckpointError` saying what differs and how to continue."""
-        pos = CurriculumState(*art.meta["curriculum"])
-        template = self.init_state(pos.stage)
-        slim = "inner" not in art.groups and bool(jax.tree_util.tree_leaves(template.inner))
-        groups = {}
-        for g in MetaState._fields:
-            if g == "inner" and "inner" not in art.groups:  # slim (or an estimator without inner state)
-                groups[g] = template.inner
-                continue
-            try:
-                groups[g] = art.restore(g, getattr(template, g))
-            except artifacts.ArtifactError as e:
-                if g != "inner":
-                    raise CheckpointError(str(e)) from None
-                raise CheckpointError(self._inner_mismatch(latest, art, template.inner, e)) from None
-        return MetaState(**groups), slim
-
-    def _inner_mismatch(self, latest: Path, art, inner, error) -> str:
-        """What differs between a checkpoint's persistent inner state and this run's, and how to go on."""
-        meta = art.meta
-        stored = art.leaves("inner")
-        want = jax.tree_util.tree_leaves(inner)
-        facts = []
-        was_p, was_d = meta.get("processes"), meta.get("devices")
-        if was_p is not None and (was_p, was_d) != (jax.process_count(), jax.device_count()):
-            facts.append(
-                f"it was written by {was_p} process(es) with {was_d} device(s) in all, this run has "
-                f"{jax.process_count()} with {jax.device_count()}"
-            )
-        families = len(inner) if isinstance(inner, tuple) else 1
-        per_family = len(want) // max(families, 1)
-        if per_family and len(stored) % per_family == 0 and len(stored) // per_family != families:
-            facts.append(f"it holds {len(stored) // per_family} task families' lifetimes, this run has {families}")
-        if stored and want and len(stored) == len(want) and np.shape(stored[0])[:1] != np.shape(want[0])[:1]:
-            n_have, n_want = np.shape(stored[0])[:1], np.shape(want[0])[:1]
-            section = getattr(self.optimizer(0), "section", self.config.meta_optimizer.name)
-            facts.append(
-                f"it holds {n_have[0] if n_have else 'no'} lifetime(s) per family where this run's {section} "
-                f"settings give {n_want[0] if n_want else 'none'}"
-            )
-            if was_p and was_p > 1 and n_have and n_want and n_have[0] * was_p == n_want[0]:
-                facts.append(
-                    "it holds one process's share only (written by a vsml version whose multi-process "
-                    "checkpoints kept process 0's lifetimes alone)"
-                )
-        what = "; ".join(facts) if facts else str(error)
-        return (
-            f"checkpoint {latest}: its persistent inner-loop state (the lifetimes in progress) does not fit this "
-            f"run: {what}. The meta-parameters and optimizer state are usable: to continue with fresh lifetimes, "
-            f"run `vsml convert --slim {latest}` and then {self.resume_command} (or resume with the process count "
-            "and estimator settings it was written with, to continue its lifetimes exactly)"
-        )
 
     def _write(self, what: str, iteration: int, mgr: CheckpointManager, fn):
         """Run a write (:meth:`TrainingLoop.write`: an OS error says that nothing earlier is lost and how to
@@ -867,7 +568,7 @@ class MetaTrainer:
                     iteration,
                     mgr,
                     lambda: artifacts.save(
-                        best_path, "learner", {"params": dist.to_host(state.params)}, record, sidecar=True
+                        best_path, "learner", {"params": sharding.to_host(state.params)}, record, sidecar=True
                     ),
                 )
                 logger.message(f"it {iteration:6d}  best meta-test so far ({score:.4f}): {best_path}")
@@ -877,7 +578,7 @@ class MetaTrainer:
             nonlocal state, pos, streak
             stage = pos.stage
             state, m = self.step(state, it, stage)
-            loss, acc, gnorm, finite = (float(np.asarray(dist.to_host(v))) for v in m)
+            loss, acc, gnorm, finite = (float(np.asarray(sharding.to_host(v))) for v in m)
             rec = {
                 "iteration": it + 1,
                 "stage": stage,
@@ -910,7 +611,7 @@ class MetaTrainer:
 
         def checkpoint(iteration: int) -> Path:
             ckpt = mgr.folder / f"ckpt_{iteration:08d}.npz"
-            host_state = dist.to_host(state)  # every process: gathering sharded inner state is a collective
+            host_state = sharding.to_host(state)  # every process: gathering sharded inner state is a collective
             if self.main:
                 self._write(
                     f"checkpoint {ckpt}",
@@ -942,10 +643,10 @@ class MetaTrainer:
             checkpoint=checkpoint,
             after=after,
             before=before,
-            agree=lambda signum: dist.process_max(signum, self.mesh),  # every process stops at the same step
-            guard=dist.peer_guard("meta-training"),
+            agree=lambda signum: sharding.process_max(signum, self.mesh),  # every process stops at the same step
+            guard=processes.peer_guard("meta-training"),
         )
-        host_params = dist.to_host(state.params)
+        host_params = sharding.to_host(state.params)
         if self.main and (
             cfg.iterations > start or start == 0
         ):  # iterations=0: the starting learner (e.g. a mapped init)
@@ -992,8 +693,6 @@ class MetaTrainer:
     def input_contract(self) -> dict | None:
         """The input preprocessing the trained learner expects: that of the last curriculum stage
         (:mod:`vsml.contract`)."""
-        from vsml import contract
-
         last = len(self.curriculum.stages) - 1
         try:
             return contract.from_sampler(

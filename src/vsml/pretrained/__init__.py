@@ -97,5 +97,5 @@ def save(path: str | os.PathLike, config, params: dict, meta: dict | None = None
     from vsml.config import to_dict
 
     npz = Path(path).with_suffix(".npz")
-    record = {"learner": {"name": "vsml", "options": to_dict(config)}, "info": meta or {}}
+    record = {"learner": {"name": "vsml", "options": to_dict(config, stored=True)}, "info": meta or {}}
     return artifacts.save(npz, "learner", {"params": params}, record, sidecar=True)
