@@ -82,9 +82,8 @@ class CloneConfig:
     """Everything a cloning run depends on (with ``seed``, it determines the result)."""
 
     name: str = "cloned_sgd_1layer"
-    hidden: Annotated[
-        tuple[int, ...], Range(">=1")
-    ] = ()  # hidden layer sizes of the shipped VSMLConfig (tanh cells above layer 0)
+    # hidden layer sizes of the shipped VSMLConfig (tanh cells above layer 0)
+    hidden: Annotated[tuple[int, ...], Range(">=1")] = ()
     lr: Annotated[float, Range(">0")] = 0.01  # α of the cloned SGD
     state_size: Annotated[int, Range(">=1")] = 16
     message_size: Annotated[int, Range(">=2")] = 8

@@ -64,9 +64,8 @@ class ESConfig:
     sigma: Annotated[float, Range(">0")] = 0.05
     lr: Annotated[float, Range(">0")] = 0.025
     eps: Annotated[float, Range(">0")] = 1e-8  # Adam's epsilon
-    trainable: tuple[
-        str, ...
-    ] = ()  # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
+    # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
+    trainable: tuple[str, ...] = ()
     clip: Annotated[float, Range(">=0")] = 0.0
     fitness_shaping: Shaping | bool = "none"  # a FITNESS_SHAPING name (true/false: centered_ranks/none)
     episodes: Literal["member", "pair"] = "member"

@@ -35,9 +35,8 @@ class GradientConfig:
     eps: Annotated[float, Range(">0")] = (
         1e-8  # Adam's epsilon (a much smaller one shortens chance plateaus: Kirsch et al. 2022)
     )
-    trainable: tuple[
-        str, ...
-    ] = ()  # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
+    # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
+    trainable: tuple[str, ...] = ()
     chunk: Annotated[int | None, Range(">=1")] = (
         None  # episodes differentiated at once per device; gradients averaged (memory)
     )

@@ -57,9 +57,8 @@ class ObjectiveConfig:
     last_steps: Annotated[int, Range(">=1")] = 1
     truncation: Annotated[int | None, Range(">=1")] = None
     normalize: bool = False  # divide each episode's loss by log(num_classes) (its chance level)
-    bands: Annotated[
-        tuple[int, ...], Range(">=1")
-    ] = ()  # step-band boundaries: each band's mean loss counts equally (see module docstring)
+    # step-band boundaries: each band's mean loss counts equally (see module docstring)
+    bands: Annotated[tuple[int, ...], Range(">=1")] = ()
     band_share: Annotated[float, Range("[0,1]")] = (
         1.0  # share of the band-balanced mean in the objective; the rest is the plain mean
     )

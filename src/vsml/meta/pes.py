@@ -59,9 +59,8 @@ class PESConfig:
     sigma: Annotated[float, Range(">0")] = 0.05
     lr: Annotated[float, Range(">0")] = 0.01
     eps: Annotated[float, Range(">0")] = 1e-8  # Adam's epsilon
-    trainable: tuple[
-        str, ...
-    ] = ()  # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
+    # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
+    trainable: tuple[str, ...] = ()
     clip: Annotated[float, Range(">=0")] = 0.0
     lifetime: ps.LifetimeConfig = ps.LifetimeConfig()
     chunk: Annotated[int | None, Range(">=1")] = 8  # members unrolled at once per device (memory / cache); null: all

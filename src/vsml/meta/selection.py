@@ -47,9 +47,9 @@ def overlaps(a: DatasetSpec, b: DatasetSpec) -> bool:
         return False
     if a.classes is not None and b.classes is not None and not set(a.classes) & set(b.classes):
         return False
-    fa, fb = _fractions(a.split), _fractions(b.split)
     if parse_split(a.split)[0] != parse_split(b.split)[0]:
         return False
+    fa, fb = _fractions(a.split), _fractions(b.split)
     if fa is None or fb is None:
         return True
     return max(fa[1], fb[1]) < min(fa[2], fb[2])

@@ -44,9 +44,8 @@ class TBPTTConfig:
     eps: Annotated[float, Range(">0")] = (
         1e-8  # Adam's epsilon (a much smaller one shortens chance plateaus: Kirsch et al. 2022)
     )
-    trainable: tuple[
-        str, ...
-    ] = ()  # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
+    # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
+    trainable: tuple[str, ...] = ()
     remat: bool = True
     lifetime: ps.LifetimeConfig = ps.LifetimeConfig()
 

@@ -306,11 +306,15 @@ class MetaTrainer:
                 f"meta-step failed for learner {self.config.learner.name} on stage {stage}: {e}"
             ) from None
 
+    def _eval_specs(self, base: SamplerConfig) -> tuple[DatasetSpec, ...]:
+        """The periodic meta-test datasets: ``eval.datasets``, else the test splits of ``base``'s datasets."""
+        return self.config.eval.datasets or tuple(DatasetSpec(d.name, "test") for d in base.datasets)
+
     def eval_configs(self) -> dict[str, SamplerConfig]:
         """The meta-test episodes' sampler config per held-out dataset (``label -> SamplerConfig``)."""
         ev, cfg = self.config.eval, self.config
         base = self.curriculum.sampler_config(cfg.data, len(self.curriculum.stages) - 1)
-        datasets = ev.datasets or tuple(DatasetSpec(d.name, "test") for d in base.datasets)
+        datasets = self._eval_specs(base)
         out = {}
         for spec in datasets:
             data = to_dict(base)
@@ -328,8 +332,7 @@ class MetaTrainer:
         with ``eval.keep_best: null`` resolved by the eval datasets' roles (:mod:`vsml.meta.selection`)."""
         ev, cfg = self.config.eval, self.config
         train = [d for st in range(len(self.curriculum.stages)) for s in self.sampler_configs(st) for d in s.datasets]
-        base = self.curriculum.sampler_config(cfg.data, len(self.curriculum.stages) - 1)
-        specs = ev.datasets or tuple(DatasetSpec(d.name, "test") for d in base.datasets)
+        specs = self._eval_specs(self.curriculum.sampler_config(cfg.data, len(self.curriculum.stages) - 1))
         roles = dataset_roles(specs, train)
         keep, note = keep_best_default(ev.keep_best, bool(ev.datasets), roles)
         return keep and bool(ev.every), note, roles
