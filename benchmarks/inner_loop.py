@@ -62,7 +62,10 @@ def child(measure: str, impl: str, steps: int, repeats: int) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from vsml.kernels.ops import lstm_gates
+    try:
+        from vsml.kernels.ops import lstm_gates
+    except ImportError:  # a --baseline build from before the primitives moved to kernels/ops.py
+        from vsml.learners.vsml import lstm_gates
     from vsml.learners.base import TaskSpec, episode
     from vsml.learners.vsml import VSML, VSMLConfig
     from vsml.learners.vsml_reference import ReferenceVSML
