@@ -66,6 +66,8 @@ class ESConfig:
     eps: Annotated[float, Range(">0")] = 1e-8  # Adam's epsilon
     # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
     trainable: tuple[str, ...] = ()
+    # steps (and ES / PES noise) in log|θ|: each entry moves by a fraction of itself, zeros stay zero
+    relative: bool = False
     clip: Annotated[float, Range(">=0")] = 0.0
     fitness_shaping: Shaping | bool = "none"  # a FITNESS_SHAPING name (true/false: centered_ranks/none)
     episodes: Literal["member", "pair"] = "member"
@@ -91,9 +93,13 @@ def pair_noise(key: jax.Array, like: jax.Array) -> jax.Array:
     return jax.random.normal(jax.random.split(key, 3)[0], like.shape, like.dtype)
 
 
-def antithetic_gradient(loss_fn, flat: jax.Array, keys: jax.Array, cfg: ESConfig, mesh, mask: jax.Array | None = None):
+def antithetic_gradient(
+    loss_fn, flat: jax.Array, keys: jax.Array, cfg: ESConfig, mesh, mask: jax.Array | None = None, scale=None
+):
     """ES estimate of ∇ E[loss]. ``loss_fn(flat_params, key) -> (loss, acc)``; ``keys [pairs, 2]``;
     ``mask [D]`` (optional): perturb only where it is 1 (the estimate is 0 elsewhere).
+    ``scale [D]`` (optional): members are ``flat ± σ·ε⊙scale`` while the estimate stays
+    ``E[ΔL·ε]/2σ``: with ``scale = flat`` it is the gradient with respect to log|θ| (relative noise).
 
     Returns ``(grad [D], mean loss, mean accuracy, all finite)``.
     """
@@ -103,6 +109,8 @@ def antithetic_gradient(loss_fn, flat: jax.Array, keys: jax.Array, cfg: ESConfig
     def members(k):  # both members of a pair: thetas [2, D], episode keys [2, 2]
         _, k_pos, k_neg = jax.random.split(k, 3)
         eps = pair_noise(k, flat) if mask is None else pair_noise(k, flat) * mask
+        if scale is not None:
+            eps = eps * scale
         ks = jnp.stack([k_pos, k_pos if cfg.episodes == "pair" else k_neg])
         return jnp.stack([flat + cfg.sigma * eps, flat - cfg.sigma * eps]), ks
 
@@ -147,9 +155,10 @@ class AntitheticES(MetaOptimizer):
         keys = jax.random.split(key, cfg.population // 2)
         mask = self.mask(state.params)
         fmask = None if mask is None else ravel_pytree(mask)[0]
-        g, loss, acc, finite = antithetic_gradient(loss_fn, flat, keys, cfg, problem.mesh, fmask)
+        scale = None if self.noise_scale(state.params) is None else flat
+        g, loss, acc, finite = antithetic_gradient(loss_fn, flat, keys, cfg, problem.mesh, fmask, scale)
         loss = jnp.where(finite, loss, jnp.nan)
         params, opt_state, gnorm, ok = guarded_update(
-            self.update_rule(lr), state.params, state.opt_state, unravel(g), loss, mask=mask
+            self.update_rule(lr), state.params, state.opt_state, unravel(g), loss, mask=mask, relative=self.relative
         )
         return MetaState(params, opt_state, state.inner), StepMetrics(loss, acc, gnorm, ok)

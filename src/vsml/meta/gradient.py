@@ -37,6 +37,8 @@ class GradientConfig:
     )
     # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
     trainable: tuple[str, ...] = ()
+    # steps (and ES / PES noise) in log|θ|: each entry moves by a fraction of itself, zeros stay zero
+    relative: bool = False
     chunk: Annotated[int | None, Range(">=1")] = (
         None  # episodes differentiated at once per device; gradients averaged (memory)
     )
@@ -83,6 +85,12 @@ class GradientDescent(MetaOptimizer):
                 params
             )
         params, opt_state, gnorm, finite = guarded_update(
-            self.update_rule(lr), params, state.opt_state, grads, loss, mask=self.mask(params)
+            self.update_rule(lr),
+            params,
+            state.opt_state,
+            self.log_space(grads, params),
+            loss,
+            mask=self.mask(params),
+            relative=self.relative,
         )
         return MetaState(params, opt_state, state.inner), StepMetrics(loss, acc, gnorm, finite)

@@ -84,6 +84,23 @@ class MetaOptimizer:
         return trainable_mask(params, getattr(self.config, "trainable", ()), self.section)
 
     @property
+    def relative(self) -> bool:
+        """The config's ``relative``: steps (and ES / PES noise) in log|θ| (:func:`guarded_update`)."""
+        return bool(getattr(self.config, "relative", False))
+
+    def noise_scale(self, params) -> PyTree | None:
+        """Per-entry factor of ES / PES perturbations: θ itself when ``relative`` (θ ± σ·z⊙θ: each
+        entry perturbed by a fraction σ of itself, zeros never, so the estimate ``E[ΔL·z]/2σ`` is
+        the gradient with respect to log|θ|, what :func:`guarded_update` takes when relative);
+        ``None`` otherwise. The :meth:`mask` applies on top."""
+        return params if self.relative else None
+
+    def log_space(self, grads, params):
+        """An exact gradient ``∂L/∂θ`` as what :func:`guarded_update` takes: ``∂L/∂log|θ| = θ·∂L/∂θ``
+        when ``relative``, else unchanged."""
+        return jax.tree_util.tree_map(jnp.multiply, grads, params) if self.relative else grads
+
+    @property
     def optimizer(self) -> optax.GradientTransformation:
         """The update rule at the config's ``lr`` (:meth:`update_rule`)."""
         return self.update_rule()
@@ -146,9 +163,16 @@ def trainable_mask(params, patterns, section: str = "trainable") -> PyTree | Non
     )
 
 
-def guarded_update(optimizer, params, opt_state, grads, loss, mask=None):
+def guarded_update(optimizer, params, opt_state, grads, loss, mask=None, relative: bool = False):
     """Apply ``optimizer`` unless ``loss`` or ``grads`` are non-finite. Returns (params, opt_state, norm, finite).
-    ``mask`` (:func:`trainable_mask`): frozen entries get neither gradient nor update."""
+    ``mask`` (:func:`trainable_mask`): frozen entries get neither gradient nor update.
+
+    ``relative``: ``grads`` are with respect to ``s = log|θ|`` (:meth:`MetaOptimizer.log_space`,
+    :meth:`MetaOptimizer.noise_scale`) and the optimizer's update ``u`` is applied there,
+    ``θ ← θ·exp(u)``: every entry moves by a fraction of itself (Adam's rate is a relative step),
+    keeps its sign, and zeros stay zero. A start whose entries span many scales (a cloned LA has
+    gate biases of ~20 beside input weights of ~1e-3 and exact zeros that its circuit relies on)
+    is then perturbed evenly instead of most in its smallest entries."""
     if mask is not None:
         grads = jax.tree_util.tree_map(jnp.multiply, grads, mask)
     gnorm = optax.tree.norm(grads)
@@ -157,6 +181,9 @@ def guarded_update(optimizer, params, opt_state, grads, loss, mask=None):
     updates, new_opt = optimizer.update(grads, opt_state, params)
     if mask is not None:
         updates = jax.tree_util.tree_map(jnp.multiply, updates, mask)
-    new_params = optax.apply_updates(params, updates)
+    if relative:
+        new_params = jax.tree_util.tree_map(lambda p, u: (p * jnp.exp(u)).astype(p.dtype), params, updates)
+    else:
+        new_params = optax.apply_updates(params, updates)
     keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, old)  # noqa: E731
     return keep(new_params, params), keep(new_opt, opt_state), gnorm, finite

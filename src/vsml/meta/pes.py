@@ -61,6 +61,8 @@ class PESConfig:
     eps: Annotated[float, Range(">0")] = 1e-8  # Adam's epsilon
     # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
     trainable: tuple[str, ...] = ()
+    # steps (and ES / PES noise) in log|θ|: each entry moves by a fraction of itself, zeros stay zero
+    relative: bool = False
     clip: Annotated[float, Range(">=0")] = 0.0
     lifetime: ps.LifetimeConfig = ps.LifetimeConfig()
     chunk: Annotated[int | None, Range(">=1")] = 8  # members unrolled at once per device (memory / cache); null: all
@@ -81,15 +83,17 @@ class PESInner(NamedTuple):
     noise: jax.Array  # [pairs, D] accumulated unit noise Z of the current lifetimes
 
 
-def pes_estimate(unroll, flat, states, noise, data, keys, sigma: float, mesh, chunk, mask=None):
+def pes_estimate(unroll, flat, states, noise, data, keys, sigma: float, mesh, chunk, mask=None, scale=None):
     """One PES estimate over ``pairs`` antithetic pairs.
 
     ``unroll(theta [D], state, data) -> (state, (loss, acc))`` runs one truncation; ``states``:
     member states ``[2·pairs, ...]`` (pair-major); ``noise``: accumulated ``Z [pairs, D]`` before
     this truncation; ``data``: per-pair truncation data (leading axis pairs, shared by both members);
     ``keys [pairs, 2]``: this step's noise keys; ``mask [D]`` (optional): perturb only where it is
-    non-zero. Returns ``(grad [D], Z, states, losses [2·pairs],
-    accs [2·pairs])``; pairs with a non-finite loss get a zero coefficient.
+    non-zero; ``scale [D]`` (optional): members are ``flat ± σ·z⊙scale`` while ``Z`` accumulates
+    ``z`` (``scale = flat``: relative noise, the estimate is the gradient with respect to log|θ|).
+    Returns ``(grad [D], Z, states, losses [2·pairs], accs [2·pairs])``; pairs with a non-finite
+    loss get a zero coefficient.
     """
     keys = shard_batch(keys, mesh)
     pairs = keys.shape[0]
@@ -97,7 +101,8 @@ def pes_estimate(unroll, flat, states, noise, data, keys, sigma: float, mesh, ch
     if mask is not None:
         z = z * mask
     total = noise + z
-    thetas = jnp.stack([flat + sigma * z, flat - sigma * z], axis=1).reshape(2 * pairs, -1)
+    dz = z if scale is None else z * scale
+    thetas = jnp.stack([flat + sigma * dz, flat - sigma * dz], axis=1).reshape(2 * pairs, -1)
     data2 = jax.tree_util.tree_map(lambda a: jnp.repeat(a, 2, axis=0), data)
     states, (loss, acc) = chunked_map(lambda a: unroll(*a), (thetas, states, data2), mesh, chunk)
     lp, ln = loss.reshape(pairs, 2).T
@@ -173,8 +178,9 @@ class PersistentES(MetaOptimizer):
         if trained is not None:
             tflat = ravel_pytree(trained)[0]
             mask = tflat if mask is None else mask * tflat
+        relative_to = None if self.noise_scale(params) is None else flat
         g, noise, states, loss, acc = pes_estimate(
-            unroll, flat, states, noise, (xs, ys, ws), keys, cfg.sigma, fam.mesh, cfg.chunk, mask
+            unroll, flat, states, noise, (xs, ys, ws), keys, cfg.sigma, fam.mesh, cfg.chunk, mask, relative_to
         )
         ok = jnp.isfinite(loss).reshape(-1, 2).all(axis=1)
         particles = ps.advance(particles, life.truncation)
@@ -197,7 +203,13 @@ class PersistentES(MetaOptimizer):
             accs.append(acc)
         g, loss, acc = sum(grads) / len(grads), sum(losses) / len(losses), sum(accs) / len(accs)
         params, opt_state, gnorm, finite = guarded_update(
-            self.update_rule(lr), state.params, state.opt_state, unravel(g), loss, mask=self.mask(state.params)
+            self.update_rule(lr),
+            state.params,
+            state.opt_state,
+            unravel(g),
+            loss,
+            mask=self.mask(state.params),
+            relative=self.relative,
         )
         inners = tuple(shard_leading(i, fam.mesh) for i, fam in zip(inners, problem.families()))
         return MetaState(params, opt_state, inners), StepMetrics(loss, acc, gnorm, finite)

@@ -46,6 +46,8 @@ class TBPTTConfig:
     )
     # regexes of meta-parameter paths to train (e.g. '/b$'); the rest frozen. Empty: all
     trainable: tuple[str, ...] = ()
+    # steps (and ES / PES noise) in log|θ|: each entry moves by a fraction of itself, zeros stay zero
+    relative: bool = False
     remat: bool = True
     lifetime: ps.LifetimeConfig = ps.LifetimeConfig()
 
@@ -134,7 +136,13 @@ class TruncatedBPTT(MetaOptimizer):
             )  # diverged: restart next step
             inners.append(TBPTTInner(particles, states))
         params, opt_state, gnorm, finite = guarded_update(
-            self.update_rule(lr), state.params, state.opt_state, grads, loss, mask=self.mask(state.params)
+            self.update_rule(lr),
+            state.params,
+            state.opt_state,
+            self.log_space(grads, state.params),
+            loss,
+            mask=self.mask(state.params),
+            relative=self.relative,
         )
         inners = tuple(shard_leading(i, fam.mesh) for i, (_, _, fam) in zip(inners, prepared))
         return MetaState(params, opt_state, inners), StepMetrics(loss, acc, gnorm, finite)
