@@ -87,3 +87,13 @@ def test_protocol_and_clone_evaluate_are_subcommands(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("vsml clone-evaluate: error: output folder") and "--overwrite" in err
     assert (tmp_path / "full" / "table.md").read_text() == "an earlier run"
+
+
+def test_commands_record_their_own_arguments_once(monkeypatch):
+    """`vsml protocol ...` records `vsml protocol <its arguments>`, not the command name twice."""
+    from vsml.eval import protocol
+
+    seen = {}
+    monkeypatch.setattr(protocol, "run_command", lambda args, argv=None: seen.setdefault("argv", argv) and 0)
+    main(["protocol", "--checkpoint", "general", "--chunk", "3"])
+    assert seen["argv"] == ["--checkpoint", "general", "--chunk", "3"]

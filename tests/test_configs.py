@@ -11,7 +11,7 @@ from vsml.learners.vsml import VSML
 from vsml.meta.trainer import MetaTrainer, load_meta_config
 
 CONFIGS = Path(__file__).parents[1] / "configs"
-META = sorted(CONFIGS.glob("meta_*.yaml"))
+META = sorted(p for pattern in ("meta_*.yaml", "campaign_*.yaml", "general_*.yaml") for p in CONFIGS.glob(pattern))
 CLONE = sorted(CONFIGS.glob("clone_*.yaml"))
 
 
@@ -72,17 +72,21 @@ def _stored_meta_configs():
 
 
 def test_every_stored_run_config_still_loads():
-    """Checkpoints and learners written with the older form (``method: tbptt`` + ``tbptt:``) read
-    into the current schema, with the estimator and its settings they were written with."""
+    """Checkpoints and learners written with the older form (``method: tbptt`` + ``tbptt:``) or the
+    current one (``meta_optimizer:``) read into the current schema, with the estimator and its settings they were written with."""
     from vsml.meta.trainer import meta_config_from_dict
 
     stored = _stored_meta_configs()
     assert len(stored) >= 5
     for path, data in stored:
         cfg = meta_config_from_dict(data)
-        method = data.get("method", "gradient")
+        if "meta_optimizer" in data:  # written in the current form
+            method, options = data["meta_optimizer"]["name"], data["meta_optimizer"].get("options") or {}
+        else:
+            method = data.get("method", "gradient")
+            options = data.get(method) or {}
         assert cfg.meta_optimizer.name == method, path
-        for key, value in (data.get(method) or {}).items():
+        for key, value in options.items():
             assert to_dict(cfg.meta_optimizer.options[key]) == to_dict(value), (path, key)
 
 

@@ -4,18 +4,18 @@
 # 10-minute slot). Its checkpoint continues anywhere else with --resume, the CPU included.
 #
 #   tools/campaign_continue.sh [CONFIG] [OUT] [SECONDS]
-#   defaults: configs/campaign_general.yaml runs/campaign 540
+#   defaults: configs/campaign_relative.yaml runs/campaign2 540 (the campaign's phase 2)
 #
 # A fresh OUT folder is seeded from the committed slim checkpoint and best learner in
-# docs/results/campaign/ (when they exist). Needs `vsml` on PATH (or VSML=/path/to/vsml) and, for
-# the campaign's datasets, VSML_DATA_DIR. Exit code 0 when the budget ended the run (a checkpoint
+# docs/results/campaign2/ (when they exist; CAMPAIGN_SEED_DIR names another folder). Needs `vsml`
+# on PATH (or VSML=/path/to/vsml) and, for the campaign's datasets, VSML_DATA_DIR. Exit code 0 when the budget ended the run (a checkpoint
 # was written) or the run finished; otherwise vsml meta-train's own code.
 set -euo pipefail
-config="${1:-configs/campaign_general.yaml}"
-out="${2:-runs/campaign}"
+config="${1:-configs/campaign_relative.yaml}"
+out="${2:-runs/campaign2}"
 seconds="${3:-540}"
 vsml="${VSML:-vsml}"
-seed_dir="${CAMPAIGN_SEED_DIR:-docs/results/campaign}"
+seed_dir="${CAMPAIGN_SEED_DIR:-docs/results/campaign2}"
 
 mkdir -p "$out/checkpoints"
 resume=()

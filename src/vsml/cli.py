@@ -154,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MPLBACKEND", "Agg")  # the command writes PNGs, never opens a window (vsml/eval/plots.py)
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by commands that write their command line
+    full = list(sys.argv[1:] if argv is None else argv)
+    # the command's own arguments (after its name), recorded by commands that write their command line
+    args.argv = full[full.index(args.command) + 1 :] if args.command in full else full
     return int(args.func(args) or 0)
 
 
