@@ -73,7 +73,8 @@ def _stored_meta_configs():
 
 def test_every_stored_run_config_still_loads():
     """Checkpoints and learners written with the older form (``method: tbptt`` + ``tbptt:``) or the
-    current one (``meta_optimizer:``) read into the current schema, with the estimator and its settings they were written with."""
+    current one (``meta_optimizer:``) read into the current schema, with the estimator and its
+    settings they were written with."""
     from vsml.meta.trainer import meta_config_from_dict
 
     stored = _stored_meta_configs()

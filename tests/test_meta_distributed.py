@@ -243,7 +243,9 @@ def _check_sharded(out: str, processes: int, ref) -> None:
                 want
             ):  # relative to the program's largest entry: shift-invariant parameters' gradients are rounding noise
                 scale = max(float(np.abs(v).max()) for name, v in want.items() if name.split("/")[0] == k.split("/")[0])
-                np.testing.assert_allclose(got[k] / scale, want[k] / scale, atol=2e-6, err_msg=f"{kind} {k}")
+                # 5e-6: the summation order differs between a sharded and a one-device program, and
+                # by host (an AVX-512 Xeon reaches 2.4e-6 where a Zen 4 EPYC stays under 2e-6)
+                np.testing.assert_allclose(got[k] / scale, want[k] / scale, atol=5e-6, err_msg=f"{kind} {k}")
 
 
 @pytest.mark.skipif(not __import__("vsml.kernels").kernels.available(), reason="fused kernel not built")
