@@ -155,7 +155,7 @@ class AntitheticES(MetaOptimizer):
         keys = jax.random.split(key, cfg.population // 2)
         mask = self.mask(state.params)
         fmask = None if mask is None else ravel_pytree(mask)[0]
-        scale = None if self.noise_scale(state.params) is None else flat
+        scale = flat if self.relative else None
         g, loss, acc, finite = antithetic_gradient(loss_fn, flat, keys, cfg, problem.mesh, fmask, scale)
         loss = jnp.where(finite, loss, jnp.nan)
         params, opt_state, gnorm, ok = guarded_update(

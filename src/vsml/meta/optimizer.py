@@ -85,15 +85,10 @@ class MetaOptimizer:
 
     @property
     def relative(self) -> bool:
-        """The config's ``relative``: steps (and ES / PES noise) in log|θ| (:func:`guarded_update`)."""
+        """The config's ``relative``: steps in log|θ| (:func:`guarded_update`); ES / PES then perturb
+        θ ± σ·z⊙θ (each entry by a fraction σ of itself, zeros never), so their estimate
+        ``E[ΔL·z]/2σ`` is the gradient with respect to log|θ| that the update takes."""
         return bool(getattr(self.config, "relative", False))
-
-    def noise_scale(self, params) -> PyTree | None:
-        """Per-entry factor of ES / PES perturbations: θ itself when ``relative`` (θ ± σ·z⊙θ: each
-        entry perturbed by a fraction σ of itself, zeros never, so the estimate ``E[ΔL·z]/2σ`` is
-        the gradient with respect to log|θ|, what :func:`guarded_update` takes when relative);
-        ``None`` otherwise. The :meth:`mask` applies on top."""
-        return params if self.relative else None
 
     def log_space(self, grads, params):
         """An exact gradient ``∂L/∂θ`` as what :func:`guarded_update` takes: ``∂L/∂log|θ| = θ·∂L/∂θ``
@@ -168,7 +163,7 @@ def guarded_update(optimizer, params, opt_state, grads, loss, mask=None, relativ
     ``mask`` (:func:`trainable_mask`): frozen entries get neither gradient nor update.
 
     ``relative``: ``grads`` are with respect to ``s = log|θ|`` (:meth:`MetaOptimizer.log_space`,
-    :meth:`MetaOptimizer.noise_scale`) and the optimizer's update ``u`` is applied there,
+    :attr:`MetaOptimizer.relative`) and the optimizer's update ``u`` is applied there,
     ``θ ← θ·exp(u)``: every entry moves by a fraction of itself (Adam's rate is a relative step),
     keeps its sign, and zeros stay zero. A start whose entries span many scales (a cloned LA has
     gate biases of ~20 beside input weights of ~1e-3 and exact zeros that its circuit relies on)

@@ -178,7 +178,7 @@ class PersistentES(MetaOptimizer):
         if trained is not None:
             tflat = ravel_pytree(trained)[0]
             mask = tflat if mask is None else mask * tflat
-        relative_to = None if self.noise_scale(params) is None else flat
+        relative_to = flat if self.relative else None
         g, noise, states, loss, acc = pes_estimate(
             unroll, flat, states, noise, (xs, ys, ws), keys, cfg.sigma, fam.mesh, cfg.chunk, mask, relative_to
         )
